@@ -1,0 +1,98 @@
+//! Assembling the application: settings → catalog, storage, engine → ingest → router → serve.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+
+use crate::cache::ResponseCache;
+use crate::catalog::spec::{DatasetSpec, load_dir};
+use crate::catalog::{Catalog, Entry, Loaded};
+use crate::config::Settings;
+use crate::error::{Error, Result};
+use crate::ingest::{self, Outcome};
+use crate::query::Engine;
+use crate::state::AppState;
+use crate::storage::Storage;
+
+/// The catalog's dataset files plus CSV files named on the command line.
+pub fn specs(settings: &Settings, files: &[PathBuf]) -> Result<Vec<DatasetSpec>> {
+    let mut specs = load_dir(&settings.datasets_dir)?;
+    for f in files {
+        if !f.is_file() {
+            return Err(Error::Config(format!("{}: no such file", f.display())));
+        }
+        specs.push(DatasetSpec::for_file(f)?);
+    }
+    Ok(specs)
+}
+
+/// State with nothing loaded yet.
+pub fn state(settings: Settings, specs: Vec<DatasetSpec>) -> Result<AppState> {
+    let storage = Storage::open(&settings.storage)?;
+    let engine = Engine::new(&storage, &settings.limits)?;
+    Ok(AppState {
+        catalog: Arc::new(Catalog::new(specs)?),
+        engine: Arc::new(engine),
+        storage,
+        cache: ResponseCache::new(settings.cache_bytes),
+        settings: Arc::new(settings),
+    })
+}
+
+/// Makes the stored current version of a dataset the one served (no-op when there is none).
+pub async fn load_current(state: &AppState, entry: &Entry) -> Result<bool> {
+    let Some(manifest) = state.storage.current_manifest(&entry.spec.id).await? else {
+        return Ok(false);
+    };
+    let table = state.engine.table(&state.storage, &manifest)?;
+    entry.set_current(Arc::new(Loaded { manifest, table }));
+    Ok(true)
+}
+
+/// Ingests the named datasets (all when `ids` is empty) one after another, then serves what
+/// each has: a failed ingest leaves the previous version served and records the error.
+pub async fn ingest_and_load(
+    state: &AppState,
+    ids: &[String],
+    force: bool,
+) -> Result<Vec<(String, Result<Outcome>)>> {
+    let targets: Vec<&Arc<Entry>> = if ids.is_empty() {
+        state.catalog.entries().collect()
+    } else {
+        ids.iter()
+            .map(|id| state.catalog.entry(id))
+            .collect::<Result<_>>()?
+    };
+    let mut results = Vec::new();
+    for entry in targets {
+        let outcome =
+            ingest::ingest(&entry.spec, &state.storage, &state.settings.ingest, force).await;
+        match &outcome {
+            Ok(_) => {
+                load_current(state, entry).await?;
+            }
+            Err(e) => {
+                entry.set_error(e.to_string());
+                load_current(state, entry).await?;
+                entry.set_error(e.to_string());
+            }
+        }
+        results.push((entry.spec.id.clone(), outcome));
+    }
+    Ok(results)
+}
+
+/// Serves until `shutdown` completes.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    let router = crate::http::router(state);
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,92 @@
+//! A stored version's manifest (schema, row counts, ingest report, profile) and the pointer that
+//! names a dataset's current version.
+
+use serde::{Deserialize, Serialize};
+
+use super::schema::{Column, ColumnType};
+
+/// Bumped when the stored layout changes, so that old versions are re-ingested.
+pub const LAYOUT_VERSION: u32 = 1;
+
+/// Everything known about one immutable version; written after its Parquet files, before the
+/// pointer switches to it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+pub struct Manifest {
+    pub id: String,
+    pub version: String,
+    /// RFC 3339 time the version was written.
+    pub created_at: String,
+    pub layout: u32,
+    pub source: SourceInfo,
+    /// Digest of the dataset file's `[csv]` and `[columns]` at ingest.
+    pub options_digest: String,
+    pub rows: u64,
+    /// Parquet files of this version, relative to its directory.
+    pub files: Vec<String>,
+    pub schema: Vec<Column>,
+    pub report: IngestReport,
+    pub profile: Vec<ColumnProfile>,
+}
+
+/// What was read, so that an unchanged source can be recognised without re-reading it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+pub struct SourceInfo {
+    pub uri: String,
+    pub sha256: String,
+    pub bytes: u64,
+    /// Modification time of a local source (seconds since the epoch), for a cheap staleness check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub modified: Option<i64>,
+}
+
+/// How the source was read and what came of it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+pub struct IngestReport {
+    pub encoding: String,
+    pub delimiter: String,
+    /// 1-based line of the header in the source.
+    pub header_line: u64,
+    pub rows_read: u64,
+    pub rows_stored: u64,
+    pub rows_rejected: u64,
+    /// The first rejected rows, with their line numbers and reasons.
+    pub rejected: Vec<RejectedRow>,
+    /// Each column's type decision and why.
+    pub columns: Vec<ColumnDecision>,
+    pub warnings: Vec<String>,
+    pub duration_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+pub struct RejectedRow {
+    pub line: u64,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+pub struct ColumnDecision {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: ColumnType,
+    pub reason: String,
+}
+
+/// Per-column statistics computed at ingest.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+pub struct ColumnProfile {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: ColumnType,
+    pub nulls: u64,
+    /// Smallest value, in the column's JSON form.
+    #[schema(value_type = Object)]
+    pub min: serde_json::Value,
+    #[schema(value_type = Object)]
+    pub max: serde_json::Value,
+}
+
+/// `{id}/current.json`: the one object whose replacement publishes a version.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Pointer {
+    pub version: String,
+}

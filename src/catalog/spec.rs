@@ -1,0 +1,292 @@
+//! Dataset files (`datasets/<id>.toml`): what to ingest, from where, and how to read it.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::names::{is_valid_id, slugify};
+use super::schema::ColumnType;
+use crate::error::{Error, Result};
+
+/// A dataset as its file declares it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DatasetSpec {
+    #[serde(skip)]
+    pub id: String,
+    #[serde(default)]
+    pub title: String,
+    #[serde(default)]
+    pub description: String,
+    /// A path relative to the dataset file, an `http(s)://` URL or an object-store URL.
+    pub source: String,
+    #[serde(default)]
+    pub licence: Option<String>,
+    #[serde(default)]
+    pub producer: Option<String>,
+    #[serde(default)]
+    pub keywords: Vec<String>,
+    #[serde(default)]
+    pub csv: CsvOptions,
+    #[serde(default)]
+    pub columns: BTreeMap<String, ColumnOverride>,
+    /// Directory the relative `source` is resolved against.
+    #[serde(skip)]
+    pub base_dir: PathBuf,
+}
+
+/// `[csv]`: every field overrides what detection would decide.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(deny_unknown_fields)]
+pub struct CsvOptions {
+    pub delimiter: Option<String>,
+    pub encoding: Option<String>,
+    pub decimal: Option<String>,
+    pub quote: Option<String>,
+    pub header: Option<bool>,
+    pub null_values: Option<Vec<String>>,
+}
+
+/// `[columns.<name>]`: a column's forced type and its description.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(deny_unknown_fields)]
+pub struct ColumnOverride {
+    #[serde(rename = "type")]
+    pub kind: Option<ColumnType>,
+    pub description: Option<String>,
+}
+
+/// Where a dataset's bytes come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    Local(PathBuf),
+    Http(url::Url),
+    Store(url::Url),
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::Local(p) => write!(f, "{}", p.display()),
+            Source::Http(u) | Source::Store(u) => write!(f, "{u}"),
+        }
+    }
+}
+
+impl DatasetSpec {
+    /// Reads `<dir>/<id>.toml`.
+    pub fn load(path: &Path) -> Result<Self> {
+        let stem = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or_default();
+        if !is_valid_id(stem) {
+            return Err(Error::Config(format!(
+                "{}: `{stem}` is not a valid dataset id (lowercase ASCII letters, digits and `-`, e.g. `{}`)",
+                path.display(),
+                slugify(stem)
+            )));
+        }
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+        let mut spec: DatasetSpec =
+            toml::from_str(&text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+        spec.id = stem.to_string();
+        spec.base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        spec.validate()?;
+        Ok(spec)
+    }
+
+    /// A dataset for a CSV given on the command line: id from the slugified stem.
+    pub fn for_file(path: &Path) -> Result<Self> {
+        let stem = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or_default();
+        let id = slugify(stem);
+        if !is_valid_id(&id) {
+            return Err(Error::Config(format!(
+                "{}: cannot derive a dataset id from this file name",
+                path.display()
+            )));
+        }
+        let abs = std::path::absolute(path)?;
+        Ok(DatasetSpec {
+            id,
+            title: stem.to_string(),
+            description: String::new(),
+            source: abs.display().to_string(),
+            licence: None,
+            producer: None,
+            keywords: Vec::new(),
+            csv: CsvOptions::default(),
+            columns: BTreeMap::new(),
+            base_dir: abs.parent().map(Path::to_path_buf).unwrap_or_default(),
+        })
+    }
+
+    fn validate(&self) -> Result<()> {
+        let ctx = |msg: String| Error::Config(format!("dataset `{}`: {msg}", self.id));
+        if let Some(d) = &self.csv.delimiter {
+            if d.chars().count() != 1 || !d.is_ascii() {
+                return Err(ctx(format!(
+                    "[csv] delimiter `{d}` must be one ASCII character, e.g. \";\""
+                )));
+            }
+        }
+        if let Some(q) = &self.csv.quote {
+            if q.chars().count() != 1 || !q.is_ascii() {
+                return Err(ctx(format!(
+                    "[csv] quote `{q}` must be one ASCII character, e.g. '\"'"
+                )));
+            }
+        }
+        if let Some(d) = &self.csv.decimal {
+            if d != "." && d != "," {
+                return Err(ctx(format!("[csv] decimal `{d}` must be \".\" or \",\"")));
+            }
+        }
+        if let Some(e) = &self.csv.encoding {
+            if encoding_rs::Encoding::for_label(e.as_bytes()).is_none() {
+                return Err(ctx(format!(
+                    "[csv] encoding `{e}` is unknown; use a WHATWG label such as \"utf-8\", \"windows-1252\" or \"iso-8859-1\""
+                )));
+            }
+        }
+        self.source()?;
+        Ok(())
+    }
+
+    /// Resolves `source` against the dataset file's directory.
+    pub fn source(&self) -> Result<Source> {
+        let s = self.source.trim();
+        if s.is_empty() {
+            return Err(Error::Config(format!(
+                "dataset `{}`: `source` is empty",
+                self.id
+            )));
+        }
+        if let Ok(url) = url::Url::parse(s) {
+            match url.scheme() {
+                "http" | "https" => return Ok(Source::Http(url)),
+                "file" => {
+                    let path = url.to_file_path().map_err(|_| {
+                        Error::Config(format!(
+                            "dataset `{}`: `{s}` is not a local file URL",
+                            self.id
+                        ))
+                    })?;
+                    return Ok(Source::Local(path));
+                }
+                "s3" | "memory" => return Ok(Source::Store(url)),
+                // A Windows drive letter parses as a scheme; anything else is a path.
+                other if other.len() > 1 => {
+                    return Err(Error::Config(format!(
+                        "dataset `{}`: source scheme `{other}` is not supported (use a path, http(s)://, file://, s3:// or memory://)",
+                        self.id
+                    )));
+                }
+                _ => {}
+            }
+        }
+        let path = Path::new(s);
+        Ok(Source::Local(if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            self.base_dir.join(path)
+        }))
+    }
+
+    /// A digest of everything in the spec that changes how the source is read, so that editing
+    /// `[csv]` or `[columns]` makes the stored version stale.
+    pub fn read_options_digest(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let text = serde_json::to_string(&(&self.csv, &self.columns)).unwrap_or_default();
+        hex::encode(&Sha256::digest(text.as_bytes())[..8])
+    }
+}
+
+/// Loads every `*.toml` of a directory, sorted by id. A missing directory is an empty catalog.
+pub fn load_dir(dir: &Path) -> Result<Vec<DatasetSpec>> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::Config(format!("{}: {e}", dir.display()))),
+    };
+    let mut specs = Vec::new();
+    for entry in entries {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            specs.push(DatasetSpec::load(&path)?);
+        }
+    }
+    specs.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(specs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    #[test]
+    fn loads_a_dataset_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(
+            dir.path(),
+            "hebergements.toml",
+            "title = 'Hébergements'\nsource = 'h.csv'\nlicence = 'ODbL-1.0'\n[csv]\ndelimiter = ';'\n[columns.code_postal]\ntype = 'string'\n",
+        );
+        let spec = DatasetSpec::load(&p).unwrap();
+        assert_eq!(spec.id, "hebergements");
+        assert_eq!(
+            spec.source().unwrap(),
+            Source::Local(dir.path().join("h.csv"))
+        );
+        assert_eq!(spec.columns["code_postal"].kind, Some(ColumnType::String));
+        assert_eq!(spec.csv.delimiter.as_deref(), Some(";"));
+    }
+
+    #[test]
+    fn refuses_bad_files_with_a_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(dir.path(), "x.toml", "source = 'a.csv'\ntitel = 'typo'\n");
+        assert!(
+            DatasetSpec::load(&p)
+                .unwrap_err()
+                .to_string()
+                .contains("titel")
+        );
+        let p = write(dir.path(), "Bad_Name.toml", "source = 'a.csv'\n");
+        assert!(
+            DatasetSpec::load(&p)
+                .unwrap_err()
+                .to_string()
+                .contains("`bad-name`")
+        );
+        let p = write(
+            dir.path(),
+            "y.toml",
+            "source = 'a.csv'\n[csv]\ndecimal = ';'\n",
+        );
+        assert!(
+            DatasetSpec::load(&p)
+                .unwrap_err()
+                .to_string()
+                .contains("decimal")
+        );
+        let p = write(dir.path(), "z.toml", "source = 'ftp://host/a.csv'\n");
+        assert!(
+            DatasetSpec::load(&p)
+                .unwrap_err()
+                .to_string()
+                .contains("ftp")
+        );
+    }
+}

@@ -1,0 +1,151 @@
+//! Writers that turn Arrow batches into JSON, NDJSON and CSV bytes, one batch at a time.
+
+use arrow::record_batch::RecordBatch;
+
+use crate::error::{Error, Result};
+
+/// Datetimes as API.md specifies: `YYYY-MM-DDTHH:MM:SS`, fractional seconds only when present,
+/// an offset only on columns whose source had one.
+const TIMESTAMP: &str = "%Y-%m-%dT%H:%M:%S%.f";
+const TIMESTAMP_TZ: &str = "%Y-%m-%dT%H:%M:%S%.f%:z";
+
+/// Output formats of the data routes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Format {
+    Json,
+    Csv,
+    Ndjson,
+}
+
+impl Format {
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::Json => "application/json",
+            Format::Csv => "text/csv; charset=utf-8",
+            Format::Ndjson => "application/x-ndjson",
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Json => "json",
+            Format::Csv => "csv",
+            Format::Ndjson => "ndjson",
+        }
+    }
+}
+
+/// Rows as a JSON array of objects, nulls written out.
+pub fn json_array(batches: &[RecordBatch]) -> Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(4096);
+    {
+        let mut w = arrow::json::WriterBuilder::new()
+            .with_explicit_nulls(true)
+            .with_timestamp_format(TIMESTAMP.into())
+            .with_timestamp_tz_format(TIMESTAMP_TZ.into())
+            .build::<_, arrow::json::writer::JsonArray>(&mut out);
+        for b in batches {
+            w.write(b).map_err(Error::internal)?;
+        }
+        w.finish().map_err(Error::internal)?;
+    }
+    if out.is_empty() {
+        out.extend_from_slice(b"[]");
+    }
+    Ok(out)
+}
+
+/// Rows as newline-delimited JSON objects.
+pub fn ndjson(batch: &RecordBatch) -> Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(batch.num_rows() * 64);
+    {
+        let mut w = arrow::json::WriterBuilder::new()
+            .with_explicit_nulls(true)
+            .with_timestamp_format(TIMESTAMP.into())
+            .with_timestamp_tz_format(TIMESTAMP_TZ.into())
+            .build::<_, arrow::json::writer::LineDelimited>(&mut out);
+        w.write(batch).map_err(Error::internal)?;
+        w.finish().map_err(Error::internal)?;
+    }
+    Ok(out)
+}
+
+/// Rows as CSV (comma, `"` quoting, empty for null), with the header when asked.
+pub fn csv(batch: &RecordBatch, header: bool) -> Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(batch.num_rows() * 64);
+    {
+        let mut w = arrow::csv::WriterBuilder::new()
+            .with_header(header)
+            .with_timestamp_format(TIMESTAMP.into())
+            .with_timestamp_tz_format(TIMESTAMP_TZ.into())
+            .with_date_format("%Y-%m-%d".into())
+            .build(&mut out);
+        w.write(batch).map_err(Error::internal)?;
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{
+        Date32Array, Float64Array, Int64Array, StringArray, TimestampMicrosecondArray,
+    };
+    use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+    use std::sync::Arc;
+
+    fn batch() -> RecordBatch {
+        let schema = Schema::new(vec![
+            Field::new("name", DataType::Utf8, true),
+            Field::new("n", DataType::Int64, true),
+            Field::new("x", DataType::Float64, true),
+            Field::new("d", DataType::Date32, true),
+            Field::new("t", DataType::Timestamp(TimeUnit::Microsecond, None), true),
+            Field::new(
+                "tz",
+                DataType::Timestamp(TimeUnit::Microsecond, Some("+00:00".into())),
+                true,
+            ),
+        ]);
+        RecordBatch::try_new(
+            Arc::new(schema),
+            vec![
+                Arc::new(StringArray::from(vec![Some("Fès, \"centre\""), None])),
+                Arc::new(Int64Array::from(vec![Some(7), None])),
+                Arc::new(Float64Array::from(vec![Some(1.5), None])),
+                Arc::new(Date32Array::from(vec![Some(19904), None])),
+                Arc::new(TimestampMicrosecondArray::from(vec![Some(1_500_000), None])),
+                Arc::new(
+                    TimestampMicrosecondArray::from(vec![Some(0), None]).with_timezone("+00:00"),
+                ),
+            ],
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn json_writes_types_as_the_contract_says() {
+        let out = String::from_utf8(json_array(&[batch()]).unwrap()).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v[0]["name"], "Fès, \"centre\"");
+        assert_eq!(v[0]["n"], 7);
+        assert_eq!(v[0]["x"], 1.5);
+        assert_eq!(v[0]["d"], "2024-06-30");
+        assert_eq!(v[0]["t"], "1970-01-01T00:00:01.500");
+        assert_eq!(v[0]["tz"], "1970-01-01T00:00:00+00:00");
+        assert_eq!(v[1]["n"], serde_json::Value::Null);
+        assert_eq!(json_array(&[]).unwrap(), b"[]");
+    }
+
+    #[test]
+    fn csv_quotes_and_leaves_nulls_empty() {
+        let out = String::from_utf8(csv(&batch(), true).unwrap()).unwrap();
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines[0], "name,n,x,d,t,tz");
+        assert_eq!(
+            lines[1],
+            "\"Fès, \"\"centre\"\"\",7,1.5,2024-06-30,1970-01-01T00:00:01.500,1970-01-01T00:00:00+00:00"
+        );
+        assert_eq!(lines[2], ",,,,,");
+    }
+}

@@ -1,0 +1,237 @@
+//! `GET /api/datasets`, `/api/datasets/{id}` and `/api/datasets/{id}/profile`: the catalog and
+//! each dataset's metadata, ingest report and profile.
+
+use axum::Json;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::HeaderMap;
+use serde::Serialize;
+use serde_json::{Value, json};
+use utoipa::ToSchema;
+
+use super::base_url;
+use crate::catalog::Entry;
+use crate::catalog::manifest::{ColumnProfile, IngestReport};
+use crate::catalog::schema::Column;
+use crate::error::{Error, Problem, Result};
+use crate::state::AppState;
+
+/// A dataset in the catalog listing.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DatasetSummary {
+    pub id: String,
+    pub title: String,
+    pub description: String,
+    pub licence: Option<String>,
+    pub producer: Option<String>,
+    pub keywords: Vec<String>,
+    /// Rows of the current version; null before the first successful ingest.
+    pub rows: Option<u64>,
+    pub version: Option<String>,
+    #[schema(value_type = Object)]
+    pub links: Value,
+}
+
+/// `GET /api/datasets`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DatasetList {
+    pub data: Vec<DatasetSummary>,
+    #[schema(value_type = Object)]
+    pub links: Value,
+    pub meta: ListMeta,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ListMeta {
+    pub page: u64,
+    pub page_size: u64,
+    pub total: u64,
+}
+
+/// `GET /api/datasets/{id}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DatasetDetail {
+    #[serde(flatten)]
+    pub summary: DatasetSummary,
+    pub source: String,
+    pub created_at: Option<String>,
+    pub schema: Vec<Column>,
+    pub report: Option<IngestReport>,
+    /// Why the last ingest failed, while the previous version (if any) is still served.
+    pub last_error: Option<String>,
+}
+
+/// `GET /api/datasets/{id}/profile`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Profile {
+    pub id: String,
+    pub version: String,
+    pub rows: u64,
+    pub columns: Vec<ColumnProfile>,
+}
+
+fn summary(entry: &Entry, base: &str) -> DatasetSummary {
+    let spec = &entry.spec;
+    let current = entry.current();
+    let id = &spec.id;
+    DatasetSummary {
+        id: id.clone(),
+        title: spec.title.clone(),
+        description: spec.description.clone(),
+        licence: spec.licence.clone(),
+        producer: spec.producer.clone(),
+        keywords: spec.keywords.clone(),
+        rows: current.as_ref().map(|l| l.manifest.rows),
+        version: current.as_ref().map(|l| l.manifest.version.clone()),
+        links: json!({
+            "self": format!("{base}/api/datasets/{id}"),
+            "data": format!("{base}/api/datasets/{id}/data"),
+            "csv": format!("{base}/api/datasets/{id}/data.csv"),
+            "profile": format!("{base}/api/datasets/{id}/profile"),
+        }),
+    }
+}
+
+/// The catalog, paged and searchable.
+#[utoipa::path(get, path = "/api/datasets", tag = "datasets",
+    params(
+        ("page" = Option<u64>, Query, description = "1-based page (default 1)"),
+        ("page_size" = Option<u64>, Query, description = "datasets a page (default 20, at most 1000)"),
+        ("q" = Option<String>, Query, description = "words that must all appear in the id, title or description (case and accents ignored)"),
+    ),
+    responses(
+        (status = 200, description = "A page of the catalog", body = DatasetList),
+        (status = 400, description = "Bad parameter", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn list(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<DatasetList>> {
+    let (mut page, mut page_size, mut words) = (1u64, 20u64, Vec::new());
+    for (k, v) in url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
+        match k.as_ref() {
+            "page" => {
+                page = v.parse().ok().filter(|p| *p >= 1).ok_or_else(|| {
+                    Error::bad_request(format!("page `{v}` must be a whole number of at least 1"))
+                })?
+            }
+            "page_size" => {
+                page_size = v
+                    .parse()
+                    .ok()
+                    .filter(|p| (1..=1000).contains(p))
+                    .ok_or_else(|| {
+                        Error::bad_request(format!(
+                            "page_size `{v}` must be a whole number from 1 to 1000"
+                        ))
+                    })?
+            }
+            "q" => {
+                words = v
+                    .split_whitespace()
+                    .map(crate::catalog::names::normalize)
+                    .filter(|w| !w.is_empty())
+                    .collect()
+            }
+            "" => {}
+            other => {
+                return Err(Error::bad_request(format!(
+                    "unknown parameter `{other}`; valid parameters are page, page_size and q"
+                )));
+            }
+        }
+    }
+    let base = base_url(&headers, &state.settings);
+    let matching: Vec<&std::sync::Arc<Entry>> = state
+        .catalog
+        .entries()
+        .filter(|e| {
+            let hay = crate::catalog::names::normalize(&format!(
+                "{} {} {}",
+                e.spec.id, e.spec.title, e.spec.description
+            ));
+            let hay = format!("_{hay}_");
+            words.iter().all(|w| hay.contains(w.as_str()))
+        })
+        .collect();
+    let total = matching.len() as u64;
+    let skip = (page - 1).saturating_mul(page_size);
+    let data: Vec<DatasetSummary> = matching
+        .into_iter()
+        .skip(usize::try_from(skip).unwrap_or(usize::MAX))
+        .take(page_size as usize)
+        .map(|e| summary(e, &base))
+        .collect();
+    let link = |p: u64| {
+        let mut ser = url::form_urlencoded::Serializer::new(String::new());
+        ser.append_pair("page", &p.to_string())
+            .append_pair("page_size", &page_size.to_string());
+        if !words.is_empty() {
+            ser.append_pair("q", &words.join(" "));
+        }
+        format!("{base}/api/datasets?{}", ser.finish())
+    };
+    let links = json!({
+        "self": link(page),
+        "next": (skip + page_size < total).then(|| link(page + 1)),
+        "prev": (page > 1).then(|| link(page - 1)),
+        "openapi": format!("{base}/openapi.json"),
+    });
+    Ok(Json(DatasetList {
+        data,
+        links,
+        meta: ListMeta {
+            page,
+            page_size,
+            total,
+        },
+    }))
+}
+
+/// A dataset's metadata: schema, row count, version, source and ingest report.
+#[utoipa::path(get, path = "/api/datasets/{id}", tag = "datasets",
+    params(("id" = String, Path, description = "Dataset id")),
+    responses(
+        (status = 200, description = "The dataset", body = DatasetDetail),
+        (status = 404, description = "No such dataset", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn get(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<DatasetDetail>> {
+    let entry = state.catalog.entry(&id)?;
+    let base = base_url(&headers, &state.settings);
+    let current = entry.current();
+    let m = current.as_ref().map(|l| &l.manifest);
+    Ok(Json(DatasetDetail {
+        summary: summary(entry, &base),
+        source: m.map_or_else(|| entry.spec.source.clone(), |m| m.source.uri.clone()),
+        created_at: m.map(|m| m.created_at.clone()),
+        schema: m.map(|m| m.schema.clone()).unwrap_or_default(),
+        report: m.map(|m| m.report.clone()),
+        last_error: entry.last_error(),
+    }))
+}
+
+/// Per column: type, null count, minimum and maximum, computed at ingest.
+#[utoipa::path(get, path = "/api/datasets/{id}/profile", tag = "datasets",
+    params(("id" = String, Path, description = "Dataset id")),
+    responses(
+        (status = 200, description = "The profile of the current version", body = Profile),
+        (status = 404, description = "No such dataset", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The dataset has no data yet", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn profile(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Profile>> {
+    let loaded = state.catalog.loaded(&id)?;
+    let m = &loaded.manifest;
+    Ok(Json(Profile {
+        id: m.id.clone(),
+        version: m.version.clone(),
+        rows: m.rows,
+        columns: m.profile.clone(),
+    }))
+}

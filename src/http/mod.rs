@@ -1,0 +1,134 @@
+//! The HTTP surface, one file per feature, and the router that joins them.
+
+pub mod data;
+pub mod datasets;
+pub mod health;
+
+use axum::Router;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::config::Settings;
+use crate::error::problem_response;
+use crate::openapi;
+use crate::state::AppState;
+
+/// The routes and the OpenAPI operations, from the same handlers.
+pub fn api_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(datasets::list))
+        .routes(routes!(datasets::get))
+        .routes(routes!(datasets::profile))
+        .routes(routes!(data::page))
+        .routes(routes!(data::csv))
+        .routes(routes!(data::ndjson))
+        .routes(routes!(health::health))
+}
+
+/// The whole application: API routes, `/openapi.json`, `/docs`, problem+json for unknown routes
+/// and for panics.
+pub fn router(state: AppState) -> Router {
+    let (routes, api) = api_router().split_for_parts();
+    let api = openapi::finish(api, &state.catalog.ids());
+    routes
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", api))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(CatchPanicLayer::custom(panicked))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+async fn not_found(uri: axum::http::Uri) -> Response {
+    problem_response(
+        StatusCode::NOT_FOUND,
+        "urn:qanat:problem:not-found",
+        format!(
+            "no route `{}`; the API is described at /openapi.json and /docs",
+            uri.path()
+        ),
+    )
+}
+
+async fn method_not_allowed() -> Response {
+    problem_response(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "urn:qanat:problem:method-not-allowed",
+        "this route answers GET only".into(),
+    )
+}
+
+fn panicked(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    tracing::error!("a request handler panicked");
+    problem_response(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "urn:qanat:problem:internal",
+        "the server failed to answer this request; the failure was logged".into(),
+    )
+}
+
+/// The scheme and host links are built on: the configured public URL, else the request's
+/// `Host` (when it looks like a host), else the listening address.
+pub fn base_url(headers: &HeaderMap, settings: &Settings) -> String {
+    if let Some(url) = &settings.public_url {
+        return url.trim_end_matches('/').to_string();
+    }
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| {
+            !h.is_empty()
+                && h.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+        });
+    match host {
+        Some(h) => format!("http://{h}"),
+        None => format!("http://{}", settings.addr),
+    }
+}
+
+/// A strong ETag from everything that determines a body.
+pub fn etag(parts: &[&str]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update(p.as_bytes());
+        h.update([0x1f]);
+    }
+    format!("\"{}\"", hex::encode(&h.finalize()[..16]))
+}
+
+/// Whether `If-None-Match` names this ETag (or `*`).
+pub fn not_modified(headers: &HeaderMap, etag: &str) -> bool {
+    headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .any(|t| t == "*" || t == etag || t.strip_prefix("W/") == Some(etag))
+}
+
+/// `304 Not Modified` with the validator repeated.
+pub fn not_modified_response(etag: &str) -> Response {
+    let mut resp = StatusCode::NOT_MODIFIED.into_response();
+    set_cache_headers(resp.headers_mut(), etag);
+    resp
+}
+
+/// Responses may be stored but are revalidated: a new version changes the ETag.
+pub fn set_cache_headers(headers: &mut HeaderMap, etag: &str) {
+    if let Ok(v) = HeaderValue::from_str(etag) {
+        headers.insert(header::ETAG, v);
+    }
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, no-cache"),
+    );
+}

@@ -1,0 +1,290 @@
+//! The second ingest pass: records turned into Arrow batches of the decided types, with the
+//! per-column profile gathered on the way.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayRef, BooleanBuilder, Date32Builder, Float64Builder, Int64Builder, StringBuilder,
+    TimestampMicrosecondBuilder,
+};
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use serde_json::Value;
+
+use super::infer::row_problem;
+use super::reader::{Dialect, Records, text};
+use super::values::{parse_bool, parse_date, parse_datetime, parse_float, parse_int};
+use crate::catalog::manifest::ColumnProfile;
+use crate::catalog::schema::{Column, ColumnType, UTC, arrow_schema};
+use crate::error::{Error, Result};
+
+/// Rows per Arrow batch handed to the Parquet writer.
+pub const BATCH_ROWS: usize = 64 * 1024;
+
+enum Builder {
+    Str(StringBuilder),
+    Int(Int64Builder),
+    Float(Float64Builder),
+    Bool(BooleanBuilder),
+    Date(Date32Builder),
+    Ts(TimestampMicrosecondBuilder, bool),
+}
+
+/// Smallest and largest value seen, compared in the column's type.
+#[derive(Default)]
+struct Extremes {
+    nulls: u64,
+    min: Option<Scalar>,
+    max: Option<Scalar>,
+}
+
+#[derive(Clone, PartialEq, PartialOrd)]
+enum Scalar {
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+    Text(String),
+}
+
+impl Extremes {
+    fn see(&mut self, v: Scalar) {
+        if self.min.as_ref().is_none_or(|m| v < *m) {
+            self.min = Some(v.clone());
+        }
+        if self.max.as_ref().is_none_or(|m| v > *m) {
+            self.max = Some(v);
+        }
+    }
+
+    fn see_text(&mut self, s: &str) {
+        // Compares in place, so a string column costs an allocation only when an extreme moves.
+        if !matches!(&self.min, Some(Scalar::Text(m)) if s >= m.as_str()) {
+            self.min = Some(Scalar::Text(s.to_string()));
+        }
+        if !matches!(&self.max, Some(Scalar::Text(m)) if s <= m.as_str()) {
+            self.max = Some(Scalar::Text(s.to_string()));
+        }
+    }
+}
+
+impl Builder {
+    fn new(col: &Column) -> Self {
+        let n = BATCH_ROWS;
+        match col.kind {
+            ColumnType::String => Builder::Str(StringBuilder::with_capacity(n, n * 16)),
+            ColumnType::Integer => Builder::Int(Int64Builder::with_capacity(n)),
+            ColumnType::Float => Builder::Float(Float64Builder::with_capacity(n)),
+            ColumnType::Boolean => Builder::Bool(BooleanBuilder::with_capacity(n)),
+            ColumnType::Date => Builder::Date(Date32Builder::with_capacity(n)),
+            ColumnType::Datetime => Builder::Ts(
+                TimestampMicrosecondBuilder::with_capacity(n),
+                col.with_offset,
+            ),
+        }
+    }
+
+    /// Appends one cell; `false` when it does not parse (which the first pass rules out).
+    fn append(
+        &mut self,
+        cell: Option<&str>,
+        dialect: &Dialect,
+        ext: &mut Extremes,
+        decimal: u8,
+    ) -> bool {
+        let Some(cell) = cell else {
+            self.append_null();
+            ext.nulls += 1;
+            return true;
+        };
+        if let Builder::Str(b) = self {
+            if dialect.is_null_text(cell) {
+                b.append_null();
+                ext.nulls += 1;
+            } else {
+                b.append_value(cell);
+                ext.see_text(cell);
+            }
+            return true;
+        }
+        if dialect.is_null_typed(cell) {
+            self.append_null();
+            ext.nulls += 1;
+            return true;
+        }
+        match self {
+            Builder::Str(_) => unreachable!("handled above"),
+            Builder::Int(b) => match parse_int(cell) {
+                Ok(v) => {
+                    b.append_value(v);
+                    ext.see(Scalar::Int(v));
+                }
+                Err(_) => return false,
+            },
+            Builder::Float(b) => match parse_int(cell)
+                .map(|i| i as f64)
+                .or_else(|_| parse_float(cell, decimal))
+            {
+                Ok(v) => {
+                    b.append_value(v);
+                    ext.see(Scalar::Float(v));
+                }
+                Err(_) => return false,
+            },
+            Builder::Bool(b) => match parse_bool(cell) {
+                Some(v) => {
+                    b.append_value(v);
+                    ext.see(Scalar::Bool(v));
+                }
+                None => return false,
+            },
+            Builder::Date(b) => match parse_date(cell) {
+                Some((days, _)) => {
+                    b.append_value(days);
+                    ext.see(Scalar::Int(i64::from(days)));
+                }
+                None => return false,
+            },
+            Builder::Ts(b, offset) => match parse_datetime(cell) {
+                Some(dt) if dt.with_offset == *offset => {
+                    b.append_value(dt.micros);
+                    ext.see(Scalar::Int(dt.micros));
+                }
+                _ => return false,
+            },
+        }
+        true
+    }
+
+    fn append_null(&mut self) {
+        match self {
+            Builder::Str(b) => b.append_null(),
+            Builder::Int(b) => b.append_null(),
+            Builder::Float(b) => b.append_null(),
+            Builder::Bool(b) => b.append_null(),
+            Builder::Date(b) => b.append_null(),
+            Builder::Ts(b, _) => b.append_null(),
+        }
+    }
+
+    fn finish(&mut self) -> ArrayRef {
+        match self {
+            Builder::Str(b) => Arc::new(b.finish()),
+            Builder::Int(b) => Arc::new(b.finish()),
+            Builder::Float(b) => Arc::new(b.finish()),
+            Builder::Bool(b) => Arc::new(b.finish()),
+            Builder::Date(b) => Arc::new(b.finish()),
+            Builder::Ts(b, offset) => {
+                let arr = b.finish();
+                if *offset {
+                    Arc::new(arr.with_timezone(UTC))
+                } else {
+                    Arc::new(arr)
+                }
+            }
+        }
+    }
+}
+
+/// What the second pass produced besides the batches.
+pub struct Built {
+    pub rows_stored: u64,
+    pub profile: Vec<ColumnProfile>,
+}
+
+/// Reads the file again and hands batches of typed rows to `sink`, skipping the rows the first
+/// pass rejected (the same checks decide, so both passes agree).
+pub fn build(
+    path: &Path,
+    dialect: &Dialect,
+    columns: &[Column],
+    forced: &[Option<ColumnType>],
+    mut sink: impl FnMut(RecordBatch) -> Result<()>,
+) -> Result<Built> {
+    let schema: SchemaRef = arrow_schema(columns);
+    let mut records = Records::open(path, dialect)?;
+    if dialect.header {
+        records.next_record()?;
+    }
+    let mut builders: Vec<Builder> = columns.iter().map(Builder::new).collect();
+    let mut extremes: Vec<Extremes> = columns.iter().map(|_| Extremes::default()).collect();
+    let mut row_numbers = Int64Builder::with_capacity(BATCH_ROWS);
+    let mut stored: u64 = 0;
+    let mut in_batch = 0usize;
+    let mut flush = |builders: &mut Vec<Builder>, rows: &mut Int64Builder| -> Result<()> {
+        let mut arrays: Vec<ArrayRef> = builders.iter_mut().map(Builder::finish).collect();
+        arrays.push(Arc::new(rows.finish()));
+        let batch = RecordBatch::try_new(schema.clone(), arrays).map_err(Error::internal)?;
+        sink(batch)
+    };
+    while let Some((line, rec)) = records.next_record()? {
+        if row_problem(rec, columns, forced, dialect).is_some() {
+            continue;
+        }
+        for (i, b) in builders.iter_mut().enumerate() {
+            let field = rec.get(i).map(text);
+            if !b.append(field.as_deref(), dialect, &mut extremes[i], dialect.decimal) {
+                return Err(Error::internal(format!(
+                    "line {line}: column `{}` changed between passes; is the source being rewritten?",
+                    columns[i].name
+                )));
+            }
+        }
+        row_numbers.append_value(stored as i64);
+        stored += 1;
+        in_batch += 1;
+        if in_batch == BATCH_ROWS {
+            flush(&mut builders, &mut row_numbers)?;
+            in_batch = 0;
+        }
+    }
+    if in_batch > 0 || stored == 0 {
+        flush(&mut builders, &mut row_numbers)?;
+    }
+    let profile = columns
+        .iter()
+        .zip(extremes)
+        .map(|(col, ext)| ColumnProfile {
+            name: col.name.clone(),
+            kind: col.kind,
+            nulls: ext.nulls,
+            min: json_of(col, ext.min),
+            max: json_of(col, ext.max),
+        })
+        .collect();
+    Ok(Built {
+        rows_stored: stored,
+        profile,
+    })
+}
+
+/// A profile extreme in the column's JSON form (dates and datetimes as ISO text).
+fn json_of(col: &Column, v: Option<Scalar>) -> Value {
+    match (col.kind, v) {
+        (_, None) => Value::Null,
+        (ColumnType::Date, Some(Scalar::Int(days))) => {
+            let date = chrono::NaiveDate::from_ymd_opt(1970, 1, 1)
+                .and_then(|e| e.checked_add_signed(chrono::Duration::days(days)));
+            date.map_or(Value::Null, |d| {
+                Value::String(d.format("%Y-%m-%d").to_string())
+            })
+        }
+        (ColumnType::Datetime, Some(Scalar::Int(us))) => {
+            match chrono::DateTime::from_timestamp_micros(us) {
+                Some(dt) if col.with_offset => {
+                    Value::String(dt.format("%Y-%m-%dT%H:%M:%S%.f+00:00").to_string())
+                }
+                Some(dt) => {
+                    Value::String(dt.naive_utc().format("%Y-%m-%dT%H:%M:%S%.f").to_string())
+                }
+                None => Value::Null,
+            }
+        }
+        (_, Some(Scalar::Int(i))) => Value::from(i),
+        (_, Some(Scalar::Float(f))) => {
+            serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)
+        }
+        (_, Some(Scalar::Bool(b))) => Value::Bool(b),
+        (_, Some(Scalar::Text(s))) => Value::String(s),
+    }
+}

@@ -1,0 +1,340 @@
+//! The first ingest pass: every record is read once to decide each column's type from all of
+//! its values, and to count the rows that will be rejected.
+
+use std::path::Path;
+
+use super::reader::{Dialect, Records, text};
+use super::values::{
+    DateLayout, NotNumber, parse_bool, parse_date, parse_datetime, parse_float, parse_int,
+};
+use crate::catalog::manifest::{ColumnDecision, RejectedRow};
+use crate::catalog::names::column_names;
+use crate::catalog::schema::{Column, ColumnType};
+use crate::catalog::spec::DatasetSpec;
+use crate::error::{Error, Result};
+
+/// Rejected rows listed in the report; the rest are only counted.
+pub const MAX_LISTED_REJECTS: usize = 100;
+
+/// What the first pass decided.
+#[derive(Debug)]
+pub struct Inferred {
+    pub columns: Vec<Column>,
+    pub decisions: Vec<ColumnDecision>,
+    pub header_line: u64,
+    pub rows_read: u64,
+    pub rows_rejected: u64,
+    pub rejected: Vec<RejectedRow>,
+}
+
+/// Candidate types still open for one column.
+#[derive(Debug, Clone)]
+struct Candidates {
+    non_null: u64,
+    int: bool,
+    float: bool,
+    boolean: bool,
+    date: bool,
+    date_layout: Option<DateLayout>,
+    datetime: bool,
+    datetime_layout: Option<DateLayout>,
+    datetime_offset: Option<bool>,
+    leading_zero: Option<(u64, String)>,
+    /// The value that ruled out the last typed candidate.
+    text_because: Option<(u64, String)>,
+}
+
+impl Default for Candidates {
+    fn default() -> Self {
+        Candidates {
+            non_null: 0,
+            int: true,
+            float: true,
+            boolean: true,
+            date: true,
+            date_layout: None,
+            datetime: true,
+            datetime_layout: None,
+            datetime_offset: None,
+            leading_zero: None,
+            text_because: None,
+        }
+    }
+}
+
+impl Candidates {
+    fn any(&self) -> bool {
+        self.int || self.float || self.boolean || self.date || self.datetime
+    }
+
+    fn observe(&mut self, cell: &str, line: u64, decimal: u8) {
+        self.non_null += 1;
+        if !self.any() {
+            return;
+        }
+        let mut integer = false;
+        if self.int || self.float {
+            match parse_int(cell) {
+                Ok(_) => integer = true,
+                Err(NotNumber::LeadingZero | NotNumber::TooLong) => {
+                    // Codes and identifiers: neither integers nor floats.
+                    if self.leading_zero.is_none() {
+                        self.leading_zero = Some((line, cell.to_string()));
+                    }
+                    self.int = false;
+                    self.float = false;
+                }
+                Err(NotNumber::Other) => self.int = false,
+            }
+        }
+        if self.float && !integer && parse_float(cell, decimal).is_err() {
+            self.float = false;
+        }
+        if self.boolean && parse_bool(cell).is_none() {
+            self.boolean = false;
+        }
+        if self.date {
+            match parse_date(cell) {
+                Some((_, layout)) if self.date_layout.is_none_or(|l| l == layout) => {
+                    self.date_layout = Some(layout)
+                }
+                _ => self.date = false,
+            }
+        }
+        if self.datetime {
+            match parse_datetime(cell) {
+                Some(dt)
+                    if self.datetime_layout.is_none_or(|l| l == dt.layout)
+                        && self.datetime_offset.is_none_or(|o| o == dt.with_offset) =>
+                {
+                    self.datetime_layout = Some(dt.layout);
+                    self.datetime_offset = Some(dt.with_offset);
+                }
+                _ => self.datetime = false,
+            }
+        }
+        if !self.any() {
+            self.text_because = Some((line, cell.to_string()));
+        }
+    }
+
+    fn decide(&self) -> (ColumnType, bool, String) {
+        let n = self.non_null;
+        if n == 0 {
+            return (
+                ColumnType::String,
+                false,
+                "no values: every cell is empty or null".into(),
+            );
+        }
+        if self.boolean {
+            return (
+                ColumnType::Boolean,
+                false,
+                format!("all {n} values are true/false"),
+            );
+        }
+        if self.int {
+            return (
+                ColumnType::Integer,
+                false,
+                format!("all {n} values are integers"),
+            );
+        }
+        if self.float {
+            return (
+                ColumnType::Float,
+                false,
+                format!("all {n} values are numbers"),
+            );
+        }
+        if self.date {
+            let layout = self.date_layout.map_or("", DateLayout::describe);
+            return (
+                ColumnType::Date,
+                false,
+                format!("all {n} values are dates ({layout})"),
+            );
+        }
+        if self.datetime {
+            let offset = self.datetime_offset == Some(true);
+            let how = if offset {
+                "with a UTC offset"
+            } else {
+                "without offset"
+            };
+            return (
+                ColumnType::Datetime,
+                offset,
+                format!("all {n} values are datetimes ({how})"),
+            );
+        }
+        let reason = match (&self.leading_zero, &self.text_because) {
+            (Some((line, v)), _) => {
+                format!(
+                    "`{v}` (line {line}) is a code with a leading zero or too many digits: kept as text"
+                )
+            }
+            (None, Some((line, v))) => {
+                format!("`{v}` (line {line}) is not a number, boolean, date or datetime")
+            }
+            (None, None) => "text".into(),
+        };
+        (ColumnType::String, false, reason)
+    }
+}
+
+/// Why a row cannot be stored, if it cannot: more fields than the header, or a value that does
+/// not parse as the type the dataset file forces on its column.
+pub fn row_problem(
+    record: &csv::ByteRecord,
+    columns: &[Column],
+    forced: &[Option<ColumnType>],
+    dialect: &Dialect,
+) -> Option<String> {
+    if record.len() > columns.len() {
+        return Some(format!(
+            "{} fields where the header has {}",
+            record.len(),
+            columns.len()
+        ));
+    }
+    for (i, kind) in forced.iter().enumerate() {
+        let (Some(kind), Some(field)) = (kind, record.get(i)) else {
+            continue;
+        };
+        let cell = text(field);
+        if dialect.is_null_typed(&cell) || *kind == ColumnType::String {
+            continue;
+        }
+        let ok = match kind {
+            ColumnType::Integer => parse_int(&cell).is_ok(),
+            ColumnType::Float => {
+                parse_int(&cell).is_ok() || parse_float(&cell, dialect.decimal).is_ok()
+            }
+            ColumnType::Boolean => parse_bool(&cell).is_some(),
+            ColumnType::Date => parse_date(&cell).is_some(),
+            ColumnType::Datetime => {
+                parse_datetime(&cell).is_some_and(|d| d.with_offset == columns[i].with_offset)
+            }
+            ColumnType::String => true,
+        };
+        if !ok {
+            return Some(format!(
+                "column `{}`: `{cell}` is not a {} (the dataset file sets its type)",
+                columns[i].name,
+                kind.as_str()
+            ));
+        }
+    }
+    None
+}
+
+/// Reads the whole file once and decides the schema.
+pub fn infer(path: &Path, dialect: &Dialect, spec: &DatasetSpec) -> Result<Inferred> {
+    let mut records = Records::open(path, dialect)?;
+    let (labels, header_line, first_row) = match records.next_record()? {
+        None => {
+            return Err(Error::bad_request(
+                "the source is empty: no header and no rows",
+            ));
+        }
+        Some((line, rec)) if dialect.header => (
+            rec.iter().map(|f| text(f).into_owned()).collect::<Vec<_>>(),
+            line,
+            None,
+        ),
+        Some((_, rec)) => (vec![String::new(); rec.len()], 0, Some(rec.clone())),
+    };
+    let names = column_names(&labels);
+    let forced: Vec<Option<ColumnType>> = names
+        .iter()
+        .map(|n| spec.columns.get(n).and_then(|c| c.kind))
+        .collect();
+    for key in spec.columns.keys() {
+        if !names.contains(key) {
+            return Err(Error::Config(format!(
+                "dataset `{}`: [columns.{key}] names no column; the columns are: {}",
+                spec.id,
+                names.join(", ")
+            )));
+        }
+    }
+    // Placeholder columns for row checks; datetime offsets of forced columns are not known yet,
+    // so forced datetimes accept either form until decided below.
+    let mut columns: Vec<Column> = names
+        .iter()
+        .zip(&labels)
+        .map(|(name, label)| Column {
+            name: name.clone(),
+            label: label.clone(),
+            kind: ColumnType::String,
+            nullable: true,
+            description: spec.columns.get(name).and_then(|c| c.description.clone()),
+            with_offset: false,
+        })
+        .collect();
+    let mut cands = vec![Candidates::default(); names.len()];
+    let mut forced_offset: Vec<Option<bool>> = vec![None; names.len()];
+    let mut out = Inferred {
+        columns: Vec::new(),
+        decisions: Vec::new(),
+        header_line,
+        rows_read: 0,
+        rows_rejected: 0,
+        rejected: Vec::new(),
+    };
+    let mut observe = |line: u64, rec: &csv::ByteRecord, out: &mut Inferred| {
+        out.rows_read += 1;
+        // Forced datetimes: the first value fixes whether the column carries offsets.
+        for (i, kind) in forced.iter().enumerate() {
+            if *kind == Some(ColumnType::Datetime) && forced_offset[i].is_none() {
+                if let Some(dt) = rec.get(i).and_then(|f| parse_datetime(&text(f))) {
+                    forced_offset[i] = Some(dt.with_offset);
+                    columns[i].with_offset = dt.with_offset;
+                }
+            }
+        }
+        if let Some(reason) = row_problem(rec, &columns, &forced, dialect) {
+            out.rows_rejected += 1;
+            if out.rejected.len() < MAX_LISTED_REJECTS {
+                out.rejected.push(RejectedRow { line, reason });
+            }
+            return;
+        }
+        for (i, field) in rec.iter().enumerate() {
+            if forced[i].is_some() {
+                continue;
+            }
+            let cell = text(field);
+            if !dialect.is_null_typed(&cell) {
+                cands[i].observe(&cell, line, dialect.decimal);
+            }
+        }
+    };
+    if let Some(rec) = first_row {
+        observe(1, &rec, &mut out);
+    }
+    while let Some((line, rec)) = records.next_record()? {
+        observe(line, rec, &mut out);
+    }
+    for (i, col) in columns.iter_mut().enumerate() {
+        let (kind, with_offset, reason) = match forced[i] {
+            Some(k) => (
+                k,
+                forced_offset[i].unwrap_or(false),
+                "set in the dataset file".to_string(),
+            ),
+            None => cands[i].decide(),
+        };
+        col.kind = kind;
+        col.with_offset = with_offset;
+        out.decisions.push(ColumnDecision {
+            name: col.name.clone(),
+            kind,
+            reason,
+        });
+    }
+    out.columns = columns;
+    Ok(out)
+}

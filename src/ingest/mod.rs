@@ -1,0 +1,305 @@
+//! Ingestion: fetch → sniff → infer → write → publish. A source becomes an immutable Parquet
+//! version that is switched in only once completely written.
+
+pub mod build;
+pub mod infer;
+pub mod reader;
+pub mod sniff;
+pub mod source;
+pub mod values;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use parquet::arrow::AsyncArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+
+pub use crate::catalog::manifest::RejectedRow;
+use crate::catalog::manifest::{IngestReport, LAYOUT_VERSION, Manifest, SourceInfo};
+use crate::catalog::schema::{ColumnType, arrow_schema};
+use crate::catalog::spec::{DatasetSpec, Source};
+use crate::config::IngestSettings;
+use crate::error::{Error, Result};
+use crate::storage::Storage;
+use reader::Dialect;
+
+/// Rows per Parquet row group: small enough for statistics to prune selective filters.
+const ROW_GROUP_ROWS: usize = 128 * 1024;
+
+/// The single Parquet file of a version.
+pub const DATA_FILE: &str = "part-00000.parquet";
+
+/// What an ingest run did for one dataset.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    /// A new version was written and is now current.
+    Ingested(Box<Manifest>),
+    /// The source and the dataset file are unchanged since the current version.
+    Unchanged(Box<Manifest>),
+}
+
+impl Outcome {
+    pub fn manifest(&self) -> &Manifest {
+        match self {
+            Outcome::Ingested(m) | Outcome::Unchanged(m) => m,
+        }
+    }
+
+    /// One line for the terminal.
+    pub fn summary(&self) -> String {
+        match self {
+            Outcome::Ingested(m) => {
+                let r = &m.report;
+                format!(
+                    "{}: ingested version {} — {} rows read, {} stored, {} rejected, {} columns, {:.2} s",
+                    m.id,
+                    m.version,
+                    r.rows_read,
+                    r.rows_stored,
+                    r.rows_rejected,
+                    m.schema.len(),
+                    r.duration_ms as f64 / 1000.0
+                )
+            }
+            Outcome::Unchanged(m) => format!(
+                "{}: unchanged (version {}, {} rows)",
+                m.id, m.version, m.rows
+            ),
+        }
+    }
+}
+
+/// Ingests one dataset unless its current version is up to date (`force` re-ingests anyway).
+pub async fn ingest(
+    spec: &DatasetSpec,
+    storage: &Storage,
+    settings: &IngestSettings,
+    force: bool,
+) -> Result<Outcome> {
+    let wrap = |e: Error| match e {
+        Error::Ingest { .. } => e,
+        other => Error::Ingest {
+            id: spec.id.clone(),
+            reason: other.to_string(),
+        },
+    };
+    run(spec, storage, settings, force).await.map_err(wrap)
+}
+
+async fn run(
+    spec: &DatasetSpec,
+    storage: &Storage,
+    settings: &IngestSettings,
+    force: bool,
+) -> Result<Outcome> {
+    let started = Instant::now();
+    let source = spec.source()?;
+    let options_digest = spec.read_options_digest();
+    let current = storage.current_manifest(&spec.id).await?;
+    let reusable =
+        |m: &Manifest| !force && m.layout == LAYOUT_VERSION && m.options_digest == options_digest;
+
+    // A local file whose size and mtime match is taken as unchanged without reading it.
+    if let (Some(m), Source::Local(path)) = (&current, &source) {
+        if reusable(m)
+            && m.source.modified.is_some()
+            && source::local_stamp(path)
+                == Some((m.source.bytes, m.source.modified.unwrap_or_default()))
+        {
+            return Ok(Outcome::Unchanged(Box::new(m.clone())));
+        }
+    }
+    let fetched = source::fetch(&source, settings).await?;
+    if let Some(m) = &current {
+        if reusable(m) && m.source.sha256 == fetched.facts.sha256 {
+            return Ok(Outcome::Unchanged(Box::new(m.clone())));
+        }
+    }
+
+    let (dialect, encoding_note, delimiter_note) = detect_dialect(spec, &fetched.facts);
+    let version = new_version_id(&fetched.facts.sha256);
+    let path = fetched.path.clone();
+    let (spec2, dialect2) = (spec.clone(), dialect.clone());
+    let inferred = tokio::task::spawn_blocking(move || infer::infer(&path, &dialect2, &spec2))
+        .await
+        .map_err(Error::internal)??;
+    let forced: Vec<Option<ColumnType>> = inferred
+        .columns
+        .iter()
+        .map(|c| spec.columns.get(&c.name).and_then(|o| o.kind))
+        .collect();
+
+    let written = write_version(
+        storage,
+        &spec.id,
+        &version,
+        &fetched.path,
+        &dialect,
+        &inferred.columns,
+        forced,
+    )
+    .await;
+    let built = match written {
+        Ok(b) => b,
+        Err(e) => {
+            // Nothing points at a partial version; removing it only saves space.
+            let _ = storage.delete_version(&spec.id, &version).await;
+            return Err(e);
+        }
+    };
+    if inferred.rows_read != built.rows_stored + inferred.rows_rejected {
+        let _ = storage.delete_version(&spec.id, &version).await;
+        return Err(Error::internal(format!(
+            "row accounting failed: {} read, {} stored, {} rejected",
+            inferred.rows_read, built.rows_stored, inferred.rows_rejected
+        )));
+    }
+
+    let mut columns = inferred.columns;
+    for (col, prof) in columns.iter_mut().zip(&built.profile) {
+        col.nullable = prof.nulls > 0;
+    }
+    let mut warnings = Vec::new();
+    if inferred.rows_rejected > 0 {
+        warnings.push(format!(
+            "{} rows rejected; the first {} are listed with their line numbers",
+            inferred.rows_rejected,
+            inferred.rejected.len()
+        ));
+    }
+    let manifest = Manifest {
+        id: spec.id.clone(),
+        version: version.clone(),
+        created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        layout: LAYOUT_VERSION,
+        source: SourceInfo {
+            uri: source.to_string(),
+            sha256: fetched.facts.sha256.clone(),
+            bytes: fetched.facts.bytes,
+            modified: fetched.modified,
+        },
+        options_digest,
+        rows: built.rows_stored,
+        files: vec![DATA_FILE.to_string()],
+        schema: columns,
+        report: IngestReport {
+            encoding: encoding_note,
+            delimiter: delimiter_note,
+            header_line: inferred.header_line,
+            rows_read: inferred.rows_read,
+            rows_stored: built.rows_stored,
+            rows_rejected: inferred.rows_rejected,
+            rejected: inferred.rejected,
+            columns: inferred.decisions,
+            warnings,
+            duration_ms: started.elapsed().as_millis() as u64,
+        },
+        profile: built.profile,
+    };
+    storage.write_manifest(&manifest).await?;
+    storage.switch_current(&spec.id, &version).await?;
+    prune(storage, &spec.id, &version, settings.keep_versions).await;
+    Ok(Outcome::Ingested(Box::new(manifest)))
+}
+
+fn detect_dialect(spec: &DatasetSpec, facts: &sniff::ByteFacts) -> (Dialect, String, String) {
+    let (encoding, encoding_note) = sniff::choose_encoding(facts, spec.csv.encoding.as_deref());
+    let quote = spec.csv.quote.as_ref().map_or(b'"', |q| q.as_bytes()[0]);
+    let (delimiter, delimiter_note) = match &spec.csv.delimiter {
+        Some(d) => (
+            d.as_bytes()[0],
+            format!(
+                "{} (set in the dataset file)",
+                sniff::describe(d.as_bytes()[0])
+            ),
+        ),
+        None => {
+            let (sample, _, _) = encoding.decode(&facts.sample);
+            sniff::detect_delimiter(&sample, quote)
+        }
+    };
+    let dialect = Dialect {
+        encoding,
+        delimiter,
+        quote,
+        decimal: spec.csv.decimal.as_ref().map_or(b'.', |d| d.as_bytes()[0]),
+        header: spec.csv.header.unwrap_or(true),
+        null_values: spec.csv.null_values.clone(),
+    };
+    (dialect, encoding_note, delimiter_note)
+}
+
+/// Version ids sort by creation time; the hash suffix tells versions of one instant apart.
+fn new_version_id(sha256: &str) -> String {
+    format!(
+        "{}-{}",
+        chrono::Utc::now().format("%Y%m%dT%H%M%S%3f"),
+        &sha256[..8]
+    )
+}
+
+/// Parses the file into batches on a blocking thread while this task writes them as Parquet,
+/// so that memory holds a couple of batches whatever the file's size.
+async fn write_version(
+    storage: &Storage,
+    id: &str,
+    version: &str,
+    path: &std::path::Path,
+    dialect: &Dialect,
+    columns: &[crate::catalog::schema::Column],
+    forced: Vec<Option<ColumnType>>,
+) -> Result<build::Built> {
+    let schema = arrow_schema(columns);
+    let props = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(
+            ZstdLevel::try_new(3).map_err(Error::internal)?,
+        ))
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        .set_statistics_enabled(EnabledStatistics::Page)
+        .set_created_by(concat!("qanat ", env!("CARGO_PKG_VERSION")).to_string())
+        .build();
+    let object = storage.version_dir(id, version).clone().join(DATA_FILE);
+    let out = object_store::buffered::BufWriter::new(Arc::clone(&storage.store), object);
+    let mut writer =
+        AsyncArrowWriter::try_new(out, schema, Some(props)).map_err(Error::internal)?;
+
+    let (tx, mut rx) = tokio::sync::mpsc::channel(2);
+    let (path, dialect, columns) = (path.to_path_buf(), dialect.clone(), columns.to_vec());
+    let producer = tokio::task::spawn_blocking(move || {
+        build::build(&path, &dialect, &columns, &forced, |batch| {
+            tx.blocking_send(batch)
+                .map_err(|_| Error::internal("the Parquet writer stopped"))
+        })
+    });
+    let mut write_error = None;
+    while let Some(batch) = rx.recv().await {
+        if let Err(e) = writer.write(&batch).await {
+            write_error = Some(Error::internal(e));
+            break;
+        }
+    }
+    drop(rx);
+    let built = producer.await.map_err(Error::internal)?;
+    if let Some(e) = write_error {
+        return Err(e);
+    }
+    let built = built?;
+    writer.close().await.map_err(Error::internal)?;
+    Ok(built)
+}
+
+/// Keeps the current version and the `keep - 1` before it; older ones are deleted. Failures
+/// here cost only space, so they are logged, not raised.
+async fn prune(storage: &Storage, id: &str, current: &str, keep: usize) {
+    let Ok(versions) = storage.versions(id).await else {
+        return;
+    };
+    let older: Vec<&String> = versions.iter().filter(|v| v.as_str() < current).collect();
+    let excess = older.len().saturating_sub(keep.saturating_sub(1));
+    for v in older.into_iter().take(excess) {
+        if let Err(e) = storage.delete_version(id, v).await {
+            tracing::warn!(dataset = id, version = %v, error = %e, "could not delete an old version");
+        }
+    }
+}

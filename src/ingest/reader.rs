@@ -1,0 +1,97 @@
+//! The CSV record stream both ingest passes read: decoded to UTF-8 while streaming, split by the
+//! detected dialect, each record with its line number.
+
+use std::borrow::Cow;
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::path::Path;
+
+use encoding_rs::Encoding;
+
+use super::values::DEFAULT_NULL_MARKERS;
+use crate::error::{Error, Result};
+
+/// How to read one source file.
+#[derive(Debug, Clone)]
+pub struct Dialect {
+    pub encoding: &'static Encoding,
+    pub delimiter: u8,
+    pub quote: u8,
+    pub decimal: u8,
+    pub header: bool,
+    /// Set in the dataset file: these cells are null in every column, strings included.
+    pub null_values: Option<Vec<String>>,
+}
+
+impl Dialect {
+    /// Whether a cell is null in a string column.
+    pub fn is_null_text(&self, cell: &str) -> bool {
+        cell.is_empty()
+            || self
+                .null_values
+                .as_ref()
+                .is_some_and(|n| n.iter().any(|v| v == cell))
+    }
+
+    /// Whether a cell is null in a typed column.
+    pub fn is_null_typed(&self, cell: &str) -> bool {
+        cell.is_empty()
+            || match &self.null_values {
+                Some(n) => n.iter().any(|v| v == cell),
+                None => DEFAULT_NULL_MARKERS.contains(&cell),
+            }
+    }
+}
+
+/// Records of a file, header included, as byte records of UTF-8 text.
+pub struct Records {
+    reader: csv::Reader<Box<dyn Read + Send>>,
+    record: csv::ByteRecord,
+}
+
+impl Records {
+    pub fn open(path: &Path, dialect: &Dialect) -> Result<Self> {
+        let file = BufReader::with_capacity(256 * 1024, File::open(path)?);
+        let decoded: Box<dyn Read + Send> = Box::new(
+            encoding_rs_io::DecodeReaderBytesBuilder::new()
+                .encoding(Some(dialect.encoding))
+                .utf8_passthru(true)
+                .strip_bom(true)
+                .build(file),
+        );
+        let reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .delimiter(dialect.delimiter)
+            .quote(dialect.quote)
+            .buffer_capacity(256 * 1024)
+            .from_reader(decoded);
+        Ok(Records {
+            reader,
+            record: csv::ByteRecord::new(),
+        })
+    }
+
+    /// The next record and the 1-based line it starts on.
+    pub fn next_record(&mut self) -> Result<Option<(u64, &csv::ByteRecord)>> {
+        match self.reader.read_byte_record(&mut self.record) {
+            Ok(true) => {
+                let line = self.record.position().map_or(0, |p| p.line());
+                Ok(Some((line, &self.record)))
+            }
+            Ok(false) => Ok(None),
+            Err(e) => Err(Error::internal(format!("reading the CSV: {e}"))),
+        }
+    }
+
+    /// Bytes of decoded text consumed so far.
+    pub fn position(&self) -> u64 {
+        self.reader.position().byte()
+    }
+}
+
+/// A field as text. The stream is UTF-8 (checked, or transcoded), so the fallback only guards
+/// against a file that changed between passes.
+pub fn text(field: &[u8]) -> Cow<'_, str> {
+    String::from_utf8_lossy(field)
+}

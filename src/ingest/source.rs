@@ -1,0 +1,193 @@
+//! Fetching a source to a local file (local paths are read in place) and fingerprinting it:
+//! its SHA-256, size, UTF-8 validity and first bytes, in one streaming pass.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use futures::StreamExt;
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncWriteExt;
+
+use super::sniff::{ByteFacts, Utf8Check, bom_of};
+use crate::catalog::spec::Source;
+use crate::config::IngestSettings;
+use crate::error::{Error, Result};
+
+const SAMPLE_BYTES: usize = 64 * 1024;
+
+/// A source available as a local file, with what the byte pass learnt about it.
+pub struct Fetched {
+    pub path: PathBuf,
+    pub facts: ByteFacts,
+    /// Modification time of a local source, seconds since the epoch.
+    pub modified: Option<i64>,
+    /// Keeps a downloaded copy alive until ingest ends.
+    _temp: Option<tempfile::TempPath>,
+}
+
+/// Size and modification time of a local source, for the cheap "unchanged" check.
+pub fn local_stamp(path: &Path) -> Option<(u64, i64)> {
+    let meta = std::fs::metadata(path).ok()?;
+    let modified = meta
+        .modified()
+        .ok()?
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?;
+    Some((meta.len(), modified.as_secs() as i64))
+}
+
+pub async fn fetch(source: &Source, settings: &IngestSettings) -> Result<Fetched> {
+    match source {
+        Source::Local(path) => {
+            let path = path.clone();
+            if !path.is_file() {
+                return Err(Error::bad_request(format!(
+                    "source file {} does not exist",
+                    path.display()
+                )));
+            }
+            let modified = local_stamp(&path).map(|(_, m)| m);
+            let p = path.clone();
+            let facts = tokio::task::spawn_blocking(move || scan_file(&p))
+                .await
+                .map_err(Error::internal)??;
+            Ok(Fetched {
+                path,
+                facts,
+                modified,
+                _temp: None,
+            })
+        }
+        Source::Http(url) => download_http(url, settings).await,
+        Source::Store(url) => download_store(url, settings).await,
+    }
+}
+
+/// The byte pass over a local file.
+fn scan_file(path: &Path) -> Result<ByteFacts> {
+    let mut file = std::fs::File::open(path)?;
+    let mut scan = Scanner::default();
+    let mut buf = vec![0u8; 1024 * 1024];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        scan.feed(&buf[..n]);
+    }
+    Ok(scan.finish())
+}
+
+#[derive(Default)]
+struct Scanner {
+    hash: Sha256,
+    utf8: Utf8Check,
+    bytes: u64,
+    sample: Vec<u8>,
+}
+
+impl Scanner {
+    fn feed(&mut self, chunk: &[u8]) {
+        self.hash.update(chunk);
+        self.utf8.feed(chunk);
+        self.bytes += chunk.len() as u64;
+        if self.sample.len() < SAMPLE_BYTES {
+            let take = (SAMPLE_BYTES - self.sample.len()).min(chunk.len());
+            self.sample.extend_from_slice(&chunk[..take]);
+        }
+    }
+
+    fn finish(mut self) -> ByteFacts {
+        self.utf8.finish();
+        ByteFacts {
+            sha256: hex::encode(self.hash.finalize()),
+            bytes: self.bytes,
+            first_invalid_utf8: self.utf8.first_invalid,
+            bom: bom_of(&self.sample),
+            sample: self.sample,
+        }
+    }
+}
+
+/// Streams a chunked download to a temporary file, fingerprinting it on the way.
+async fn spool<S, E>(mut chunks: S, settings: &IngestSettings, what: &str) -> Result<Fetched>
+where
+    S: futures::Stream<Item = std::result::Result<bytes::Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    let temp = tempfile::NamedTempFile::new()?.into_temp_path();
+    let mut file = tokio::fs::File::create(&temp).await?;
+    let mut scan = Scanner::default();
+    while let Some(chunk) = chunks.next().await {
+        let chunk =
+            chunk.map_err(|e| Error::bad_request(format!("download of {what} broke off: {e}")))?;
+        scan.feed(&chunk);
+        if scan.bytes > settings.max_download_bytes {
+            return Err(Error::TooLarge(format!(
+                "{what} is larger than the download limit of {} bytes (ingest.max_download_bytes)",
+                settings.max_download_bytes
+            )));
+        }
+        file.write_all(&chunk).await?;
+    }
+    file.flush().await?;
+    Ok(Fetched {
+        path: temp.to_path_buf(),
+        facts: scan.finish(),
+        modified: None,
+        _temp: Some(temp),
+    })
+}
+
+async fn download_http(url: &url::Url, settings: &IngestSettings) -> Result<Fetched> {
+    let client = reqwest::Client::builder()
+        .timeout(settings.http_timeout)
+        .redirect(reqwest::redirect::Policy::limited(10))
+        .user_agent(concat!("qanat/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(Error::internal)?;
+    let resp = client
+        .get(url.clone())
+        .send()
+        .await
+        .map_err(|e| Error::bad_request(format!("cannot fetch {url}: {e}")))?;
+    if !resp.status().is_success() {
+        return Err(Error::bad_request(format!(
+            "{url} answered HTTP {}",
+            resp.status()
+        )));
+    }
+    let declared = resp.content_length();
+    let fetched = spool(resp.bytes_stream(), settings, url.as_str()).await?;
+    if let Some(n) = declared {
+        if n != fetched.facts.bytes {
+            return Err(Error::bad_request(format!(
+                "download of {url} is truncated: {} of {n} bytes",
+                fetched.facts.bytes
+            )));
+        }
+    }
+    Ok(fetched)
+}
+
+async fn download_store(url: &url::Url, settings: &IngestSettings) -> Result<Fetched> {
+    let cannot = |e: &dyn std::fmt::Display| Error::bad_request(format!("cannot open {url}: {e}"));
+    // S3 credentials and region come from the usual AWS_* environment variables.
+    let store: std::sync::Arc<dyn object_store::ObjectStore> = match url.scheme() {
+        "s3" => std::sync::Arc::new(
+            object_store::aws::AmazonS3Builder::from_env()
+                .with_url(url.as_str())
+                .build()
+                .map_err(|e| cannot(&e))?,
+        ),
+        _ => object_store::parse_url(url)
+            .map_err(|e| cannot(&e))?
+            .0
+            .into(),
+    };
+    let path = object_store::path::Path::from_url_path(url.path()).map_err(|e| cannot(&e))?;
+    let get = object_store::ObjectStoreExt::get(&store, &path)
+        .await
+        .map_err(|e| Error::bad_request(format!("cannot read {url}: {e}")))?;
+    spool(get.into_stream(), settings, url.as_str()).await
+}

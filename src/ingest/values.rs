@@ -1,0 +1,315 @@
+//! Parsers that decide whether a published cell is an integer, float, boolean, date or datetime,
+//! and give its typed value. Inference and writing use the same functions, so a type decided
+//! from the whole file always parses every value of that file.
+
+use chrono::{NaiveDate, NaiveDateTime, NaiveTime};
+
+/// Markers read as null in a typed column (kept as text in a string column).
+pub const DEFAULT_NULL_MARKERS: [&str; 5] = ["NA", "N/A", "null", "NULL", "-"];
+
+/// Longest run of digits read as an integer; longer ones are identifiers, kept as text.
+const MAX_INT_DIGITS: usize = 18;
+
+const EPOCH: NaiveDate = NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date");
+
+/// How a text cell fails to be a number, so that the report can say why a column stayed text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotNumber {
+    LeadingZero,
+    TooLong,
+    Other,
+}
+
+fn digits(b: &[u8]) -> usize {
+    b.iter().take_while(|c| c.is_ascii_digit()).count()
+}
+
+/// An integer as published: optional `-`, digits, no leading zero (codes such as `01400` stay
+/// text), at most 18 digits.
+pub fn parse_int(s: &str) -> Result<i64, NotNumber> {
+    let b = s.as_bytes();
+    let body = b.strip_prefix(b"-").unwrap_or(b);
+    let n = digits(body);
+    if n == 0 || n != body.len() {
+        return Err(NotNumber::Other);
+    }
+    if n > 1 && body[0] == b'0' {
+        return Err(NotNumber::LeadingZero);
+    }
+    if n > MAX_INT_DIGITS {
+        return Err(NotNumber::TooLong);
+    }
+    s.parse().map_err(|_| NotNumber::Other)
+}
+
+/// A decimal number with `decimal` as its mark (`.` or `,`) and an optional exponent. The
+/// integer part follows the same leading-zero rule as [`parse_int`]; `inf` and `NaN` are text.
+pub fn parse_float(s: &str, decimal: u8) -> Result<f64, NotNumber> {
+    let b = s.as_bytes();
+    let body = b.strip_prefix(b"-").unwrap_or(b);
+    let int_len = digits(body);
+    if int_len > 1 && body[0] == b'0' {
+        return Err(NotNumber::LeadingZero);
+    }
+    let mut i = int_len;
+    let mut frac_len = 0;
+    if i < body.len() && body[i] == decimal {
+        i += 1;
+        frac_len = digits(&body[i..]);
+        i += frac_len;
+    }
+    if int_len + frac_len == 0 {
+        return Err(NotNumber::Other);
+    }
+    if i < body.len() && (body[i] == b'e' || body[i] == b'E') {
+        i += 1;
+        if i < body.len() && (body[i] == b'+' || body[i] == b'-') {
+            i += 1;
+        }
+        let exp = digits(&body[i..]);
+        if exp == 0 {
+            return Err(NotNumber::Other);
+        }
+        i += exp;
+    }
+    if i != body.len() {
+        return Err(NotNumber::Other);
+    }
+    let parsed = if decimal == b'.' {
+        s.parse::<f64>()
+    } else {
+        s.replacen(decimal as char, ".", 1).parse::<f64>()
+    };
+    parsed
+        .ok()
+        .filter(|f| f.is_finite())
+        .ok_or(NotNumber::Other)
+}
+
+pub fn parse_bool(s: &str) -> Option<bool> {
+    if s.eq_ignore_ascii_case("true") {
+        Some(true)
+    } else if s.eq_ignore_ascii_case("false") {
+        Some(false)
+    } else {
+        None
+    }
+}
+
+/// Date layouts recognised in published files; a column keeps one layout for all its values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DateLayout {
+    /// `2024-06-30`
+    Iso,
+    /// `30/06/2024`, the French (and British) order.
+    DayFirst,
+}
+
+impl DateLayout {
+    pub fn describe(self) -> &'static str {
+        match self {
+            DateLayout::Iso => "yyyy-mm-dd",
+            DateLayout::DayFirst => "dd/mm/yyyy",
+        }
+    }
+}
+
+fn num(b: &[u8]) -> Option<u32> {
+    if b.is_empty() || !b.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    b.iter().try_fold(0u32, |acc, d| {
+        acc.checked_mul(10)?.checked_add(u32::from(d - b'0'))
+    })
+}
+
+fn split_date(s: &str) -> Option<(NaiveDate, DateLayout)> {
+    let b = s.as_bytes();
+    if b.len() != 10 {
+        return None;
+    }
+    let (y, m, d, layout) = if b[4] == b'-' && b[7] == b'-' {
+        (
+            num(&b[0..4])?,
+            num(&b[5..7])?,
+            num(&b[8..10])?,
+            DateLayout::Iso,
+        )
+    } else if b[2] == b'/' && b[5] == b'/' {
+        (
+            num(&b[6..10])?,
+            num(&b[3..5])?,
+            num(&b[0..2])?,
+            DateLayout::DayFirst,
+        )
+    } else {
+        return None;
+    };
+    NaiveDate::from_ymd_opt(y as i32, m, d).map(|date| (date, layout))
+}
+
+/// A date as days since 1970-01-01, and the layout it was written in.
+pub fn parse_date(s: &str) -> Option<(i32, DateLayout)> {
+    let (date, layout) = split_date(s)?;
+    Some(((date - EPOCH).num_days() as i32, layout))
+}
+
+/// A parsed datetime: microseconds since the epoch (UTC when an offset was given, wall-clock
+/// otherwise), whether an offset was given, and the date layout.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Datetime {
+    pub micros: i64,
+    pub with_offset: bool,
+    pub layout: DateLayout,
+}
+
+/// `yyyy-mm-ddTHH:MM[:SS[.fff]]` (or a space for `T`, or a dd/mm/yyyy date), optionally followed
+/// by `Z` or an offset `±HH:MM`.
+pub fn parse_datetime(s: &str) -> Option<Datetime> {
+    if s.len() < 16 || !s.is_char_boundary(10) {
+        return None;
+    }
+    let (date, layout) = split_date(&s[..10])?;
+    let rest = &s[10..];
+    let sep = rest.as_bytes()[0];
+    if sep != b'T' && sep != b' ' {
+        return None;
+    }
+    let rest = &rest[1..];
+    // The time ends where an offset begins.
+    let tz_at = rest
+        .char_indices()
+        .skip(5)
+        .find(|(_, c)| matches!(c, 'Z' | 'z' | '+' | '-'))
+        .map(|(i, _)| i);
+    let (time_text, tz_text) = match tz_at {
+        Some(i) => (&rest[..i], Some(&rest[i..])),
+        None => (rest, None),
+    };
+    let time = parse_time(time_text)?;
+    let naive = NaiveDateTime::new(date, time);
+    let offset_secs = match tz_text {
+        None => None,
+        Some(t) => Some(parse_offset(t)?),
+    };
+    let local = naive.and_utc().timestamp_micros();
+    let micros = match offset_secs {
+        Some(off) => local.checked_sub(i64::from(off) * 1_000_000)?,
+        None => local,
+    };
+    Some(Datetime {
+        micros,
+        with_offset: offset_secs.is_some(),
+        layout,
+    })
+}
+
+fn parse_time(t: &str) -> Option<NaiveTime> {
+    let b = t.as_bytes();
+    if b.len() < 5 || b[2] != b':' {
+        return None;
+    }
+    let h = num(&b[0..2])?;
+    let m = num(&b[3..5])?;
+    let (s, nanos) = if b.len() == 5 {
+        (0, 0)
+    } else {
+        if b.len() < 8 || b[5] != b':' {
+            return None;
+        }
+        let s = num(&b[6..8])?;
+        let nanos = if b.len() == 8 {
+            0
+        } else {
+            if b[8] != b'.' && b[8] != b',' {
+                return None;
+            }
+            let frac = &b[9..];
+            if frac.is_empty() || frac.len() > 9 {
+                return None;
+            }
+            num(frac)? * 10u32.pow(9 - frac.len() as u32)
+        };
+        (s, nanos)
+    };
+    NaiveTime::from_hms_nano_opt(h, m, s, nanos)
+}
+
+fn parse_offset(t: &str) -> Option<i32> {
+    if t == "Z" || t == "z" {
+        return Some(0);
+    }
+    let b = t.as_bytes();
+    let sign = match b[0] {
+        b'+' => 1,
+        b'-' => -1,
+        _ => return None,
+    };
+    let digits: Vec<u8> = b[1..].iter().copied().filter(|c| *c != b':').collect();
+    let (h, m) = match digits.len() {
+        2 => (num(&digits)?, 0),
+        4 => (num(&digits[0..2])?, num(&digits[2..4])?),
+        _ => return None,
+    };
+    if h > 23 || m > 59 || (b.len() == 6 && b[3] != b':') {
+        return None;
+    }
+    Some(sign * (h as i32 * 3600 + m as i32 * 60))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn integers_keep_codes_as_text() {
+        assert_eq!(parse_int("42"), Ok(42));
+        assert_eq!(parse_int("-7"), Ok(-7));
+        assert_eq!(parse_int("0"), Ok(0));
+        assert_eq!(parse_int("01400"), Err(NotNumber::LeadingZero));
+        assert_eq!(parse_int("1234567890123456789"), Err(NotNumber::TooLong));
+        assert_eq!(parse_int("+33"), Err(NotNumber::Other));
+        assert_eq!(parse_int("4.2"), Err(NotNumber::Other));
+        assert_eq!(parse_int(""), Err(NotNumber::Other));
+        assert_eq!(parse_int("-"), Err(NotNumber::Other));
+    }
+
+    #[test]
+    fn floats_with_either_decimal_mark() {
+        assert_eq!(parse_float("48.8566", b'.'), Ok(48.8566));
+        assert_eq!(parse_float("-0.5", b'.'), Ok(-0.5));
+        assert_eq!(parse_float(".5", b'.'), Ok(0.5));
+        assert_eq!(parse_float("1e3", b'.'), Ok(1000.0));
+        assert_eq!(parse_float("346,50", b','), Ok(346.5));
+        assert_eq!(parse_float("346,50", b'.'), Err(NotNumber::Other));
+        assert_eq!(parse_float("inf", b'.'), Err(NotNumber::Other));
+        assert_eq!(parse_float("NaN", b'.'), Err(NotNumber::Other));
+        assert_eq!(parse_float("07.5", b'.'), Err(NotNumber::LeadingZero));
+        assert_eq!(parse_float("1.", b'.'), Ok(1.0));
+        assert_eq!(parse_float(".", b'.'), Err(NotNumber::Other));
+    }
+
+    #[test]
+    fn dates_in_both_layouts() {
+        assert_eq!(parse_date("1970-01-02"), Some((1, DateLayout::Iso)));
+        assert_eq!(parse_date("02/01/1970"), Some((1, DateLayout::DayFirst)));
+        assert_eq!(parse_date("2024-02-30"), None);
+        assert_eq!(parse_date("13/13/2024"), None);
+        assert_eq!(parse_date("20240101"), None);
+    }
+
+    #[test]
+    fn datetimes_with_and_without_offsets() {
+        let d = parse_datetime("1970-01-01T00:00:01").unwrap();
+        assert_eq!((d.micros, d.with_offset), (1_000_000, false));
+        let d = parse_datetime("1970-01-01 01:00:00+01:00").unwrap();
+        assert_eq!((d.micros, d.with_offset), (0, true));
+        let d = parse_datetime("1970-01-01T00:00:00.5Z").unwrap();
+        assert_eq!((d.micros, d.with_offset), (500_000, true));
+        let d = parse_datetime("01/01/1970 00:01").unwrap();
+        assert_eq!((d.micros, d.layout), (60_000_000, DateLayout::DayFirst));
+        assert!(parse_datetime("1970-01-01T25:00:00").is_none());
+        assert!(parse_datetime("1970-01-01").is_none());
+        assert!(parse_datetime("1970-01-01T00:00:00+1").is_none());
+    }
+}

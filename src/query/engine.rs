@@ -1,0 +1,196 @@
+//! The query engine: one DataFusion session under a memory pool, executing on its own Tokio
+//! runtime so that sockets and `/health` stay responsive while queries run, with a deadline on
+//! every query.
+
+use std::num::NonZeroUsize;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use datafusion::catalog::TableProvider;
+use datafusion::dataframe::DataFrame;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
+use datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use futures::StreamExt;
+use tokio::sync::mpsc;
+
+use crate::catalog::manifest::Manifest;
+use crate::catalog::schema::{ROW_COLUMN, arrow_schema};
+use crate::config::Limits;
+use crate::error::{Error, Result};
+use crate::query::plan::column;
+use crate::storage::Storage;
+
+/// A runtime that is shut down without blocking when dropped (dropping a runtime inside another
+/// runtime's task would otherwise panic).
+struct QueryRuntime(Option<tokio::runtime::Runtime>);
+
+impl Drop for QueryRuntime {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+pub struct Engine {
+    ctx: SessionContext,
+    runtime: QueryRuntime,
+    deadline: Duration,
+}
+
+impl Engine {
+    pub fn new(storage: &Storage, limits: &Limits) -> Result<Self> {
+        let mut config = SessionConfig::new()
+            .with_target_partitions(limits.query_threads)
+            .with_batch_size(8192);
+        let parquet = &mut config.options_mut().execution.parquet;
+        // Late materialisation: filters are evaluated while decoding, so columns of rows that
+        // do not match are never decoded.
+        parquet.pushdown_filters = true;
+        parquet.reorder_filters = true;
+        let pool = TrackConsumersPool::new(
+            FairSpillPool::new(limits.memory_bytes),
+            NonZeroUsize::new(5).expect("non-zero"),
+        );
+        let env = RuntimeEnvBuilder::new()
+            .with_memory_pool(Arc::new(pool))
+            .build_arc()?;
+        let ctx = SessionContext::new_with_config_rt(config, env);
+        ctx.register_object_store(&storage.base_url, Arc::clone(&storage.store));
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(limits.query_threads)
+            .thread_name("qanat-query")
+            .enable_all()
+            .build()?;
+        Ok(Engine {
+            ctx,
+            runtime: QueryRuntime(Some(runtime)),
+            deadline: limits.query_timeout,
+        })
+    }
+
+    /// A table reading a version's Parquet in place. The schema comes from the manifest, so
+    /// nothing is inferred per request, and the declared row order lets file-order pages skip
+    /// sorting.
+    pub fn table(&self, storage: &Storage, manifest: &Manifest) -> Result<Arc<dyn TableProvider>> {
+        let url = ListingTableUrl::parse(storage.version_url(&manifest.id, &manifest.version))?;
+        let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
+            .with_file_extension(".parquet")
+            .with_file_sort_order(vec![vec![column(ROW_COLUMN).sort(true, false)]]);
+        let config = ListingTableConfig::new(url)
+            .with_listing_options(options)
+            .with_schema(arrow_schema(&manifest.schema));
+        Ok(Arc::new(ListingTable::try_new(config)?))
+    }
+
+    pub fn read(&self, table: Arc<dyn TableProvider>) -> Result<DataFrame> {
+        Ok(self.ctx.read_table(table)?)
+    }
+
+    fn handle(&self) -> &tokio::runtime::Handle {
+        self.runtime
+            .0
+            .as_ref()
+            .expect("runtime lives as long as the engine")
+            .handle()
+    }
+
+    fn timed_out(&self) -> Error {
+        Error::Overloaded(format!(
+            "the query ran past its deadline of {} ms; add filters or ask for fewer rows",
+            self.deadline.as_millis()
+        ))
+    }
+
+    /// Runs a bounded query (a page) to completion within the deadline.
+    pub async fn collect(&self, df: DataFrame) -> Result<Vec<RecordBatch>> {
+        let task = AbortOnDrop(self.handle().spawn(df.collect()));
+        match tokio::time::timeout(self.deadline, task.join()).await {
+            Err(_) => Err(self.timed_out()),
+            Ok(joined) => joined?.map_err(Error::from_engine),
+        }
+    }
+
+    /// Counts the rows of a query within the deadline.
+    pub async fn count(&self, df: DataFrame) -> Result<u64> {
+        let task = AbortOnDrop(self.handle().spawn(df.count()));
+        match tokio::time::timeout(self.deadline, task.join()).await {
+            Err(_) => Err(self.timed_out()),
+            Ok(joined) => Ok(joined?.map_err(Error::from_engine)? as u64),
+        }
+    }
+
+    /// Starts a query whose result is streamed. The first batch is awaited here, within the
+    /// deadline, so that an early failure still gets a real status; the rest arrives through a
+    /// small channel, so memory stays bounded and a closed connection cancels the query.
+    pub async fn stream(&self, df: DataFrame) -> Result<BatchStream> {
+        let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+        let (tx, mut rx) = mpsc::channel(2);
+        let task = AbortOnDrop(self.handle().spawn(async move {
+            let mut stream = match df.execute_stream().await {
+                Ok(s) => s,
+                Err(e) => {
+                    let _ = tx.send(Err(e)).await;
+                    return;
+                }
+            };
+            while let Some(item) = stream.next().await {
+                if tx.send(item).await.is_err() {
+                    break;
+                }
+            }
+        }));
+        let first = match tokio::time::timeout(self.deadline, rx.recv()).await {
+            Err(_) => return Err(self.timed_out()),
+            Ok(None) => None,
+            Ok(Some(item)) => Some(item.map_err(Error::from_engine)?),
+        };
+        Ok(BatchStream {
+            schema,
+            first,
+            rx,
+            _task: task,
+        })
+    }
+}
+
+/// Aborts the spawned query when the waiting side goes away (deadline, closed connection).
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> AbortOnDrop<T> {
+    async fn join(mut self) -> Result<T> {
+        (&mut self.0)
+            .await
+            .map_err(|e| Error::internal(format!("query task failed: {e}")))
+    }
+}
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// The batches of a running query, first one already computed.
+pub struct BatchStream {
+    pub schema: SchemaRef,
+    first: Option<RecordBatch>,
+    rx: mpsc::Receiver<datafusion::error::Result<RecordBatch>>,
+    _task: AbortOnDrop<()>,
+}
+
+impl BatchStream {
+    pub async fn next(&mut self) -> Option<Result<RecordBatch>> {
+        if let Some(b) = self.first.take() {
+            return Some(Ok(b));
+        }
+        self.rx.recv().await.map(|r| r.map_err(Error::from_engine))
+    }
+}

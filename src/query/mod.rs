@@ -1,0 +1,8 @@
+//! Queries: request parameters → validated query → DataFusion plan → batches.
+
+pub mod engine;
+pub mod params;
+pub mod plan;
+
+pub use engine::{BatchStream, Engine};
+pub use params::DataQuery;

@@ -1,0 +1,644 @@
+//! The query grammar of the data routes (data.gouv.fr's tabular API): raw query-string pairs
+//! checked against a dataset's schema into a typed [`DataQuery`], or a 400 saying what is wrong.
+
+use std::sync::Arc;
+
+use datafusion::scalar::ScalarValue;
+
+use crate::catalog::schema::{Column, ColumnType, UTC};
+use crate::config::Limits;
+use crate::error::{Error, Result};
+use crate::ingest::values::{DateLayout, parse_date, parse_datetime};
+
+/// Filter operators, by their name in `column__operator`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Op {
+    Exact,
+    Differs,
+    In,
+    NotIn,
+    Contains,
+    NotContains,
+    Less,
+    Greater,
+    StrictlyLess,
+    StrictlyGreater,
+    IsNull,
+    IsNotNull,
+}
+
+/// Aggregates, named `column__aggregate` in requests and in results.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Agg {
+    Count,
+    Sum,
+    Avg,
+    Min,
+    Max,
+}
+
+const OPS: [(&str, Op); 12] = [
+    ("exact", Op::Exact),
+    ("differs", Op::Differs),
+    ("in", Op::In),
+    ("notin", Op::NotIn),
+    ("contains", Op::Contains),
+    ("notcontains", Op::NotContains),
+    ("less", Op::Less),
+    ("greater", Op::Greater),
+    ("strictly_less", Op::StrictlyLess),
+    ("strictly_greater", Op::StrictlyGreater),
+    ("isnull", Op::IsNull),
+    ("isnotnull", Op::IsNotNull),
+];
+
+const AGGS: [(&str, Agg); 5] = [
+    ("count", Agg::Count),
+    ("sum", Agg::Sum),
+    ("avg", Agg::Avg),
+    ("min", Agg::Min),
+    ("max", Agg::Max),
+];
+
+impl Op {
+    pub fn name(self) -> &'static str {
+        OPS.iter().find(|(_, o)| *o == self).map_or("", |(n, _)| n)
+    }
+}
+
+impl Agg {
+    pub fn name(self) -> &'static str {
+        AGGS.iter().find(|(_, a)| *a == self).map_or("", |(n, _)| n)
+    }
+}
+
+/// One `column__operator=value` condition, its values already typed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Filter {
+    pub column: String,
+    pub op: Op,
+    pub values: Vec<ScalarValue>,
+}
+
+/// A sort key: a column, or an aggregate's output name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sort {
+    pub key: String,
+    pub descending: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Aggregate {
+    pub column: String,
+    pub agg: Agg,
+}
+
+impl Aggregate {
+    pub fn output_name(&self) -> String {
+        format!("{}__{}", self.column, self.agg.name())
+    }
+}
+
+/// A validated request of a data route.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DataQuery {
+    /// Columns to return, in this order (`None`: all).
+    pub columns: Option<Vec<String>>,
+    pub page: u64,
+    pub page_size: u64,
+    /// Whether `page` or `page_size` was given (exports are whole results otherwise).
+    pub paged: bool,
+    pub filters: Vec<Filter>,
+    pub sorts: Vec<Sort>,
+    pub group_by: Vec<String>,
+    pub aggregates: Vec<Aggregate>,
+}
+
+impl DataQuery {
+    pub fn is_aggregate(&self) -> bool {
+        !self.group_by.is_empty() || !self.aggregates.is_empty()
+    }
+
+    /// Rows skipped before the page (checked: a huge page number is a 400, not an overflow).
+    pub fn offset(&self) -> Result<usize> {
+        (self.page - 1)
+            .checked_mul(self.page_size)
+            .and_then(|o| usize::try_from(o).ok())
+            .ok_or_else(|| Error::bad_request(format!("page {} is beyond any result", self.page)))
+    }
+
+    /// A canonical text of the query (filters sorted, values typed) for cache keys and ETags;
+    /// two requests that mean the same thing get the same text.
+    pub fn canonical(&self) -> String {
+        let mut filters: Vec<String> = self
+            .filters
+            .iter()
+            .map(|f| {
+                let vals: Vec<String> = f.values.iter().map(|v| format!("{v:?}")).collect();
+                format!("{}__{}={}", f.column, f.op.name(), vals.join("\u{1f}"))
+            })
+            .collect();
+        filters.sort();
+        let sorts: Vec<String> = self
+            .sorts
+            .iter()
+            .map(|s| format!("{}:{}", s.key, if s.descending { "desc" } else { "asc" }))
+            .collect();
+        let aggs: Vec<String> = self.aggregates.iter().map(Aggregate::output_name).collect();
+        format!(
+            "c={:?}|p={}|s={}|paged={}|f={}|o={}|g={}|a={}",
+            self.columns,
+            self.page,
+            self.page_size,
+            self.paged,
+            filters.join("\u{1e}"),
+            sorts.join(","),
+            self.group_by.join(","),
+            aggs.join(",")
+        )
+    }
+}
+
+const RESERVED: [&str; 3] = ["columns", "page", "page_size"];
+
+fn op_list() -> String {
+    OPS.iter()
+        .map(|(n, _)| *n)
+        .chain(["sort", "groupby"])
+        .chain(AGGS.iter().map(|(n, _)| *n))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Parses and validates a raw query string against a schema.
+pub fn parse(raw: &str, schema: &[Column], limits: &Limits) -> Result<DataQuery> {
+    let mut q = DataQuery {
+        columns: None,
+        page: 1,
+        page_size: limits.default_page_size,
+        paged: false,
+        filters: Vec::new(),
+        sorts: Vec::new(),
+        group_by: Vec::new(),
+        aggregates: Vec::new(),
+    };
+    let known = || {
+        schema
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let find = |name: &str, key: &str| -> Result<&Column> {
+        schema.iter().find(|c| c.name == name).ok_or_else(|| {
+            Error::bad_request(format!(
+                "unknown column `{name}` in `{key}`; known columns: {}",
+                known()
+            ))
+        })
+    };
+    let mut conditions = 0usize;
+    let mut pending_sorts: Vec<(String, String, String)> = Vec::new();
+    for (key, value) in url::form_urlencoded::parse(raw.as_bytes()) {
+        let (key, value) = (key.as_ref(), value.as_ref());
+        if key.is_empty() {
+            continue;
+        }
+        match key {
+            "page" => {
+                q.page = value.parse().ok().filter(|p| *p >= 1).ok_or_else(|| {
+                    Error::bad_request(format!(
+                        "page `{value}` must be a whole number of at least 1"
+                    ))
+                })?;
+                q.paged = true;
+                continue;
+            }
+            "page_size" => {
+                let max = limits.max_page_size;
+                q.page_size = value
+                    .parse()
+                    .ok()
+                    .filter(|s| (1..=max).contains(s))
+                    .ok_or_else(|| {
+                        Error::bad_request(format!(
+                            "page_size `{value}` must be a whole number from 1 to {max}"
+                        ))
+                    })?;
+                q.paged = true;
+                continue;
+            }
+            "columns" => {
+                let mut cols = Vec::new();
+                for name in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                    find(name, "columns")?;
+                    if cols.iter().any(|c| c == name) {
+                        return Err(Error::bad_request(format!(
+                            "column `{name}` is listed twice in `columns`"
+                        )));
+                    }
+                    cols.push(name.to_string());
+                }
+                if cols.is_empty() {
+                    return Err(Error::bad_request(format!(
+                        "`columns` is empty; list column names separated by commas, from: {}",
+                        known()
+                    )));
+                }
+                q.columns = Some(cols);
+                continue;
+            }
+            _ => {}
+        }
+        let Some((name, op_text)) = key.split_once("__") else {
+            return Err(Error::bad_request(format!(
+                "unknown parameter `{key}`; valid parameters are {}, and filters written column__operator",
+                RESERVED.join(", ")
+            )));
+        };
+        conditions += 1;
+        if conditions > limits.max_filters {
+            return Err(Error::bad_request(format!(
+                "more than {} filter, sort and aggregation parameters; narrow the query",
+                limits.max_filters
+            )));
+        }
+        // A sort on an aggregate's output: `score__avg__sort=desc`.
+        if let Some((agg_text, "sort")) = op_text.split_once("__") {
+            if AGGS.iter().any(|(n, _)| *n == agg_text) {
+                find(name, key)?;
+                pending_sorts.push((
+                    format!("{name}__{agg_text}"),
+                    value.to_string(),
+                    key.to_string(),
+                ));
+                continue;
+            }
+        }
+        let col = find(name, key)?;
+        if op_text == "sort" {
+            pending_sorts.push((name.to_string(), value.to_string(), key.to_string()));
+            continue;
+        }
+        if op_text == "groupby" {
+            if !q.group_by.iter().any(|g| g == name) {
+                q.group_by.push(name.to_string());
+            }
+            continue;
+        }
+        if let Some((_, agg)) = AGGS.iter().find(|(n, _)| *n == op_text) {
+            if matches!(agg, Agg::Sum | Agg::Avg)
+                && !matches!(col.kind, ColumnType::Integer | ColumnType::Float)
+            {
+                return Err(Error::bad_request(format!(
+                    "`{op_text}` needs a numeric column; `{name}` is {}",
+                    col.kind.as_str()
+                )));
+            }
+            let a = Aggregate {
+                column: name.to_string(),
+                agg: *agg,
+            };
+            if !q.aggregates.contains(&a) {
+                q.aggregates.push(a);
+            }
+            continue;
+        }
+        let Some((_, op)) = OPS.iter().find(|(n, _)| *n == op_text) else {
+            return Err(Error::bad_request(format!(
+                "unknown operator `{op_text}` in `{key}`; valid operators: {}",
+                op_list()
+            )));
+        };
+        q.filters.push(filter(col, *op, value, key, limits)?);
+    }
+    for (k, dir, key) in pending_sorts {
+        let descending = match dir.as_str() {
+            "asc" => false,
+            "desc" => true,
+            other => {
+                return Err(Error::bad_request(format!(
+                    "`{key}={other}`: a sort is `asc` or `desc`"
+                )));
+            }
+        };
+        q.sorts.push(Sort { key: k, descending });
+    }
+    check_aggregation(&q)?;
+    Ok(q)
+}
+
+fn check_aggregation(q: &DataQuery) -> Result<()> {
+    let outputs: Vec<String> = q
+        .group_by
+        .iter()
+        .cloned()
+        .chain(q.aggregates.iter().map(Aggregate::output_name))
+        .collect();
+    if q.is_aggregate() {
+        if q.columns.is_some() {
+            return Err(Error::bad_request(
+                "`columns` cannot be combined with aggregation; the result has the groupby columns and the aggregates",
+            ));
+        }
+        for s in &q.sorts {
+            if !outputs.contains(&s.key) {
+                return Err(Error::bad_request(format!(
+                    "cannot sort an aggregated result by `{}`; sort by one of: {}",
+                    s.key,
+                    outputs.join(", ")
+                )));
+            }
+        }
+    } else if let Some(s) = q.sorts.iter().find(|s| s.key.contains("__")) {
+        return Err(Error::bad_request(format!(
+            "`{}` is an aggregate; sorting by it needs aggregation (e.g. a __groupby)",
+            s.key
+        )));
+    }
+    Ok(())
+}
+
+fn filter(col: &Column, op: Op, value: &str, key: &str, limits: &Limits) -> Result<Filter> {
+    let values = match op {
+        Op::IsNull | Op::IsNotNull => Vec::new(),
+        Op::Contains | Op::NotContains => {
+            if col.kind != ColumnType::String {
+                return Err(Error::bad_request(format!(
+                    "`{}` applies to string columns; `{}` is {} (use exact, in, less or greater)",
+                    op.name(),
+                    col.name,
+                    col.kind.as_str()
+                )));
+            }
+            vec![ScalarValue::Utf8(Some(value.to_string()))]
+        }
+        Op::In | Op::NotIn => {
+            let items =
+                split_list(value).map_err(|e| Error::bad_request(format!("`{key}`: {e}")))?;
+            if items.len() > limits.max_in_values {
+                return Err(Error::bad_request(format!(
+                    "`{key}` lists {} values; at most {} are allowed",
+                    items.len(),
+                    limits.max_in_values
+                )));
+            }
+            items
+                .iter()
+                .map(|v| typed(col, v, key))
+                .collect::<Result<_>>()?
+        }
+        _ => vec![typed(col, value, key)?],
+    };
+    Ok(Filter {
+        column: col.name.clone(),
+        op,
+        values,
+    })
+}
+
+/// Splits an `__in` list on commas; a value holding a comma is written in double quotes, a
+/// quote inside quotes is doubled.
+pub fn split_list(text: &str) -> std::result::Result<Vec<String>, String> {
+    let mut items = Vec::new();
+    let mut chars = text.chars().peekable();
+    loop {
+        let mut item = String::new();
+        if chars.peek() == Some(&'"') {
+            chars.next();
+            loop {
+                match chars.next() {
+                    None => {
+                        return Err(
+                            "a quoted value is not closed; write \"a,b\" with both quotes".into(),
+                        );
+                    }
+                    Some('"') if chars.peek() == Some(&'"') => {
+                        chars.next();
+                        item.push('"');
+                    }
+                    Some('"') => break,
+                    Some(c) => item.push(c),
+                }
+            }
+            match chars.next() {
+                None => {
+                    items.push(item);
+                    return Ok(items);
+                }
+                Some(',') => {}
+                Some(c) => {
+                    return Err(format!(
+                        "`{c}` after a closing quote; separate values with commas"
+                    ));
+                }
+            }
+        } else {
+            loop {
+                match chars.next() {
+                    None => {
+                        items.push(item);
+                        return Ok(items);
+                    }
+                    Some(',') => break,
+                    Some(c) => item.push(c),
+                }
+            }
+        }
+        items.push(item);
+    }
+}
+
+/// A request value parsed as the column's type, as a typed literal.
+pub fn typed(col: &Column, value: &str, key: &str) -> Result<ScalarValue> {
+    let bad = || {
+        Error::bad_request(format!(
+            "`{value}` in `{key}` is not a valid {} for column `{}` (e.g. {})",
+            col.kind.as_str(),
+            col.name,
+            col.kind.example()
+        ))
+    };
+    Ok(match col.kind {
+        ColumnType::String => ScalarValue::Utf8(Some(value.to_string())),
+        ColumnType::Integer => ScalarValue::Int64(Some(value.trim().parse().map_err(|_| bad())?)),
+        ColumnType::Float => {
+            let v: f64 = value.trim().parse().map_err(|_| bad())?;
+            let plain = value
+                .trim()
+                .bytes()
+                .all(|b| b.is_ascii_digit() || b"+-.eE".contains(&b));
+            if !v.is_finite() || !plain {
+                return Err(bad());
+            }
+            ScalarValue::Float64(Some(v))
+        }
+        ColumnType::Boolean => match value.trim().to_ascii_lowercase().as_str() {
+            "true" => ScalarValue::Boolean(Some(true)),
+            "false" => ScalarValue::Boolean(Some(false)),
+            _ => return Err(bad()),
+        },
+        ColumnType::Date => match parse_date(value.trim()) {
+            Some((days, DateLayout::Iso)) => ScalarValue::Date32(Some(days)),
+            _ => return Err(bad()),
+        },
+        ColumnType::Datetime => {
+            let dt = parse_datetime(value.trim())
+                .filter(|d| d.layout == DateLayout::Iso)
+                .ok_or_else(bad)?;
+            if col.with_offset {
+                // A value without offset is read as UTC, the zone the column is stored in.
+                ScalarValue::TimestampMicrosecond(Some(dt.micros), Some(Arc::from(UTC)))
+            } else if dt.with_offset {
+                return Err(Error::bad_request(format!(
+                    "`{value}` in `{key}` has a UTC offset but column `{}` holds local times without one (e.g. {})",
+                    col.name,
+                    ColumnType::Datetime.example()
+                )));
+            } else {
+                ScalarValue::TimestampMicrosecond(Some(dt.micros), None)
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn schema() -> Vec<Column> {
+        let c = |name: &str, kind| Column {
+            name: name.into(),
+            label: name.into(),
+            kind,
+            nullable: true,
+            description: None,
+            with_offset: false,
+        };
+        vec![
+            c("city", ColumnType::String),
+            c("pop", ColumnType::Integer),
+            c("lat", ColumnType::Float),
+            c("open", ColumnType::Boolean),
+            c("day", ColumnType::Date),
+            c("at", ColumnType::Datetime),
+        ]
+    }
+
+    fn p(raw: &str) -> Result<DataQuery> {
+        parse(raw, &schema(), &Limits::default())
+    }
+
+    fn err(raw: &str) -> String {
+        p(raw).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn parses_every_operator_into_typed_values() {
+        let q = p("city__exact=O%27Brien&pop__greater=10&lat__strictly_less=1.5&open__exact=true&day__less=2024-06-30&at__greater=2024-06-30T10:00:00&city__isnull").unwrap();
+        assert_eq!(q.filters.len(), 7);
+        assert_eq!(
+            q.filters[0].values,
+            vec![ScalarValue::Utf8(Some("O'Brien".into()))]
+        );
+        assert_eq!(q.filters[1].values, vec![ScalarValue::Int64(Some(10))]);
+        assert_eq!(q.filters[2].values, vec![ScalarValue::Float64(Some(1.5))]);
+        assert_eq!(q.filters[3].values, vec![ScalarValue::Boolean(Some(true))]);
+        assert_eq!(q.filters[4].values, vec![ScalarValue::Date32(Some(19904))]);
+        assert_eq!(q.filters[6].op, Op::IsNull);
+        let q = p("city__in=Rabat,%22Fes,%20Meknes%22,Oujda&pop__sort=desc&city__sort=asc&page=2&page_size=5").unwrap();
+        assert_eq!(q.filters[0].values.len(), 3);
+        assert_eq!(
+            q.filters[0].values[1],
+            ScalarValue::Utf8(Some("Fes, Meknes".into()))
+        );
+        assert_eq!(
+            q.sorts,
+            vec![
+                Sort {
+                    key: "pop".into(),
+                    descending: true
+                },
+                Sort {
+                    key: "city".into(),
+                    descending: false
+                }
+            ]
+        );
+        assert_eq!((q.page, q.page_size, q.offset().unwrap()), (2, 5, 5));
+    }
+
+    #[test]
+    fn bad_requests_name_the_problem_and_the_fix() {
+        assert!(err("nope__exact=1").contains("unknown column `nope`"));
+        assert!(err("nope__exact=1").contains("known columns: city, pop"));
+        assert!(err("city__like=a").contains("unknown operator `like`"));
+        assert!(err("city__like=a").contains("valid operators: exact"));
+        assert!(err("limit=5").contains("unknown parameter `limit`"));
+        assert!(
+            err("pop__exact=abc").contains(
+                "`abc` in `pop__exact` is not a valid integer for column `pop` (e.g. 42)"
+            )
+        );
+        assert!(err("lat__less=inf").contains("not a valid float"));
+        assert!(err("day__exact=30/06/2024").contains("not a valid date"));
+        assert!(err("pop__contains=1").contains("applies to string columns"));
+        assert!(err("page=0").contains("at least 1"));
+        assert!(err("page_size=1001").contains("from 1 to 1000"));
+        assert!(err("city__sort=up").contains("`asc` or `desc`"));
+        assert!(err("city__sum").contains("needs a numeric column"));
+        assert!(err("columns=city,nope").contains("unknown column `nope` in `columns`"));
+        assert!(err("city__in=%22a,b").contains("not closed"));
+        let many: Vec<String> = (0..51).map(|i| format!("pop__differs={i}")).collect();
+        assert!(err(&many.join("&")).contains("more than 50"));
+        let list: Vec<String> = (0..1001).map(|i| i.to_string()).collect();
+        assert!(err(&format!("pop__in={}", list.join(","))).contains("at most 1000"));
+        let deep = p("page=99999999999999999&page_size=1000").unwrap();
+        assert!(
+            deep.offset()
+                .unwrap_err()
+                .to_string()
+                .contains("beyond any result")
+        );
+    }
+
+    #[test]
+    fn canonical_text_ignores_filter_order_but_not_sort_order() {
+        let a = p("pop__greater=1&city__exact=x").unwrap().canonical();
+        let b = p("city__exact=x&pop__greater=01").unwrap().canonical();
+        assert_eq!(a, b);
+        let c = p("pop__sort=asc&city__sort=asc").unwrap().canonical();
+        let d = p("city__sort=asc&pop__sort=asc").unwrap().canonical();
+        assert_ne!(c, d);
+    }
+
+    #[test]
+    fn aggregation_grammar() {
+        let q = p("city__groupby&pop__sum&pop__avg&pop__avg__sort=desc").unwrap();
+        assert_eq!(q.group_by, vec!["city"]);
+        assert_eq!(q.aggregates[0].output_name(), "pop__sum");
+        assert_eq!(q.sorts[0].key, "pop__avg");
+        assert!(
+            err("city__groupby&pop__sort=asc")
+                .contains("cannot sort an aggregated result by `pop`")
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn any_query_string_parses_or_is_a_400(raw in ".{0,80}") {
+            match p(&raw) {
+                Ok(_) => {}
+                Err(Error::BadRequest(msg)) => prop_assert!(!msg.is_empty()),
+                Err(other) => prop_assert!(false, "not a 400: {other:?}"),
+            }
+        }
+
+        #[test]
+        fn quoted_lists_round_trip(items in proptest::collection::vec("[a-z,\" ]{0,6}", 1..6)) {
+            let text: Vec<String> = items.iter().map(|i| format!("\"{}\"", i.replace('"', "\"\""))).collect();
+            prop_assert_eq!(split_list(&text.join(",")).unwrap(), items);
+        }
+    }
+}

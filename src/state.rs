@@ -1,0 +1,18 @@
+//! The state every request handler shares.
+
+use std::sync::Arc;
+
+use crate::cache::ResponseCache;
+use crate::catalog::Catalog;
+use crate::config::Settings;
+use crate::query::Engine;
+use crate::storage::Storage;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub catalog: Arc<Catalog>,
+    pub engine: Arc<Engine>,
+    pub storage: Storage,
+    pub cache: ResponseCache,
+}

@@ -1,0 +1,174 @@
+//! Object storage: the `--storage` URL turned into one object store, and the dataset layout on it
+//! (`{root}/{id}/{version}/…parquet`, `manifest.json`, and the `{id}/current.json` pointer).
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::TryStreamExt;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use url::Url;
+
+use crate::catalog::manifest::{Manifest, Pointer};
+use crate::error::{Error, Result};
+
+/// The store, the prefix under which datasets live, and the URL DataFusion reaches it by.
+#[derive(Clone, Debug)]
+pub struct Storage {
+    pub store: Arc<dyn ObjectStore>,
+    pub root: Path,
+    /// The store's base URL as registered with DataFusion (`file:///`, `memory:///`, `s3://bucket/`).
+    pub base_url: Url,
+}
+
+impl Storage {
+    /// Opens the storage a URL names: a plain or `file://` path, `memory://` or `s3://bucket/prefix`
+    /// (credentials and region from the usual `AWS_*` environment variables).
+    pub fn open(spec: &str) -> Result<Self> {
+        let bad = |why: String| Error::Config(format!("--storage `{spec}`: {why}"));
+        let parsed = Url::parse(spec).ok().filter(|u| u.scheme().len() > 1);
+        match parsed.as_ref().map(Url::scheme) {
+            None | Some("file") => {
+                let dir = match &parsed {
+                    Some(u) => u
+                        .to_file_path()
+                        .map_err(|_| bad("not a local path".into()))?,
+                    None => std::path::PathBuf::from(spec),
+                };
+                std::fs::create_dir_all(&dir).map_err(|e| bad(e.to_string()))?;
+                let dir = std::fs::canonicalize(&dir).map_err(|e| bad(e.to_string()))?;
+                let root = Path::from_absolute_path(&dir).map_err(|e| bad(e.to_string()))?;
+                Ok(Storage {
+                    store: Arc::new(object_store::local::LocalFileSystem::new()),
+                    root,
+                    base_url: Url::parse("file:///").expect("static URL"),
+                })
+            }
+            Some("memory") => Ok(Storage {
+                store: Arc::new(object_store::memory::InMemory::new()),
+                root: Path::default(),
+                base_url: Url::parse("memory:///").expect("static URL"),
+            }),
+            Some("s3") => {
+                let url = parsed.expect("matched above");
+                let bucket = url.host_str().ok_or_else(|| bad("no bucket name".into()))?;
+                let store = object_store::aws::AmazonS3Builder::from_env()
+                    .with_bucket_name(bucket)
+                    .build()
+                    .map_err(|e| bad(e.to_string()))?;
+                Ok(Storage {
+                    store: Arc::new(store),
+                    root: Path::from(url.path().trim_matches('/')),
+                    base_url: Url::parse(&format!("s3://{bucket}/"))
+                        .map_err(|e| bad(e.to_string()))?,
+                })
+            }
+            Some(other) => Err(bad(format!(
+                "scheme `{other}` is not supported (use a path, file://, memory:// or s3://bucket/prefix)"
+            ))),
+        }
+    }
+
+    pub fn dataset_dir(&self, id: &str) -> Path {
+        self.root.clone().join(id)
+    }
+
+    pub fn version_dir(&self, id: &str, version: &str) -> Path {
+        self.dataset_dir(id).clone().join(version)
+    }
+
+    /// The URL DataFusion lists a version's Parquet files under (ends in `/`).
+    pub fn version_url(&self, id: &str, version: &str) -> String {
+        format!("{}{}/", self.base_url, self.version_dir(id, version))
+    }
+
+    fn pointer_path(&self, id: &str) -> Path {
+        self.dataset_dir(id).clone().join("current.json")
+    }
+
+    /// The current version's manifest, if the dataset was ever published.
+    pub async fn current_manifest(&self, id: &str) -> Result<Option<Manifest>> {
+        let Some(pointer) = self.get_json::<Pointer>(&self.pointer_path(id)).await? else {
+            return Ok(None);
+        };
+        let path = self
+            .version_dir(id, &pointer.version)
+            .clone()
+            .join("manifest.json");
+        match self.get_json::<Manifest>(&path).await? {
+            Some(m) => Ok(Some(m)),
+            None => Err(Error::internal(format!(
+                "dataset `{id}`: current version {} has no manifest",
+                pointer.version
+            ))),
+        }
+    }
+
+    pub async fn write_manifest(&self, manifest: &Manifest) -> Result<()> {
+        let path = self
+            .version_dir(&manifest.id, &manifest.version)
+            .clone()
+            .join("manifest.json");
+        self.put_json(&path, manifest).await
+    }
+
+    /// Publishes a version: one atomic put of the pointer, after everything else is written.
+    pub async fn switch_current(&self, id: &str, version: &str) -> Result<()> {
+        let pointer = Pointer {
+            version: version.to_string(),
+        };
+        self.put_json(&self.pointer_path(id), &pointer).await
+    }
+
+    /// Version directories of a dataset, oldest first (version ids sort by time).
+    pub async fn versions(&self, id: &str) -> Result<Vec<String>> {
+        let listing = self
+            .store
+            .list_with_delimiter(Some(&self.dataset_dir(id)))
+            .await?;
+        let mut versions: Vec<String> = listing
+            .common_prefixes
+            .iter()
+            .filter_map(|p| p.filename().map(str::to_string))
+            .collect();
+        versions.sort();
+        Ok(versions)
+    }
+
+    /// Deletes every object under a version directory.
+    pub async fn delete_version(&self, id: &str, version: &str) -> Result<()> {
+        let prefix = self.version_dir(id, version);
+        let paths: Vec<Path> = self
+            .store
+            .list(Some(&prefix))
+            .map_ok(|m| m.location)
+            .try_collect()
+            .await?;
+        for p in paths {
+            match self.store.delete(&p).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+
+    async fn get_json<T: serde::de::DeserializeOwned>(&self, path: &Path) -> Result<Option<T>> {
+        let bytes = match self.store.get(path).await {
+            Ok(r) => r.bytes().await?,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| Error::internal(format!("{path}: unreadable: {e}")))
+    }
+
+    async fn put_json<T: serde::Serialize>(&self, path: &Path, value: &T) -> Result<()> {
+        let body = serde_json::to_vec_pretty(value).map_err(Error::internal)?;
+        self.store
+            .put(path, PutPayload::from(Bytes::from(body)))
+            .await?;
+        Ok(())
+    }
+}
