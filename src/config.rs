@@ -36,6 +36,9 @@ pub struct Limits {
     pub memory_bytes: usize,
     /// Threads of the runtime that executes queries (the sockets have their own).
     pub query_threads: usize,
+    /// Whether sorts and aggregations over the memory budget may spill to temporary files;
+    /// without it they answer 503.
+    pub spill_to_disk: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -70,6 +73,7 @@ impl Default for Limits {
             query_timeout: Duration::from_secs(10),
             memory_bytes: 1024 * 1024 * 1024,
             query_threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            spill_to_disk: true,
         }
     }
 }
@@ -109,6 +113,7 @@ pub struct FileLimits {
     pub query_timeout_ms: Option<u64>,
     pub memory_bytes: Option<usize>,
     pub query_threads: Option<usize>,
+    pub spill_to_disk: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -153,6 +158,7 @@ impl Settings {
         set(&mut l.max_in_values, f.limits.max_in_values);
         set(&mut l.memory_bytes, f.limits.memory_bytes);
         set(&mut l.query_threads, f.limits.query_threads);
+        set(&mut l.spill_to_disk, f.limits.spill_to_disk);
         if let Some(ms) = f.limits.query_timeout_ms {
             l.query_timeout = Duration::from_millis(ms);
         }

@@ -39,7 +39,10 @@ impl Storage {
                 let dir = std::fs::canonicalize(&dir).map_err(|e| bad(e.to_string()))?;
                 let root = Path::from_absolute_path(&dir).map_err(|e| bad(e.to_string()))?;
                 Ok(Storage {
-                    store: Arc::new(object_store::local::LocalFileSystem::new()),
+                    // Cleanup removes the directories a deleted version leaves empty.
+                    store: Arc::new(
+                        object_store::local::LocalFileSystem::new().with_automatic_cleanup(true),
+                    ),
                     root,
                     base_url: Url::parse("file:///").expect("static URL"),
                 })

@@ -128,31 +128,32 @@ impl DatasetSpec {
 
     fn validate(&self) -> Result<()> {
         let ctx = |msg: String| Error::Config(format!("dataset `{}`: {msg}", self.id));
-        if let Some(d) = &self.csv.delimiter {
-            if d.chars().count() != 1 || !d.is_ascii() {
-                return Err(ctx(format!(
-                    "[csv] delimiter `{d}` must be one ASCII character, e.g. \";\""
-                )));
-            }
+        if let Some(d) = &self.csv.delimiter
+            && (d.chars().count() != 1 || !d.is_ascii())
+        {
+            return Err(ctx(format!(
+                "[csv] delimiter `{d}` must be one ASCII character, e.g. \";\""
+            )));
         }
-        if let Some(q) = &self.csv.quote {
-            if q.chars().count() != 1 || !q.is_ascii() {
-                return Err(ctx(format!(
-                    "[csv] quote `{q}` must be one ASCII character, e.g. '\"'"
-                )));
-            }
+        if let Some(q) = &self.csv.quote
+            && (q.chars().count() != 1 || !q.is_ascii())
+        {
+            return Err(ctx(format!(
+                "[csv] quote `{q}` must be one ASCII character, e.g. '\"'"
+            )));
         }
-        if let Some(d) = &self.csv.decimal {
-            if d != "." && d != "," {
-                return Err(ctx(format!("[csv] decimal `{d}` must be \".\" or \",\"")));
-            }
+        if let Some(d) = &self.csv.decimal
+            && d != "."
+            && d != ","
+        {
+            return Err(ctx(format!("[csv] decimal `{d}` must be \".\" or \",\"")));
         }
-        if let Some(e) = &self.csv.encoding {
-            if encoding_rs::Encoding::for_label(e.as_bytes()).is_none() {
-                return Err(ctx(format!(
-                    "[csv] encoding `{e}` is unknown; use a WHATWG label such as \"utf-8\", \"windows-1252\" or \"iso-8859-1\""
-                )));
-            }
+        if let Some(e) = &self.csv.encoding
+            && encoding_rs::Encoding::for_label(e.as_bytes()).is_none()
+        {
+            return Err(ctx(format!(
+                "[csv] encoding `{e}` is unknown; use a WHATWG label such as \"utf-8\", \"windows-1252\" or \"iso-8859-1\""
+            )));
         }
         self.source()?;
         Ok(())

@@ -57,7 +57,8 @@ struct Prepared {
 fn prepare(state: &AppState, id: &str, raw: &str, format: Format, base: &str) -> Result<Prepared> {
     let loaded = state.catalog.loaded(id)?;
     let query = params::parse(raw, &loaded.manifest.schema, &state.settings.limits)?;
-    let canonical = query.canonical();
+    let page = (format == Format::Json || query.paged).then_some(query.page);
+    let canonical = query.query_string(page);
     // JSON bodies carry absolute links, so the base URL is part of what they depend on.
     let etag = etag(&[
         id,
@@ -71,18 +72,6 @@ fn prepare(state: &AppState, id: &str, raw: &str, format: Format, base: &str) ->
         query,
         etag,
     })
-}
-
-/// The original query string with `page` set to `page` (other parameters kept in order).
-fn with_page(raw: &str, page: u64) -> String {
-    let mut ser = url::form_urlencoded::Serializer::new(String::new());
-    for (k, v) in url::form_urlencoded::parse(raw.as_bytes()) {
-        if k != "page" {
-            ser.append_pair(&k, &v);
-        }
-    }
-    ser.append_pair("page", &page.to_string());
-    ser.finish()
 }
 
 /// A page of rows as JSON, with exact `meta.total` and links that repeat the filters.
@@ -116,7 +105,7 @@ pub async fn page(
     let key = p.etag.clone();
     let body = state
         .cache
-        .get_or_compute(key, render_page(&state, &id, &raw, &base, &p))
+        .get_or_compute(key, render_page(&state, &id, &base, &p))
         .await?;
     let mut resp = (StatusCode::OK, body).into_response();
     resp.headers_mut().insert(
@@ -127,13 +116,7 @@ pub async fn page(
     Ok(resp)
 }
 
-async fn render_page(
-    state: &AppState,
-    id: &str,
-    raw: &str,
-    base: &str,
-    p: &Prepared,
-) -> Result<Bytes> {
+async fn render_page(state: &AppState, id: &str, base: &str, p: &Prepared) -> Result<Bytes> {
     let m = &p.loaded.manifest;
     let q = &p.query;
     let df = state.engine.read(p.loaded.table.clone())?;
@@ -148,16 +131,13 @@ async fn render_page(
     let (batches, total) = tokio::try_join!(rows, total)?;
     let data = encode::json_array(&batches)?;
     let path = format!("{base}/api/datasets/{id}/data");
-    let self_link = if raw.is_empty() {
-        path.clone()
-    } else {
-        format!("{path}?{raw}")
-    };
     let shown = q.offset()? as u64 + q.page_size;
+    // Links are written from the canonical query, so equal ETags always mean equal bodies.
+    let link = |page: u64| format!("{path}?{}", q.query_string(Some(page)));
     let links = json!({
-        "self": self_link,
-        "next": (shown < total).then(|| format!("{path}?{}", with_page(raw, q.page + 1))),
-        "prev": (q.page > 1).then(|| format!("{path}?{}", with_page(raw, q.page - 1))),
+        "self": link(q.page),
+        "next": (shown < total).then(|| link(q.page + 1)),
+        "prev": (q.page > 1).then(|| link(q.page - 1)),
         "profile": format!("{base}/api/datasets/{id}/profile"),
         "openapi": format!("{base}/openapi.json"),
     });

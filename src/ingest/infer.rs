@@ -288,11 +288,12 @@ pub fn infer(path: &Path, dialect: &Dialect, spec: &DatasetSpec) -> Result<Infer
         out.rows_read += 1;
         // Forced datetimes: the first value fixes whether the column carries offsets.
         for (i, kind) in forced.iter().enumerate() {
-            if *kind == Some(ColumnType::Datetime) && forced_offset[i].is_none() {
-                if let Some(dt) = rec.get(i).and_then(|f| parse_datetime(&text(f))) {
-                    forced_offset[i] = Some(dt.with_offset);
-                    columns[i].with_offset = dt.with_offset;
-                }
+            if *kind == Some(ColumnType::Datetime)
+                && forced_offset[i].is_none()
+                && let Some(dt) = rec.get(i).and_then(|f| parse_datetime(&text(f)))
+            {
+                forced_offset[i] = Some(dt.with_offset);
+                columns[i].with_offset = dt.with_offset;
             }
         }
         if let Some(reason) = row_problem(rec, &columns, &forced, dialect) {

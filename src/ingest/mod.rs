@@ -101,20 +101,20 @@ async fn run(
         |m: &Manifest| !force && m.layout == LAYOUT_VERSION && m.options_digest == options_digest;
 
     // A local file whose size and mtime match is taken as unchanged without reading it.
-    if let (Some(m), Source::Local(path)) = (&current, &source) {
-        if reusable(m)
-            && m.source.modified.is_some()
-            && source::local_stamp(path)
-                == Some((m.source.bytes, m.source.modified.unwrap_or_default()))
-        {
-            return Ok(Outcome::Unchanged(Box::new(m.clone())));
-        }
+    if let (Some(m), Source::Local(path)) = (&current, &source)
+        && reusable(m)
+        && m.source.modified.is_some()
+        && source::local_stamp(path)
+            == Some((m.source.bytes, m.source.modified.unwrap_or_default()))
+    {
+        return Ok(Outcome::Unchanged(Box::new(m.clone())));
     }
     let fetched = source::fetch(&source, settings).await?;
-    if let Some(m) = &current {
-        if reusable(m) && m.source.sha256 == fetched.facts.sha256 {
-            return Ok(Outcome::Unchanged(Box::new(m.clone())));
-        }
+    if let Some(m) = &current
+        && reusable(m)
+        && m.source.sha256 == fetched.facts.sha256
+    {
+        return Ok(Outcome::Unchanged(Box::new(m.clone())));
     }
 
     let (dialect, encoding_note, delimiter_note) = detect_dialect(spec, &fetched.facts);

@@ -24,10 +24,10 @@ pub struct ByteFacts {
 /// The encoding to read with: the dataset file's choice, else a BOM, else UTF-8 when every byte
 /// sequence is valid UTF-8, else Windows-1252 (which decodes every ISO-8859-1 file the same).
 pub fn choose_encoding(facts: &ByteFacts, forced: Option<&str>) -> (&'static Encoding, String) {
-    if let Some(label) = forced {
-        if let Some(enc) = Encoding::for_label(label.as_bytes()) {
-            return (enc, format!("{} (set in the dataset file)", enc.name()));
-        }
+    if let Some(label) = forced
+        && let Some(enc) = Encoding::for_label(label.as_bytes())
+    {
+        return (enc, format!("{} (set in the dataset file)", enc.name()));
     }
     if let Some(enc) = facts.bom {
         return (enc, format!("{} (byte order mark)", enc.name()));

@@ -159,13 +159,13 @@ async fn download_http(url: &url::Url, settings: &IngestSettings) -> Result<Fetc
     }
     let declared = resp.content_length();
     let fetched = spool(resp.bytes_stream(), settings, url.as_str()).await?;
-    if let Some(n) = declared {
-        if n != fetched.facts.bytes {
-            return Err(Error::bad_request(format!(
-                "download of {url} is truncated: {} of {n} bytes",
-                fetched.facts.bytes
-            )));
-        }
+    if let Some(n) = declared
+        && n != fetched.facts.bytes
+    {
+        return Err(Error::bad_request(format!(
+            "download of {url} is truncated: {} of {n} bytes",
+            fetched.facts.bytes
+        )));
     }
     Ok(fetched)
 }

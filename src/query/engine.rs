@@ -14,6 +14,7 @@ use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
+use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
 use datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
@@ -59,9 +60,13 @@ impl Engine {
             FairSpillPool::new(limits.memory_bytes),
             NonZeroUsize::new(5).expect("non-zero"),
         );
-        let env = RuntimeEnvBuilder::new()
-            .with_memory_pool(Arc::new(pool))
-            .build_arc()?;
+        let mut env = RuntimeEnvBuilder::new().with_memory_pool(Arc::new(pool));
+        if !limits.spill_to_disk {
+            env = env.with_disk_manager_builder(
+                DiskManagerBuilder::default().with_mode(DiskManagerMode::Disabled),
+            );
+        }
+        let env = env.build_arc()?;
         let ctx = SessionContext::new_with_config_rt(config, env);
         ctx.register_object_store(&storage.base_url, Arc::clone(&storage.store));
         let runtime = tokio::runtime::Builder::new_multi_thread()

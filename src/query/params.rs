@@ -127,35 +127,82 @@ impl DataQuery {
             .ok_or_else(|| Error::bad_request(format!("page {} is beyond any result", self.page)))
     }
 
-    /// A canonical text of the query (filters sorted, values typed) for cache keys and ETags;
-    /// two requests that mean the same thing get the same text.
-    pub fn canonical(&self) -> String {
-        let mut filters: Vec<String> = self
+    /// The query in canonical form, as a query string: filters sorted, values written back
+    /// from their typed form, then groupings, aggregates and sorts in the order given, then the
+    /// page when `page` is given. Two requests that mean the same thing get the same text, so it
+    /// keys the cache and the ETag, and the links are built from it (so that the bodies of two
+    /// such requests are identical too).
+    pub fn query_string(&self, page: Option<u64>) -> String {
+        let mut filters: Vec<(String, String)> = self
             .filters
             .iter()
             .map(|f| {
-                let vals: Vec<String> = f.values.iter().map(|v| format!("{v:?}")).collect();
-                format!("{}__{}={}", f.column, f.op.name(), vals.join("\u{1f}"))
+                let text = match f.op {
+                    Op::In | Op::NotIn => f
+                        .values
+                        .iter()
+                        .map(|v| quote_item(&value_text(v)))
+                        .collect::<Vec<_>>()
+                        .join(","),
+                    _ => f.values.first().map(value_text).unwrap_or_default(),
+                };
+                (format!("{}__{}", f.column, f.op.name()), text)
             })
             .collect();
         filters.sort();
-        let sorts: Vec<String> = self
-            .sorts
-            .iter()
-            .map(|s| format!("{}:{}", s.key, if s.descending { "desc" } else { "asc" }))
-            .collect();
-        let aggs: Vec<String> = self.aggregates.iter().map(Aggregate::output_name).collect();
-        format!(
-            "c={:?}|p={}|s={}|paged={}|f={}|o={}|g={}|a={}",
-            self.columns,
-            self.page,
-            self.page_size,
-            self.paged,
-            filters.join("\u{1e}"),
-            sorts.join(","),
-            self.group_by.join(","),
-            aggs.join(",")
-        )
+        let mut ser = url::form_urlencoded::Serializer::new(String::new());
+        if let Some(cols) = &self.columns {
+            ser.append_pair("columns", &cols.join(","));
+        }
+        for (k, v) in &filters {
+            ser.append_pair(k, v);
+        }
+        for g in &self.group_by {
+            ser.append_key_only(&format!("{g}__groupby"));
+        }
+        for a in &self.aggregates {
+            ser.append_key_only(&a.output_name());
+        }
+        for s in &self.sorts {
+            ser.append_pair(
+                &format!("{}__sort", s.key),
+                if s.descending { "desc" } else { "asc" },
+            );
+        }
+        if let Some(page) = page {
+            ser.append_pair("page_size", &self.page_size.to_string());
+            ser.append_pair("page", &page.to_string());
+        }
+        ser.finish()
+    }
+}
+
+/// A typed value written back as request text (the form [`typed`] parses).
+fn value_text(v: &ScalarValue) -> String {
+    match v {
+        ScalarValue::Utf8(Some(s)) => s.clone(),
+        ScalarValue::Date32(Some(days)) => chrono::NaiveDate::from_ymd_opt(1970, 1, 1)
+            .and_then(|e| e.checked_add_signed(chrono::Duration::days(i64::from(*days))))
+            .map(|d| d.format("%Y-%m-%d").to_string())
+            .unwrap_or_default(),
+        ScalarValue::TimestampMicrosecond(Some(us), tz) => {
+            chrono::DateTime::from_timestamp_micros(*us)
+                .map(|d| {
+                    let text = d.naive_utc().format("%Y-%m-%dT%H:%M:%S%.f").to_string();
+                    if tz.is_some() { text + "+00:00" } else { text }
+                })
+                .unwrap_or_default()
+        }
+        other => other.to_string(),
+    }
+}
+
+/// Quotes a list item that holds a comma or a quote, as [`split_list`] reads it.
+fn quote_item(item: &str) -> String {
+    if item.contains(',') || item.contains('"') {
+        format!("\"{}\"", item.replace('"', "\"\""))
+    } else {
+        item.to_string()
     }
 }
 
@@ -264,16 +311,16 @@ pub fn parse(raw: &str, schema: &[Column], limits: &Limits) -> Result<DataQuery>
             )));
         }
         // A sort on an aggregate's output: `score__avg__sort=desc`.
-        if let Some((agg_text, "sort")) = op_text.split_once("__") {
-            if AGGS.iter().any(|(n, _)| *n == agg_text) {
-                find(name, key)?;
-                pending_sorts.push((
-                    format!("{name}__{agg_text}"),
-                    value.to_string(),
-                    key.to_string(),
-                ));
-                continue;
-            }
+        if let Some((agg_text, "sort")) = op_text.split_once("__")
+            && AGGS.iter().any(|(n, _)| *n == agg_text)
+        {
+            find(name, key)?;
+            pending_sorts.push((
+                format!("{name}__{agg_text}"),
+                value.to_string(),
+                key.to_string(),
+            ));
+            continue;
         }
         let col = find(name, key)?;
         if op_text == "sort" {
@@ -605,12 +652,38 @@ mod tests {
 
     #[test]
     fn canonical_text_ignores_filter_order_but_not_sort_order() {
-        let a = p("pop__greater=1&city__exact=x").unwrap().canonical();
-        let b = p("city__exact=x&pop__greater=01").unwrap().canonical();
+        let a = p("pop__greater=1&city__exact=x&page=1")
+            .unwrap()
+            .query_string(Some(1));
+        let b = p("city__exact=x&pop__greater=01")
+            .unwrap()
+            .query_string(Some(1));
         assert_eq!(a, b);
-        let c = p("pop__sort=asc&city__sort=asc").unwrap().canonical();
-        let d = p("city__sort=asc&pop__sort=asc").unwrap().canonical();
+        assert_eq!(a, "city__exact=x&pop__greater=1&page_size=20&page=1");
+        let c = p("pop__sort=asc&city__sort=asc")
+            .unwrap()
+            .query_string(None);
+        let d = p("city__sort=asc&pop__sort=asc")
+            .unwrap()
+            .query_string(None);
         assert_ne!(c, d);
+        let e = p("city__in=%22a,b%22,c&day__less=2024-06-30&at__greater=2024-06-30T10:00:00.5&lat__exact=1.50")
+            .unwrap()
+            .query_string(None);
+        assert_eq!(
+            e,
+            "at__greater=2024-06-30T10%3A00%3A00.500&city__in=%22a%2Cb%22%2Cc&day__less=2024-06-30&lat__exact=1.5"
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn canonical_text_parses_back_to_the_same_query(raw in "(city__in=[a-z,\"]{0,8}|pop__greater=-?[0-9]{1,5}|lat__less=[0-9]{1,3}\\.[0-9]{1,3}|city__sort=asc|page=[1-9])(&(city__contains=[a-z%]{1,4}|day__exact=2024-0[1-9]-1[0-9]|open__exact=true)){0,3}") {
+            if let Ok(q) = p(&raw) {
+                let again = p(&q.query_string(Some(q.page))).unwrap();
+                prop_assert_eq!(again.query_string(Some(again.page)), q.query_string(Some(q.page)));
+            }
+        }
     }
 
     #[test]

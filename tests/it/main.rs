@@ -1,1 +1,9 @@
+//! One integration-test binary (faster to link than one per file), a module per feature.
 
+mod cli;
+mod errors;
+mod ingest;
+mod openapi;
+mod query;
+mod socket;
+mod support;

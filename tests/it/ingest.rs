@@ -1,0 +1,449 @@
+//! Ingestion: dialect and type detection, column naming, row accounting, and the version switch
+//! that never shows a partial or failed version.
+
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
+use crate::support::{TestApp, toml_for};
+
+fn schema_of(detail: &Value) -> Vec<(String, String, String)> {
+    detail["schema"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["name"].as_str().unwrap().into(),
+                c["label"].as_str().unwrap().into(),
+                c["type"].as_str().unwrap().into(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn sample_catalog_types_and_names() {
+    let app = TestApp::sample().await;
+    let d = app.get("/api/datasets/prenoms-paris").await.json();
+    assert_eq!(
+        schema_of(&d),
+        [
+            (
+                "nombre_prenoms_declares".into(),
+                "Nombre prénoms déclarés".into(),
+                "integer".into()
+            ),
+            ("sexe".into(), "Sexe".into(), "string".into()),
+            ("annee".into(), "Annee".into(), "integer".into()),
+            ("prenoms".into(), "Prenoms".into(), "string".into()),
+            (
+                "nombre_total_cumule_par_annee".into(),
+                "Nombre total cumule par annee".into(),
+                "integer".into()
+            ),
+        ]
+    );
+    assert_eq!(d["rows"], 22994);
+    assert_eq!(d["report"]["rows_read"], 22994);
+    assert!(
+        d["report"]["delimiter"]
+            .as_str()
+            .unwrap()
+            .starts_with("semicolon"),
+        "{}",
+        d["report"]["delimiter"]
+    );
+    assert_eq!(d["schema"][3]["description"], "Prénom déclaré");
+    // Codes with leading zeros stay text, and the report says why.
+    let m = app.get("/api/datasets/pluie-ardeche").await.json();
+    assert_eq!(m["schema"][0]["name"], "num_poste");
+    assert_eq!(m["schema"][0]["type"], "string");
+    let why = m["report"]["columns"][0]["reason"].as_str().unwrap();
+    assert!(
+        why.contains("`07005001` (line 2)") && why.contains("leading zero"),
+        "{why}"
+    );
+    assert_eq!(m["schema"][2]["type"], "float");
+    let dep = app.get("/api/datasets/departements").await.json();
+    assert_eq!(dep["schema"][1]["type"], "string");
+    assert!(
+        dep["report"]["columns"][1]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("`01`")
+    );
+    // The catalog lists every dataset with its row count.
+    let list = app.get("/api/datasets").await.json();
+    let ids: Vec<&str> = list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            "departements",
+            "gares-oncf",
+            "pluie-ardeche",
+            "prenoms-paris"
+        ]
+    );
+    assert_eq!(list["meta"]["total"], 4);
+    let found = app.get("/api/datasets?q=prenoms%20Paris").await.json();
+    assert_eq!(found["meta"]["total"], 1);
+    assert_eq!(found["data"][0]["id"], "prenoms-paris");
+    let profile = app.get("/api/datasets/gares-oncf/profile").await.json();
+    assert_eq!(
+        profile["columns"][2],
+        json!({"name": "stop_lat", "type": "float", "nulls": 0, "min": 31.6295, "max": 35.7643})
+    );
+    assert_eq!(profile["columns"][5]["nulls"], 33);
+}
+
+#[tokio::test]
+async fn inference_reads_the_whole_file_and_null_markers() {
+    // The late `2A004` turns the column into text instead of being lost.
+    let mut csv = String::from("\u{feff}Code commune;Population;Ratio;Ouvert;Date;Heure;Note\n");
+    for i in 0..3000 {
+        csv.push_str(&format!(
+            "{};{};{}.5;true;2024-01-{:02};2024-01-01T10:00:00+02:00;{}\n",
+            10000 + i,
+            i,
+            i,
+            i % 28 + 1,
+            if i % 2 == 0 { "NA" } else { "x" }
+        ));
+    }
+    csv.push_str("2A004;;-;false;;2024-01-01T08:00:00Z;N/A\n");
+    let app = TestApp::with_files(
+        &[
+            ("c.csv", csv.as_bytes()),
+            ("c.toml", &toml_for("c.csv", "")),
+        ],
+        "",
+    )
+    .await;
+    let d = app.get("/api/datasets/c").await.json();
+    let types: Vec<String> = schema_of(&d).into_iter().map(|c| c.2).collect();
+    assert_eq!(
+        types,
+        [
+            "string", "integer", "float", "boolean", "date", "datetime", "string"
+        ]
+    );
+    assert_eq!(
+        d["schema"][0]["label"], "Code commune",
+        "BOM removed from the first label"
+    );
+    assert_eq!(d["schema"][1]["nullable"], true);
+    assert_eq!(d["schema"][5]["with_offset"], true);
+    assert!(
+        d["report"]["columns"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("`2A004` (line 3002)")
+    );
+    let last = app.rows("/api/datasets/c/data?page=3001&page_size=1").await;
+    assert_eq!(
+        last[0],
+        json!({"code_commune": "2A004", "population": null, "ratio": null, "ouvert": false, "date": null,
+               "heure": "2024-01-01T08:00:00+00:00", "note": "N/A"})
+    );
+    let first = app.rows("/api/datasets/c/data?page_size=1").await;
+    assert_eq!(
+        first[0]["heure"], "2024-01-01T08:00:00+00:00",
+        "+02:00 stored in UTC"
+    );
+    assert_eq!(
+        first[0]["note"], "NA",
+        "a null marker stays text in a string column"
+    );
+    assert_eq!(app.total("/api/datasets/c/data?note__exact=NA").await, 1500);
+}
+
+#[tokio::test]
+async fn ragged_rows_are_padded_or_rejected_and_counted() {
+    let csv = "a,b,c\n1,2,3\n4,5\n6,7,8,9\n10,11,12\n\"x\ny\",13,14\n15,16,17,18,19\n";
+    let app = TestApp::with_files(
+        &[
+            ("r.csv", csv.as_bytes()),
+            ("r.toml", &toml_for("r.csv", "")),
+        ],
+        "",
+    )
+    .await;
+    let d = app.get("/api/datasets/r").await.json();
+    let report = &d["report"];
+    assert_eq!(
+        (
+            report["rows_read"].clone(),
+            report["rows_stored"].clone(),
+            report["rows_rejected"].clone()
+        ),
+        (json!(6), json!(4), json!(2))
+    );
+    assert_eq!(
+        report["rejected"],
+        json!([
+            {"line": 4, "reason": "4 fields where the header has 3"},
+            {"line": 8, "reason": "5 fields where the header has 3"},
+        ])
+    );
+    let rows = app.rows("/api/datasets/r/data").await;
+    assert_eq!(rows[1], json!({"a": "4", "b": 5, "c": null}));
+    assert_eq!(rows[3]["a"], "x\ny");
+    assert_eq!(d["rows"], 4);
+}
+
+#[tokio::test]
+async fn headers_become_unique_valid_names_with_labels_kept() {
+    let csv = "col,col,,\"Prix (€)\",select,stop.lat,اسم\n1,2,3,4,5,6,7\n";
+    let app = TestApp::with_files(
+        &[
+            ("h.csv", csv.as_bytes()),
+            ("h.toml", &toml_for("h.csv", "")),
+        ],
+        "",
+    )
+    .await;
+    let d = app.get("/api/datasets/h").await.json();
+    let names: Vec<(String, String)> = schema_of(&d).into_iter().map(|c| (c.0, c.1)).collect();
+    assert_eq!(
+        names,
+        [
+            ("col".into(), "col".into()),
+            ("col_2".into(), "col".into()),
+            ("column_3".into(), "".into()),
+            ("prix".into(), "Prix (€)".into()),
+            ("select".into(), "select".into()),
+            ("stop_lat".into(), "stop.lat".into()),
+            ("column_7".into(), "اسم".into()),
+        ]
+    );
+    assert_eq!(
+        app.total("/api/datasets/h/data?select__exact=5&stop_lat__exact=6")
+            .await,
+        1
+    );
+}
+
+#[tokio::test]
+async fn windows_1252_and_overrides_from_the_dataset_file() {
+    // "Fès;12,5" in Windows-1252 with a decimal comma, and a column forced to text.
+    let mut csv = b"ville;note;code\n".to_vec();
+    csv.extend_from_slice(b"F\xe8s;12,5;123\nRabat;9;456\n");
+    let toml = toml_for(
+        "w.csv",
+        "[csv]\ndecimal = \",\"\n[columns.code]\ntype = \"string\"\ndescription = \"Code\"\n",
+    );
+    let app = TestApp::with_files(&[("w.csv", &csv), ("w.toml", &toml)], "").await;
+    let d = app.get("/api/datasets/w").await.json();
+    assert!(
+        d["report"]["encoding"]
+            .as_str()
+            .unwrap()
+            .starts_with("windows-1252")
+    );
+    assert_eq!(schema_of(&d)[1].2, "float");
+    assert_eq!(schema_of(&d)[2].2, "string");
+    assert_eq!(
+        d["report"]["columns"][2]["reason"],
+        "set in the dataset file"
+    );
+    let rows = app.rows("/api/datasets/w/data").await;
+    assert_eq!(
+        rows[0],
+        json!({"ville": "Fès", "note": 12.5, "code": "123"})
+    );
+}
+
+#[tokio::test]
+async fn a_forced_type_rejects_rows_that_do_not_fit() {
+    let toml = toml_for("f.csv", "[columns.n]\ntype = \"integer\"\n");
+    let app = TestApp::with_files(
+        &[("f.csv", b"n,m\n1,a\nabc,b\n3,c\n"), ("f.toml", &toml)],
+        "",
+    )
+    .await;
+    let d = app.get("/api/datasets/f").await.json();
+    assert_eq!(d["report"]["rows_rejected"], 1);
+    assert_eq!(d["report"]["rejected"][0]["line"], 3);
+    assert!(
+        d["report"]["rejected"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("`abc` is not a integer")
+    );
+    assert_eq!(d["rows"], 2);
+}
+
+#[tokio::test]
+async fn versions_switch_only_when_complete_and_unchanged_sources_do_no_work() {
+    let app = TestApp::with_files(
+        &[
+            ("v.csv", b"k,n\na,1\nb,2\n"),
+            ("v.toml", &toml_for("v.csv", "")),
+        ],
+        "",
+    )
+    .await;
+    let v1 = app.get("/api/datasets/v").await.json()["version"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let tag1 = app.get("/api/datasets/v/data").await.headers["etag"].clone();
+    // A query that started on v1 keeps its version after the switch.
+    let held = app.state.catalog.loaded("v").unwrap();
+
+    // Unchanged: nothing is written.
+    let again = qanat::app::ingest_and_load(&app.state, &["v".into()], false)
+        .await
+        .unwrap();
+    assert!(matches!(
+        again[0].1,
+        Ok(qanat::ingest::Outcome::Unchanged(_))
+    ));
+    assert_eq!(
+        std::fs::read_dir(app.storage_dir().join("v"))
+            .unwrap()
+            .count(),
+        2,
+        "one version and the pointer"
+    );
+
+    // Changed source: a new version, new ETags, and the old version still readable by its holder.
+    std::fs::write(
+        app.dir.path().join("datasets/v.csv"),
+        "k,n\na,1\nb,2\nc,3\n",
+    )
+    .unwrap();
+    let changed = qanat::app::ingest_and_load(&app.state, &["v".into()], false)
+        .await
+        .unwrap();
+    assert!(matches!(
+        changed[0].1,
+        Ok(qanat::ingest::Outcome::Ingested(_))
+    ));
+    let v2 = app.get("/api/datasets/v").await.json()["version"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_ne!(v1, v2);
+    assert!(v2 > v1, "version ids sort by time");
+    assert_eq!(app.total("/api/datasets/v/data").await, 3);
+    assert_ne!(app.get("/api/datasets/v/data").await.headers["etag"], tag1);
+    let old = app.state.engine.read(Arc::clone(&held.table)).unwrap();
+    assert_eq!(app.state.engine.count(old).await.unwrap(), 2);
+
+    // Forced: a new version although nothing changed; only the last 3 are kept.
+    for _ in 0..3 {
+        let forced = qanat::app::ingest_and_load(&app.state, &["v".into()], true)
+            .await
+            .unwrap();
+        assert!(matches!(
+            forced[0].1,
+            Ok(qanat::ingest::Outcome::Ingested(_))
+        ));
+    }
+    let kept = std::fs::read_dir(app.storage_dir().join("v"))
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().is_dir())
+        .count();
+    assert_eq!(kept, 3);
+}
+
+#[tokio::test]
+async fn a_failed_ingest_leaves_the_previous_version_served() {
+    let app = TestApp::with_files(
+        &[("g.csv", b"k\na\nb\n"), ("g.toml", &toml_for("g.csv", ""))],
+        "",
+    )
+    .await;
+    let before = app.get("/api/datasets/g").await.json()["version"].clone();
+    std::fs::remove_file(app.dir.path().join("datasets/g.csv")).unwrap();
+    let r = qanat::app::ingest_and_load(&app.state, &["g".into()], true)
+        .await
+        .unwrap();
+    let err = r[0].1.as_ref().unwrap_err().to_string();
+    assert!(
+        err.contains("ingest of `g` failed") && err.contains("does not exist"),
+        "{err}"
+    );
+    let d = app.get("/api/datasets/g").await.json();
+    assert_eq!(d["version"], before);
+    assert!(d["last_error"].as_str().unwrap().contains("does not exist"));
+    assert_eq!(app.total("/api/datasets/g/data").await, 2);
+    // An empty source is refused the same way.
+    std::fs::write(app.dir.path().join("datasets/g.csv"), "").unwrap();
+    let r = qanat::app::ingest_and_load(&app.state, &["g".into()], true)
+        .await
+        .unwrap();
+    assert!(
+        r[0].1
+            .as_ref()
+            .unwrap_err()
+            .to_string()
+            .contains("the source is empty")
+    );
+    assert_eq!(app.total("/api/datasets/g/data").await, 2);
+}
+
+#[tokio::test]
+async fn a_dataset_never_ingested_answers_503_with_the_reason() {
+    let app = TestApp::with_files(&[("m.toml", &toml_for("missing.csv", ""))], "").await;
+    let detail = app.get("/api/datasets/m/data").await.problem(503);
+    assert!(
+        detail.contains("dataset `m` has no data yet") && detail.contains("does not exist"),
+        "{detail}"
+    );
+    let d = app.get("/api/datasets/m").await.json();
+    assert_eq!(d["version"], Value::Null);
+}
+
+/// Serves files on 127.0.0.1 the way a portal would: 200 with a length, 404 otherwise.
+async fn file_server(files: Vec<(&'static str, Vec<u8>)>) -> String {
+    use axum::routing::get;
+    let mut router = axum::Router::new();
+    for (path, body) in files {
+        router = router.route(path, get(move || async move { body.clone() }));
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    format!("http://{addr}")
+}
+
+#[tokio::test]
+async fn http_sources_are_downloaded_and_a_404_is_a_clear_failure() {
+    let base = file_server(vec![(
+        "/data/stops.csv",
+        b"stop_id;name\n001;Casa Port\n002;Rabat Ville\n".to_vec(),
+    )])
+    .await;
+    let good = format!("title = \"Stops\"\nsource = \"{base}/data/stops.csv\"\n");
+    let bad = format!("title = \"Gone\"\nsource = \"{base}/data/gone.csv\"\n");
+    let app = TestApp::with_files(
+        &[
+            ("stops.toml", good.as_bytes()),
+            ("gone.toml", bad.as_bytes()),
+        ],
+        "",
+    )
+    .await;
+    let rows = app.rows("/api/datasets/stops/data").await;
+    assert_eq!(
+        rows,
+        [
+            json!({"stop_id": "001", "name": "Casa Port"}),
+            json!({"stop_id": "002", "name": "Rabat Ville"})
+        ]
+    );
+    assert_eq!(
+        app.get("/api/datasets/stops").await.json()["source"],
+        format!("{base}/data/stops.csv")
+    );
+    let detail = app.get("/api/datasets/gone/data").await.problem(503);
+    assert!(detail.contains("404"), "{detail}");
+}

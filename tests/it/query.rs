@@ -1,0 +1,520 @@
+//! The query grammar on the sample catalog: every operator, sorts, pages, links, exports,
+//! aggregation, each checked against a reference computed from the published CSV.
+
+use serde_json::{Value, json};
+
+use crate::support::{TestApp, sample_records, toml_for};
+
+const DEPTS: &str = "/api/datasets/departements/data";
+const PRENOMS: &str = "/api/datasets/prenoms-paris/data";
+const GARES: &str = "/api/datasets/gares-oncf/data";
+
+fn prenoms() -> Vec<csv::StringRecord> {
+    sample_records("prenoms-paris.csv", b';')
+}
+
+#[tokio::test]
+async fn equality_and_lists_keep_codes_as_published() {
+    let app = TestApp::sample().await;
+    let rows = app.rows(&format!("{DEPTS}?code__in=01,2A,971")).await;
+    let got: Vec<(&str, &str)> = rows
+        .iter()
+        .map(|r| (r["code"].as_str().unwrap(), r["nom"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        got,
+        [("01", "Ain"), ("2A", "Corse-du-Sud"), ("971", "Guadeloupe")]
+    );
+    let rows = app.rows(&format!("{DEPTS}?code__exact=2B")).await;
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["nom"], "Haute-Corse");
+    assert_eq!(rows[0]["id"], 29);
+    assert_eq!(app.total(&format!("{DEPTS}?code__differs=2B")).await, 100);
+    assert_eq!(
+        app.total(&format!("{DEPTS}?code__notin=01,02,2A")).await,
+        98
+    );
+    // Typed integer literal: `region_id` is an integer column.
+    let reference = sample_records("departements.csv", b',')
+        .iter()
+        .filter(|r| &r[5] == "84")
+        .count() as u64;
+    assert_eq!(
+        app.total(&format!("{DEPTS}?region_id__exact=84")).await,
+        reference
+    );
+}
+
+#[tokio::test]
+async fn contains_is_case_insensitive_and_negations_complete_it() {
+    let app = TestApp::sample().await;
+    let all = prenoms();
+    let with = all
+        .iter()
+        .filter(|r| r[3].to_lowercase().contains("yas"))
+        .count() as u64;
+    assert!(with > 10);
+    assert_eq!(
+        app.total(&format!("{PRENOMS}?prenoms__contains=YaS")).await,
+        with
+    );
+    assert_eq!(
+        app.total(&format!("{PRENOMS}?prenoms__notcontains=yas"))
+            .await,
+        all.len() as u64 - with
+    );
+    // Accented values match as published.
+    let accented = all
+        .iter()
+        .filter(|r| r[3].to_lowercase().contains("é"))
+        .count() as u64;
+    assert_eq!(
+        app.total(&format!("{PRENOMS}?prenoms__contains=%C3%A9"))
+            .await,
+        accented
+    );
+}
+
+#[tokio::test]
+async fn range_operators_are_inclusive_or_strict() {
+    let app = TestApp::sample().await;
+    let lats: Vec<f64> = sample_records("gares-oncf.csv", b',')
+        .iter()
+        .map(|r| r[2].parse().unwrap())
+        .collect();
+    let count = |f: &dyn Fn(f64) -> bool| lats.iter().filter(|l| f(**l)).count() as u64;
+    let edge = 35.7643; // Tanger-Ville's latitude, present in the data
+    assert_eq!(
+        app.total(&format!("{GARES}?stop_lat__greater={edge}"))
+            .await,
+        count(&|l| l >= edge)
+    );
+    assert_eq!(
+        app.total(&format!("{GARES}?stop_lat__strictly_greater={edge}"))
+            .await,
+        count(&|l| l > edge)
+    );
+    assert_eq!(
+        app.total(&format!("{GARES}?stop_lat__less={edge}")).await,
+        count(&|l| l <= edge)
+    );
+    assert_eq!(
+        app.total(&format!("{GARES}?stop_lat__strictly_less={edge}"))
+            .await,
+        count(&|l| l < edge)
+    );
+    assert_eq!(
+        app.total(&format!(
+            "{GARES}?stop_lat__greater=33&stop_lat__strictly_less=34.1"
+        ))
+        .await,
+        count(&|l| (33.0..34.1).contains(&l))
+    );
+}
+
+#[tokio::test]
+async fn null_tests() {
+    let app = TestApp::sample().await;
+    let recs = sample_records("gares-oncf.csv", b',');
+    let empty = recs.iter().filter(|r| r[5].is_empty()).count() as u64;
+    assert_eq!(
+        app.total(&format!("{GARES}?parent_station__isnull")).await,
+        empty
+    );
+    assert_eq!(
+        app.total(&format!("{GARES}?parent_station__isnotnull"))
+            .await,
+        recs.len() as u64 - empty
+    );
+    let rows = app
+        .rows(&format!("{GARES}?parent_station__isnull&page_size=1"))
+        .await;
+    assert_eq!(rows[0]["parent_station"], Value::Null);
+}
+
+#[tokio::test]
+async fn sorts_apply_in_order_with_file_order_breaking_ties() {
+    let app = TestApp::sample().await;
+    let mut reference: Vec<(i64, i64, usize, String)> = prenoms()
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            (
+                r[2].parse().unwrap(),
+                r[0].parse().unwrap(),
+                i,
+                r[3].to_string(),
+            )
+        })
+        .collect();
+    // annee asc, then nombre desc, then file order.
+    reference.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)).then(a.2.cmp(&b.2)));
+    let rows = app
+        .rows(&format!(
+            "{PRENOMS}?annee__sort=asc&nombre_prenoms_declares__sort=desc&page=3&page_size=7"
+        ))
+        .await;
+    let got: Vec<String> = rows
+        .iter()
+        .map(|r| r["prenoms"].as_str().unwrap().to_string())
+        .collect();
+    let want: Vec<String> = reference[14..21].iter().map(|r| r.3.clone()).collect();
+    assert_eq!(got, want);
+    // Descending on one column; without a sort, file order.
+    let first = app
+        .rows(&format!(
+            "{PRENOMS}?nombre_prenoms_declares__sort=desc&page_size=1"
+        ))
+        .await;
+    let max = reference.iter().map(|r| r.1).max().unwrap();
+    assert_eq!(first[0]["nombre_prenoms_declares"], max);
+    let unsorted = app.rows(&format!("{PRENOMS}?page_size=3")).await;
+    let names: Vec<&str> = unsorted
+        .iter()
+        .map(|r| r["prenoms"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Yacine", "Youssef", "Abigail"]);
+}
+
+#[tokio::test]
+async fn sorting_puts_nulls_last_both_ways_and_strings_by_code_point() {
+    let csv = "name,score\nb,2\n,1\nÉmile,\na,3\nB,\n";
+    let app = TestApp::with_files(
+        &[
+            ("t.csv", csv.as_bytes()),
+            ("t.toml", &toml_for("t.csv", "")),
+        ],
+        "",
+    )
+    .await;
+    let names = |rows: Vec<Value>| rows.iter().map(|r| r["name"].clone()).collect::<Vec<_>>();
+    let asc = app.rows("/api/datasets/t/data?name__sort=asc").await;
+    assert_eq!(
+        names(asc),
+        [
+            json!("B"),
+            json!("a"),
+            json!("b"),
+            json!("Émile"),
+            Value::Null
+        ]
+    );
+    let desc = app.rows("/api/datasets/t/data?name__sort=desc").await;
+    assert_eq!(
+        names(desc),
+        [
+            json!("Émile"),
+            json!("b"),
+            json!("a"),
+            json!("B"),
+            Value::Null
+        ]
+    );
+    let by_score = app.rows("/api/datasets/t/data?score__sort=desc").await;
+    let scores: Vec<Value> = by_score.iter().map(|r| r["score"].clone()).collect();
+    assert_eq!(
+        scores,
+        [json!(3), json!(2), json!(1), Value::Null, Value::Null]
+    );
+}
+
+#[tokio::test]
+async fn pages_links_and_totals() {
+    let app = TestApp::sample().await;
+    let r = app
+        .get(&format!(
+            "{DEPTS}?region_id__greater=10&page=2&page_size=10&columns=code,nom"
+        ))
+        .await;
+    let v = r.json();
+    let reference: Vec<csv::StringRecord> = sample_records("departements.csv", b',')
+        .into_iter()
+        .filter(|r| r[5].parse::<i64>().unwrap() >= 10)
+        .collect();
+    assert_eq!(v["meta"]["total"], reference.len() as u64);
+    assert_eq!(v["meta"]["page"], 2);
+    assert_eq!(v["meta"]["page_size"], 10);
+    let codes: Vec<&str> = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["code"].as_str().unwrap())
+        .collect();
+    let want: Vec<&str> = reference[10..20]
+        .iter()
+        .map(|r| r.get(1).unwrap())
+        .collect();
+    assert_eq!(codes, want);
+    // Only the asked columns, in the asked order.
+    let keys: Vec<&String> = v["data"][0].as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["code", "nom"]);
+    let base = "http://qanat.test/api/datasets/departements/data?";
+    assert_eq!(
+        v["links"]["self"],
+        format!("{base}columns=code%2Cnom&region_id__greater=10&page_size=10&page=2")
+    );
+    assert_eq!(
+        v["links"]["next"],
+        format!("{base}columns=code%2Cnom&region_id__greater=10&page_size=10&page=3")
+    );
+    assert_eq!(
+        v["links"]["prev"],
+        format!("{base}columns=code%2Cnom&region_id__greater=10&page_size=10&page=1")
+    );
+    assert_eq!(
+        v["links"]["profile"],
+        "http://qanat.test/api/datasets/departements/profile"
+    );
+    assert_eq!(v["links"]["openapi"], "http://qanat.test/openapi.json");
+    assert!(v["meta"]["version"].as_str().unwrap().len() > 10);
+    // Following `next` to the end: the last page has no next; past the end is empty.
+    let last_page = reference.len().div_ceil(10);
+    let last = app
+        .get(&format!(
+            "{DEPTS}?region_id__greater=10&page={last_page}&page_size=10"
+        ))
+        .await
+        .json();
+    assert_eq!(last["links"]["next"], Value::Null);
+    assert_eq!(
+        last["data"].as_array().unwrap().len(),
+        reference.len() - (last_page - 1) * 10
+    );
+    let past = app.get(&format!("{DEPTS}?page=999&page_size=10")).await;
+    assert_eq!(past.status, 200);
+    assert_eq!(past.json()["data"], json!([]));
+    assert_eq!(past.json()["links"]["next"], Value::Null);
+    assert_eq!(past.json()["meta"]["total"], 101);
+    // Page 1 of an empty result.
+    let none = app.get(&format!("{DEPTS}?code__exact=99")).await.json();
+    assert_eq!(
+        (
+            none["data"].clone(),
+            none["meta"]["total"].clone(),
+            none["links"]["next"].clone()
+        ),
+        (json!([]), json!(0), Value::Null)
+    );
+    // Default page size.
+    assert_eq!(app.rows(DEPTS).await.len(), 20);
+}
+
+#[tokio::test]
+async fn csv_and_ndjson_stream_the_whole_filtered_result() {
+    let app = TestApp::sample().await;
+    let filter = "sexe__exact=F&annee__greater=2015&nombre_prenoms_declares__sort=desc";
+    let expected: Vec<csv::StringRecord> = prenoms()
+        .into_iter()
+        .filter(|r| &r[1] == "F" && r[2].parse::<i64>().unwrap() >= 2015)
+        .collect();
+    assert!(
+        expected.len() > 1000,
+        "more rows than the largest page: {}",
+        expected.len()
+    );
+    let r = app.get(&format!("{PRENOMS}.csv?{filter}")).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.headers["content-type"], "text/csv; charset=utf-8");
+    let mut reader = csv::Reader::from_reader(r.body.as_slice());
+    assert_eq!(
+        reader.headers().unwrap().iter().collect::<Vec<_>>(),
+        [
+            "nombre_prenoms_declares",
+            "sexe",
+            "annee",
+            "prenoms",
+            "nombre_total_cumule_par_annee"
+        ]
+    );
+    let back: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(back.len(), expected.len());
+    let mut counts: Vec<i64> = expected.iter().map(|r| r[0].parse().unwrap()).collect();
+    counts.sort_by(|a, b| b.cmp(a));
+    let got: Vec<i64> = back.iter().map(|r| r[0].parse().unwrap()).collect();
+    assert_eq!(got, counts);
+    // The same rows as the JSON pages.
+    let page = app.rows(&format!("{PRENOMS}?{filter}&page_size=5")).await;
+    for (row, rec) in page.iter().zip(&back) {
+        assert_eq!(row["prenoms"], rec[3]);
+    }
+    let nd = app
+        .get(&format!("{PRENOMS}.ndjson?{filter}&columns=prenoms"))
+        .await;
+    assert_eq!(nd.headers["content-type"], "application/x-ndjson");
+    let lines: Vec<Value> = nd
+        .text()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), expected.len());
+    assert_eq!(lines[0], json!({"prenoms": back[0][3]}));
+    // Paged export, and an empty one still has its header.
+    let paged = app
+        .get(&format!("{PRENOMS}.csv?{filter}&page=2&page_size=3"))
+        .await
+        .text();
+    assert_eq!(paged.lines().count(), 4);
+    let empty = app
+        .get(&format!("{PRENOMS}.csv?annee__exact=1800"))
+        .await
+        .text();
+    assert_eq!(
+        empty,
+        "nombre_prenoms_declares,sexe,annee,prenoms,nombre_total_cumule_par_annee\n"
+    );
+}
+
+#[tokio::test]
+async fn values_with_quotes_and_wildcards_filter_literally() {
+    let csv = "name,note\nO'Brien,100%\nOBrien,1000\nA_B,a%b\nAxB,50 %\n\"Fès, centre\",x\n";
+    let app = TestApp::with_files(
+        &[
+            ("t.csv", csv.as_bytes()),
+            ("t.toml", &toml_for("t.csv", "")),
+        ],
+        "",
+    )
+    .await;
+    let names = |rows: Vec<Value>| {
+        rows.iter()
+            .map(|r| r["name"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        names(app.rows("/api/datasets/t/data?name__exact=O%27Brien").await),
+        ["O'Brien"]
+    );
+    assert_eq!(
+        names(app.rows("/api/datasets/t/data?note__contains=100%25").await),
+        ["O'Brien"]
+    );
+    assert_eq!(
+        names(app.rows("/api/datasets/t/data?name__contains=_").await),
+        ["A_B"]
+    );
+    assert_eq!(
+        names(app.rows("/api/datasets/t/data?note__contains=%25").await),
+        ["O'Brien", "A_B", "AxB"]
+    );
+    assert_eq!(
+        names(
+            app.rows("/api/datasets/t/data?name__in=%22F%C3%A8s,%20centre%22,OBrien")
+                .await
+        ),
+        ["OBrien", "Fès, centre"]
+    );
+}
+
+#[tokio::test]
+async fn typed_filters_on_dates_datetimes_and_booleans() {
+    let csv = "day,fr_day,at,open,score\n2024-06-30,30/06/2024,2024-06-30T10:00:00,true,1.5\n\
+               2024-07-01,01/07/2024,2024-07-01T09:30:00,false,NA\n2023-12-31,31/12/2023,2023-12-31T23:59:59,TRUE,-2\n";
+    let app = TestApp::with_files(
+        &[
+            ("t.csv", csv.as_bytes()),
+            ("t.toml", &toml_for("t.csv", "")),
+        ],
+        "",
+    )
+    .await;
+    let base = "/api/datasets/t/data";
+    assert_eq!(
+        app.total(&format!("{base}?day__greater=2024-01-01")).await,
+        2
+    );
+    assert_eq!(
+        app.total(&format!("{base}?fr_day__strictly_less=2024-07-01"))
+            .await,
+        2
+    );
+    assert_eq!(
+        app.total(&format!("{base}?at__greater=2024-06-30T10:00:00"))
+            .await,
+        2
+    );
+    assert_eq!(app.total(&format!("{base}?open__exact=true")).await, 2);
+    assert_eq!(app.total(&format!("{base}?score__isnull")).await, 1);
+    let rows = app.rows(&format!("{base}?day__sort=asc&page_size=1")).await;
+    assert_eq!(
+        rows[0],
+        json!({"day": "2023-12-31", "fr_day": "2023-12-31", "at": "2023-12-31T23:59:59", "open": true, "score": -2.0})
+    );
+}
+
+#[tokio::test]
+async fn aggregation_groups_and_counts_like_a_reference() {
+    let app = TestApp::sample().await;
+    let mut reference = std::collections::BTreeMap::<i64, (u64, i64)>::new();
+    for r in sample_records("departements.csv", b',') {
+        let e = reference.entry(r[5].parse().unwrap()).or_default();
+        e.0 += 1;
+        e.1 += r[4].parse::<i64>().unwrap();
+    }
+    let r = app
+        .get(&format!(
+            "{DEPTS}?region_id__groupby&id__count&chef_lieu_id__sum&page_size=100"
+        ))
+        .await
+        .json();
+    assert_eq!(r["meta"]["total"], reference.len() as u64);
+    let got: Vec<(i64, u64, i64)> = r["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| {
+            (
+                g["region_id"].as_i64().unwrap(),
+                g["id__count"].as_u64().unwrap(),
+                g["chef_lieu_id__sum"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    let want: Vec<(i64, u64, i64)> = reference.iter().map(|(k, (n, s))| (*k, *n, *s)).collect();
+    assert_eq!(got, want);
+    let top = app
+        .rows(&format!(
+            "{DEPTS}?region_id__groupby&id__count&id__count__sort=desc&page_size=1"
+        ))
+        .await;
+    let max = reference.values().map(|v| v.0).max().unwrap();
+    assert_eq!(top[0]["id__count"], max);
+    let csv = app
+        .get(&format!("{DEPTS}.csv?region_id__groupby&id__count"))
+        .await
+        .text();
+    assert_eq!(csv.lines().next(), Some("region_id,id__count"));
+    assert_eq!(csv.lines().count(), reference.len() + 1);
+}
+
+#[tokio::test]
+async fn etags_are_stable_and_answer_304() {
+    let app = TestApp::sample().await;
+    let uri = format!("{DEPTS}?code__exact=01");
+    let a = app.get(&uri).await;
+    let etag = a.headers["etag"].to_str().unwrap().to_string();
+    assert!(etag.starts_with('"') && etag.ends_with('"'));
+    // The same query written differently has the same ETag.
+    let b = app.get(&format!("{DEPTS}?page=1&code__exact=01")).await;
+    assert_eq!(b.headers["etag"], etag.as_str());
+    let c = app.get_with(&uri, &[("if-none-match", &etag)]).await;
+    assert_eq!(c.status, 304);
+    assert!(c.body.is_empty());
+    let d = app.get_with(&uri, &[("if-none-match", "\"other\"")]).await;
+    assert_eq!(d.status, 200);
+    assert_ne!(
+        app.get(&format!("{DEPTS}?code__exact=02")).await.headers["etag"],
+        etag.as_str()
+    );
+    let csv = app.get(&format!("{DEPTS}.csv?code__exact=01")).await;
+    let csv_tag = csv.headers["etag"].to_str().unwrap().to_string();
+    assert_ne!(csv_tag, etag);
+    assert_eq!(
+        app.get_with(
+            &format!("{DEPTS}.csv?code__exact=01"),
+            &[("if-none-match", &csv_tag)]
+        )
+        .await
+        .status,
+        304
+    );
+}

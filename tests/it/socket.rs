@@ -1,0 +1,44 @@
+//! One test over a real socket: the server as clients meet it.
+
+use crate::support::{build_state, repo_path};
+
+#[tokio::test]
+async fn serves_over_tcp_and_shuts_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = build_state(dir.path(), &repo_path("datasets"), "");
+    qanat::app::ingest_and_load(&state, &[], false)
+        .await
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(qanat::app::serve(listener, state, async {
+        let _ = stopped.await;
+    }));
+    let client = reqwest::Client::new();
+    let url = format!(
+        "http://{addr}/api/datasets/gares-oncf/data?stop_name__contains=rabat&stop_name__sort=asc"
+    );
+    let resp = client.get(&url).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let v: serde_json::Value = serde_json::from_str(&resp.text().await.unwrap()).unwrap();
+    let names: Vec<&str> = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["stop_name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Rabat-Agdal", "Rabat-Ville"]);
+    assert_eq!(v["links"]["self"], format!("{url}&page_size=20&page=1"));
+    let csv = client
+        .get(format!("http://{addr}/api/datasets/gares-oncf/data.csv?columns=stop_id&stop_id__in=RABAT_VILLE,FES"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(csv, "stop_id\nRABAT_VILLE\nFES\n");
+    stop.send(()).unwrap();
+    server.await.unwrap().unwrap();
+}

@@ -1,0 +1,175 @@
+//! Test helpers: a catalog in a temporary directory, ingested into temporary storage, driven
+//! through the router with `oneshot`.
+
+use std::path::{Path, PathBuf};
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, Request, StatusCode};
+use http_body_util::BodyExt;
+use qanat::config::Settings;
+use qanat::state::AppState;
+use serde_json::Value;
+use tower::ServiceExt;
+
+pub fn repo_path(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+/// A catalog directory with its storage, both removed when dropped.
+pub struct TestApp {
+    pub dir: tempfile::TempDir,
+    pub state: AppState,
+    pub router: Router,
+}
+
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8(self.body.clone()).expect("UTF-8 body")
+    }
+
+    /// The `detail` of a problem+json body, after checking its shape.
+    pub fn problem(&self, status: u16) -> String {
+        assert_eq!(
+            self.status.as_u16(),
+            status,
+            "body: {}",
+            String::from_utf8_lossy(&self.body)
+        );
+        assert_eq!(self.headers["content-type"], "application/problem+json");
+        let v = self.json();
+        assert_eq!(v["status"], status);
+        assert!(
+            v["type"]
+                .as_str()
+                .unwrap()
+                .starts_with("urn:qanat:problem:")
+        );
+        assert!(v["title"].is_string());
+        v["detail"].as_str().unwrap().to_string()
+    }
+}
+
+impl TestApp {
+    /// The shipped sample catalog (`datasets/`), ingested into fresh storage.
+    pub async fn sample() -> Self {
+        Self::with_settings(&repo_path("datasets"), "").await
+    }
+
+    /// A catalog of `(file name, contents)` pairs written to a temporary directory.
+    pub async fn with_files(files: &[(&str, &[u8])], extra_settings: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let datasets = dir.path().join("datasets");
+        std::fs::create_dir_all(&datasets).unwrap();
+        for (name, contents) in files {
+            std::fs::write(datasets.join(name), contents).unwrap();
+        }
+        Self::in_dir(dir, &datasets, extra_settings).await
+    }
+
+    pub async fn with_settings(datasets: &Path, extra_settings: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        Self::in_dir(dir, datasets, extra_settings).await
+    }
+
+    async fn in_dir(dir: tempfile::TempDir, datasets: &Path, extra_settings: &str) -> Self {
+        let state = build_state(dir.path(), datasets, extra_settings);
+        for (id, r) in qanat::app::ingest_and_load(&state, &[], false)
+            .await
+            .unwrap()
+        {
+            if let Err(e) = r {
+                eprintln!("ingest of {id} failed: {e}");
+            }
+        }
+        let router = qanat::http::router(state.clone());
+        TestApp { dir, state, router }
+    }
+
+    pub async fn get(&self, uri: &str) -> Reply {
+        self.get_with(uri, &[]).await
+    }
+
+    pub async fn get_with(&self, uri: &str, headers: &[(&str, &str)]) -> Reply {
+        request(&self.router, uri, headers).await
+    }
+
+    /// `data` of a JSON page, as objects.
+    pub async fn rows(&self, uri: &str) -> Vec<Value> {
+        let r = self.get(uri).await;
+        assert_eq!(r.status, StatusCode::OK, "{uri}: {}", r.text());
+        r.json()["data"].as_array().unwrap().clone()
+    }
+
+    pub async fn total(&self, uri: &str) -> u64 {
+        let r = self.get(uri).await;
+        assert_eq!(r.status, StatusCode::OK, "{uri}: {}", r.text());
+        r.json()["meta"]["total"].as_u64().unwrap()
+    }
+
+    pub fn storage_dir(&self) -> PathBuf {
+        self.dir.path().join("storage")
+    }
+}
+
+pub fn build_state(root: &Path, datasets: &Path, extra_settings: &str) -> AppState {
+    let mut settings = Settings::from_toml_str(extra_settings).unwrap();
+    settings.datasets_dir = datasets.to_path_buf();
+    if !extra_settings.contains("storage") {
+        settings.storage = root.join("storage").display().to_string();
+    }
+    let specs = qanat::app::specs(&settings, &[]).unwrap();
+    qanat::app::state(settings, specs).unwrap()
+}
+
+pub async fn request(router: &Router, uri: &str, headers: &[(&str, &str)]) -> Reply {
+    let mut req = Request::builder().uri(uri).header("host", "qanat.test");
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let resp = router
+        .clone()
+        .oneshot(req.body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let body = resp
+        .into_body()
+        .collect()
+        .await
+        .unwrap()
+        .to_bytes()
+        .to_vec();
+    Reply {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// Records of one of the sample CSVs, read with the `csv` crate, for reference computations.
+pub fn sample_records(file: &str, delimiter: u8) -> Vec<csv::StringRecord> {
+    let mut r = csv::ReaderBuilder::new()
+        .delimiter(delimiter)
+        .from_path(repo_path(&format!("datasets/{file}")))
+        .unwrap();
+    r.records().map(Result::unwrap).collect()
+}
+
+/// A toml dataset file for a CSV next to it.
+pub fn toml_for(csv_name: &str, extra: &str) -> Vec<u8> {
+    format!("title = \"{csv_name}\"\nsource = \"{csv_name}\"\nlicence = \"CC0-1.0\"\n{extra}")
+        .into_bytes()
+}
