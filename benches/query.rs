@@ -1,0 +1,121 @@
+//! Micro-benchmarks of the request path's parts: parsing the filter grammar, planning a query
+//! with DataFusion, and encoding results as JSON and CSV. `cargo bench` runs them; end-to-end
+//! figures against the peers come from `../shared/bench/serve`.
+
+use std::sync::Arc;
+
+use arrow::array::{Float64Array, Int64Array, StringArray};
+use arrow::datatypes::{DataType, Field, Schema};
+use arrow::record_batch::RecordBatch;
+use criterion::{Criterion, criterion_group, criterion_main};
+use qanat::catalog::schema::{Column, ColumnType};
+use qanat::config::Limits;
+use qanat::query::params;
+
+fn schema() -> Vec<Column> {
+    let c = |name: &str, kind| Column {
+        name: name.into(),
+        label: name.into(),
+        kind,
+        nullable: true,
+        description: None,
+        with_offset: false,
+    };
+    vec![
+        c("trip_id", ColumnType::String),
+        c("stop_sequence", ColumnType::Integer),
+        c("stop_lat", ColumnType::Float),
+        c("category", ColumnType::String),
+        c("service_date", ColumnType::Date),
+    ]
+}
+
+const QUERY: &str = "category__in=Tramway,Bus,%22Train,%20TGV%22&stop_sequence__greater=20\
+&stop_sequence__strictly_less=25&stop_lat__less=34.5&service_date__greater=2030-06-11\
+&trip_id__contains=CAS&stop_sequence__sort=desc&page=3&page_size=100";
+
+fn batch(rows: usize) -> RecordBatch {
+    let schema = Schema::new(vec![
+        Field::new("trip_id", DataType::Utf8, true),
+        Field::new("stop_sequence", DataType::Int64, true),
+        Field::new("stop_lat", DataType::Float64, true),
+    ]);
+    RecordBatch::try_new(
+        Arc::new(schema),
+        vec![
+            Arc::new(StringArray::from_iter_values(
+                (0..rows).map(|i| format!("CAS-T1-{i:07}-S")),
+            )),
+            Arc::new(Int64Array::from_iter_values(
+                (0..rows).map(|i| (i % 40) as i64),
+            )),
+            Arc::new(Float64Array::from_iter_values(
+                (0..rows).map(|i| 33.5 + i as f64 * 1e-5),
+            )),
+        ],
+    )
+    .unwrap()
+}
+
+fn parse(c: &mut Criterion) {
+    let schema = schema();
+    let limits = Limits::default();
+    c.bench_function("parse 8-parameter query", |b| {
+        b.iter(|| params::parse(std::hint::black_box(QUERY), &schema, &limits).unwrap())
+    });
+    let q = params::parse(QUERY, &schema, &limits).unwrap();
+    c.bench_function("canonical query string", |b| {
+        b.iter(|| q.query_string(Some(3)))
+    });
+}
+
+fn plan(c: &mut Criterion) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("stops.csv");
+    let mut text = String::from("trip_id,stop_sequence,stop_lat,category,service_date\n");
+    for i in 0..1000 {
+        text.push_str(&format!(
+            "CAS-{i},{},{},Tramway,2030-06-{:02}\n",
+            i % 40,
+            33.5 + i as f64 * 1e-3,
+            i % 28 + 1
+        ));
+    }
+    std::fs::write(&csv, text).unwrap();
+    let mut settings = qanat::config::Settings {
+        storage: "memory://".into(),
+        ..Default::default()
+    };
+    settings.datasets_dir = dir.path().join("none");
+    let specs = qanat::app::specs(&settings, std::slice::from_ref(&csv)).unwrap();
+    let state = qanat::app::state(settings, specs).unwrap();
+    rt.block_on(qanat::app::ingest_and_load(&state, &[], false))
+        .unwrap();
+    let loaded = state.catalog.loaded("stops").unwrap();
+    let q = params::parse(QUERY, &loaded.manifest.schema, &Limits::default()).unwrap();
+    c.bench_function("plan and optimise a filtered page", |b| {
+        b.iter(|| {
+            let df = state.engine.read(loaded.table.clone()).unwrap();
+            let planned = qanat::query::plan::plan(df, &q, &loaded.manifest.schema, true).unwrap();
+            planned.rows.into_optimized_plan().unwrap()
+        })
+    });
+}
+
+fn encode(c: &mut Criterion) {
+    let page = batch(100);
+    c.bench_function("encode 100 rows as JSON", |b| {
+        b.iter(|| qanat::encode::json_array(std::slice::from_ref(&page)).unwrap())
+    });
+    let big = batch(8192);
+    c.bench_function("encode 8192 rows as CSV", |b| {
+        b.iter(|| qanat::encode::csv(&big, false).unwrap())
+    });
+    c.bench_function("encode 8192 rows as NDJSON", |b| {
+        b.iter(|| qanat::encode::ndjson(&big).unwrap())
+    });
+}
+
+criterion_group!(benches, parse, plan, encode);
+criterion_main!(benches);
