@@ -13,20 +13,12 @@ use qanat::config::Limits;
 use qanat::query::params;
 
 fn schema() -> Vec<Column> {
-    let c = |name: &str, kind| Column {
-        name: name.into(),
-        label: name.into(),
-        kind,
-        nullable: true,
-        description: None,
-        with_offset: false,
-    };
     vec![
-        c("trip_id", ColumnType::String),
-        c("stop_sequence", ColumnType::Integer),
-        c("stop_lat", ColumnType::Float),
-        c("category", ColumnType::String),
-        c("service_date", ColumnType::Date),
+        Column::new("trip_id", ColumnType::String),
+        Column::new("stop_sequence", ColumnType::Integer),
+        Column::new("stop_lat", ColumnType::Float),
+        Column::new("category", ColumnType::String),
+        Column::new("service_date", ColumnType::Date),
     ]
 }
 

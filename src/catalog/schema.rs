@@ -77,6 +77,18 @@ pub struct Column {
 }
 
 impl Column {
+    /// A nullable column whose label is its name.
+    pub fn new(name: &str, kind: ColumnType) -> Self {
+        Column {
+            name: name.into(),
+            label: name.into(),
+            kind,
+            nullable: true,
+            description: None,
+            with_offset: false,
+        }
+    }
+
     pub fn arrow_type(&self) -> DataType {
         match self.kind {
             ColumnType::String => DataType::Utf8,

@@ -119,6 +119,13 @@ impl Candidates {
     }
 
     fn decide(&self) -> (ColumnType, bool, String) {
+        let clip = |v: &str| -> String {
+            // Long free text would swamp the report; the start says enough.
+            match v.char_indices().nth(40) {
+                Some((i, _)) => format!("{}…", &v[..i]),
+                None => v.to_string(),
+            }
+        };
         let n = self.non_null;
         if n == 0 {
             return (
@@ -176,6 +183,7 @@ impl Candidates {
                 )
             }
             (None, Some((line, v))) => {
+                let v = clip(v);
                 format!("`{v}` (line {line}) is not a number, boolean, date or datetime")
             }
             (None, None) => "text".into(),

@@ -174,7 +174,8 @@ async fn run(
         created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         layout: LAYOUT_VERSION,
         source: SourceInfo {
-            uri: source.to_string(),
+            // As the dataset file wrote it: a path relative to the catalog, not this machine's.
+            uri: spec.source.clone(),
             sha256: fetched.facts.sha256.clone(),
             bytes: fetched.facts.bytes,
             modified: fetched.modified,

@@ -555,21 +555,13 @@ mod tests {
     use proptest::prelude::*;
 
     fn schema() -> Vec<Column> {
-        let c = |name: &str, kind| Column {
-            name: name.into(),
-            label: name.into(),
-            kind,
-            nullable: true,
-            description: None,
-            with_offset: false,
-        };
         vec![
-            c("city", ColumnType::String),
-            c("pop", ColumnType::Integer),
-            c("lat", ColumnType::Float),
-            c("open", ColumnType::Boolean),
-            c("day", ColumnType::Date),
-            c("at", ColumnType::Datetime),
+            Column::new("city", ColumnType::String),
+            Column::new("pop", ColumnType::Integer),
+            Column::new("lat", ColumnType::Float),
+            Column::new("open", ColumnType::Boolean),
+            Column::new("day", ColumnType::Date),
+            Column::new("at", ColumnType::Datetime),
         ]
     }
 
