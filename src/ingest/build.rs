@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use super::infer::row_problem;
 use super::reader::{Dialect, Records, text};
-use super::values::{parse_bool, parse_date, parse_datetime, parse_float, parse_int};
+use super::values::{NumStyle, parse_any, parse_bool, parse_date, parse_datetime};
 use crate::catalog::manifest::ColumnProfile;
 use crate::catalog::schema::{Column, ColumnType, UTC, arrow_schema};
 use crate::error::{Error, Result};
@@ -24,8 +24,8 @@ pub const BATCH_ROWS: usize = 64 * 1024;
 
 enum Builder {
     Str(StringBuilder),
-    Int(Int64Builder),
-    Float(Float64Builder),
+    Int(Int64Builder, Vec<NumStyle>),
+    Float(Float64Builder, Vec<NumStyle>),
     Bool(BooleanBuilder),
     Date(Date32Builder),
     Ts(TimestampMicrosecondBuilder, bool),
@@ -69,12 +69,12 @@ impl Extremes {
 }
 
 impl Builder {
-    fn new(col: &Column) -> Self {
+    fn new(col: &Column, styles: &[NumStyle]) -> Self {
         let n = BATCH_ROWS;
         match col.kind {
             ColumnType::String => Builder::Str(StringBuilder::with_capacity(n, n * 16)),
-            ColumnType::Integer => Builder::Int(Int64Builder::with_capacity(n)),
-            ColumnType::Float => Builder::Float(Float64Builder::with_capacity(n)),
+            ColumnType::Integer => Builder::Int(Int64Builder::with_capacity(n), styles.to_vec()),
+            ColumnType::Float => Builder::Float(Float64Builder::with_capacity(n), styles.to_vec()),
             ColumnType::Boolean => Builder::Bool(BooleanBuilder::with_capacity(n)),
             ColumnType::Date => Builder::Date(Date32Builder::with_capacity(n)),
             ColumnType::Datetime => Builder::Ts(
@@ -85,13 +85,7 @@ impl Builder {
     }
 
     /// Appends one cell; `false` when it does not parse (which the first pass rules out).
-    fn append(
-        &mut self,
-        cell: Option<&str>,
-        dialect: &Dialect,
-        ext: &mut Extremes,
-        decimal: u8,
-    ) -> bool {
+    fn append(&mut self, cell: Option<&str>, dialect: &Dialect, ext: &mut Extremes) -> bool {
         let Some(cell) = cell else {
             self.append_null();
             ext.nulls += 1;
@@ -114,17 +108,14 @@ impl Builder {
         }
         match self {
             Builder::Str(_) => unreachable!("handled above"),
-            Builder::Int(b) => match parse_int(cell) {
-                Ok(v) => {
+            Builder::Int(b, styles) => match parse_any(cell, styles).ok().and_then(|n| n.int) {
+                Some(v) => {
                     b.append_value(v);
                     ext.see(Scalar::Int(v));
                 }
-                Err(_) => return false,
+                None => return false,
             },
-            Builder::Float(b) => match parse_int(cell)
-                .map(|i| i as f64)
-                .or_else(|_| parse_float(cell, decimal))
-            {
+            Builder::Float(b, styles) => match parse_any(cell, styles).map(|n| n.value) {
                 Ok(v) => {
                     b.append_value(v);
                     ext.see(Scalar::Float(v));
@@ -159,8 +150,8 @@ impl Builder {
     fn append_null(&mut self) {
         match self {
             Builder::Str(b) => b.append_null(),
-            Builder::Int(b) => b.append_null(),
-            Builder::Float(b) => b.append_null(),
+            Builder::Int(b, _) => b.append_null(),
+            Builder::Float(b, _) => b.append_null(),
             Builder::Bool(b) => b.append_null(),
             Builder::Date(b) => b.append_null(),
             Builder::Ts(b, _) => b.append_null(),
@@ -170,8 +161,8 @@ impl Builder {
     fn finish(&mut self) -> ArrayRef {
         match self {
             Builder::Str(b) => Arc::new(b.finish()),
-            Builder::Int(b) => Arc::new(b.finish()),
-            Builder::Float(b) => Arc::new(b.finish()),
+            Builder::Int(b, _) => Arc::new(b.finish()),
+            Builder::Float(b, _) => Arc::new(b.finish()),
             Builder::Bool(b) => Arc::new(b.finish()),
             Builder::Date(b) => Arc::new(b.finish()),
             Builder::Ts(b, offset) => {
@@ -198,15 +189,21 @@ pub fn build(
     path: &Path,
     dialect: &Dialect,
     columns: &[Column],
+    styles: &[Vec<NumStyle>],
     forced: &[Option<ColumnType>],
     mut sink: impl FnMut(RecordBatch) -> Result<()>,
 ) -> Result<Built> {
+    let lenient = dialect.lenient_styles();
     let schema: SchemaRef = arrow_schema(columns);
     let mut records = Records::open(path, dialect)?;
     if dialect.header {
         records.next_record()?;
     }
-    let mut builders: Vec<Builder> = columns.iter().map(Builder::new).collect();
+    let mut builders: Vec<Builder> = columns
+        .iter()
+        .zip(styles)
+        .map(|(c, s)| Builder::new(c, s))
+        .collect();
     let mut extremes: Vec<Extremes> = columns.iter().map(|_| Extremes::default()).collect();
     let mut row_numbers = Int64Builder::with_capacity(BATCH_ROWS);
     let mut stored: u64 = 0;
@@ -218,12 +215,12 @@ pub fn build(
         sink(batch)
     };
     while let Some((line, rec)) = records.next_record()? {
-        if row_problem(rec, columns, forced, dialect).is_some() {
+        if row_problem(rec, columns, forced, dialect, &lenient).is_some() {
             continue;
         }
         for (i, b) in builders.iter_mut().enumerate() {
             let field = rec.get(i).map(text);
-            if !b.append(field.as_deref(), dialect, &mut extremes[i], dialect.decimal) {
+            if !b.append(field.as_deref(), dialect, &mut extremes[i]) {
                 return Err(Error::internal(format!(
                     "line {line}: column `{}` changed between passes; is the source being rewritten?",
                     columns[i].name

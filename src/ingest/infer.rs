@@ -5,7 +5,8 @@ use std::path::Path;
 
 use super::reader::{Dialect, Records, text};
 use super::values::{
-    DateLayout, NotNumber, parse_bool, parse_date, parse_datetime, parse_float, parse_int,
+    DateLayout, NotNumber, NumStyle, parse_any, parse_bool, parse_date, parse_datetime,
+    parse_grouped, parse_int,
 };
 use crate::catalog::manifest::{ColumnDecision, RejectedRow};
 use crate::catalog::names::column_names;
@@ -20,6 +21,8 @@ pub const MAX_LISTED_REJECTS: usize = 100;
 #[derive(Debug)]
 pub struct Inferred {
     pub columns: Vec<Column>,
+    /// For each column, the number styles its values are read in, tried in order.
+    pub styles: Vec<Vec<NumStyle>>,
     pub decisions: Vec<ColumnDecision>,
     pub header_line: u64,
     pub rows_read: u64,
@@ -33,6 +36,10 @@ struct Candidates {
     non_null: u64,
     int: bool,
     float: bool,
+    comma: bool,
+    comma_frac: bool,
+    english: bool,
+    english_frac: bool,
     boolean: bool,
     date: bool,
     date_layout: Option<DateLayout>,
@@ -50,6 +57,10 @@ impl Default for Candidates {
             non_null: 0,
             int: true,
             float: true,
+            comma: true,
+            comma_frac: false,
+            english: true,
+            english_frac: false,
             boolean: true,
             date: true,
             date_layout: None,
@@ -64,31 +75,41 @@ impl Default for Candidates {
 
 impl Candidates {
     fn any(&self) -> bool {
-        self.int || self.float || self.boolean || self.date || self.datetime
+        self.numeric() || self.boolean || self.date || self.datetime
     }
 
-    fn observe(&mut self, cell: &str, line: u64, decimal: u8) {
+    fn numeric(&self) -> bool {
+        self.int || self.float || self.comma || self.english
+    }
+
+    fn observe(&mut self, cell: &str, line: u64) {
         self.non_null += 1;
         if !self.any() {
             return;
         }
-        let mut integer = false;
-        if self.int || self.float {
+        if self.numeric() {
             match parse_int(cell) {
-                Ok(_) => integer = true,
-                Err(NotNumber::LeadingZero | NotNumber::TooLong) => {
-                    // Codes and identifiers: neither integers nor floats.
-                    if self.leading_zero.is_none() {
-                        self.leading_zero = Some((line, cell.to_string()));
-                    }
+                // A plain integer is a number in every style.
+                Ok(_) => {}
+                Err(NotNumber::LeadingZero | NotNumber::TooLong) => self.code(line, cell),
+                Err(NotNumber::Other) => {
                     self.int = false;
-                    self.float = false;
+                    if self.float && parse_grouped(cell, NumStyle::Plain).is_err() {
+                        self.float = false;
+                    }
+                    for (style, alive, frac) in [
+                        (NumStyle::Comma, &mut self.comma, &mut self.comma_frac),
+                        (NumStyle::English, &mut self.english, &mut self.english_frac),
+                    ] {
+                        if *alive {
+                            match parse_grouped(cell, style) {
+                                Ok(n) => *frac |= n.int.is_none(),
+                                Err(_) => *alive = false,
+                            }
+                        }
+                    }
                 }
-                Err(NotNumber::Other) => self.int = false,
             }
-        }
-        if self.float && !integer && parse_float(cell, decimal).is_err() {
-            self.float = false;
         }
         if self.boolean && parse_bool(cell).is_none() {
             self.boolean = false;
@@ -118,7 +139,20 @@ impl Candidates {
         }
     }
 
-    fn decide(&self) -> (ColumnType, bool, String) {
+    /// Codes and identifiers (leading zeros, too many digits) are neither integers nor floats.
+    fn code(&mut self, line: u64, cell: &str) {
+        if self.leading_zero.is_none() {
+            self.leading_zero = Some((line, cell.to_string()));
+        }
+        self.int = false;
+        self.float = false;
+        self.comma = false;
+        self.english = false;
+    }
+
+    /// The type, whether datetimes carry offsets, the number style, and why. `grouped` lists the
+    /// grouped number styles allowed, preferred first.
+    fn decide(&self, grouped: &[NumStyle]) -> (ColumnType, bool, NumStyle, String) {
         let clip = |v: &str| -> String {
             // Long free text would swamp the report; the start says enough.
             match v.char_indices().nth(40) {
@@ -131,20 +165,21 @@ impl Candidates {
             return (
                 ColumnType::String,
                 false,
+                NumStyle::Plain,
                 "no values: every cell is empty or null".into(),
             );
         }
+        let plain = NumStyle::Plain;
         if self.boolean {
-            return (
-                ColumnType::Boolean,
-                false,
-                format!("all {n} values are true/false"),
-            );
+            let reason =
+                format!("all {n} values are booleans (true/false, oui/non, vrai/faux, yes/no)");
+            return (ColumnType::Boolean, false, plain, reason);
         }
         if self.int {
             return (
                 ColumnType::Integer,
                 false,
+                plain,
                 format!("all {n} values are integers"),
             );
         }
@@ -152,14 +187,36 @@ impl Candidates {
             return (
                 ColumnType::Float,
                 false,
+                plain,
                 format!("all {n} values are numbers"),
             );
+        }
+        for &style in grouped {
+            let (alive, frac) = match style {
+                NumStyle::Comma => (self.comma, self.comma_frac),
+                NumStyle::English => (self.english, self.english_frac),
+                NumStyle::Plain => (false, false),
+            };
+            if alive {
+                let (kind, what) = if frac {
+                    (ColumnType::Float, "numbers")
+                } else {
+                    (ColumnType::Integer, "integers")
+                };
+                return (
+                    kind,
+                    false,
+                    style,
+                    format!("all {n} values are {what}{}", style.describe()),
+                );
+            }
         }
         if self.date {
             let layout = self.date_layout.map_or("", DateLayout::describe);
             return (
                 ColumnType::Date,
                 false,
+                plain,
                 format!("all {n} values are dates ({layout})"),
             );
         }
@@ -170,25 +227,28 @@ impl Candidates {
             } else {
                 "without offset"
             };
+            let layout = self.datetime_layout.map_or("", DateLayout::describe);
             return (
                 ColumnType::Datetime,
                 offset,
-                format!("all {n} values are datetimes ({how})"),
+                plain,
+                format!("all {n} values are datetimes ({layout}, {how})"),
             );
         }
         let reason = match (&self.leading_zero, &self.text_because) {
-            (Some((line, v)), _) => {
-                format!(
-                    "`{v}` (line {line}) is a code with a leading zero or too many digits: kept as text"
-                )
-            }
+            (Some((line, v)), _) => format!(
+                "`{}` (line {line}) is a code with a leading zero or too many digits: kept as text",
+                clip(v)
+            ),
             (None, Some((line, v))) => {
-                let v = clip(v);
-                format!("`{v}` (line {line}) is not a number, boolean, date or datetime")
+                format!(
+                    "`{}` (line {line}) is not a number, boolean, date or datetime",
+                    clip(v)
+                )
             }
             (None, None) => "text".into(),
         };
-        (ColumnType::String, false, reason)
+        (ColumnType::String, false, plain, reason)
     }
 }
 
@@ -199,6 +259,7 @@ pub fn row_problem(
     columns: &[Column],
     forced: &[Option<ColumnType>],
     dialect: &Dialect,
+    lenient: &[NumStyle],
 ) -> Option<String> {
     if record.len() > columns.len() {
         return Some(format!(
@@ -216,10 +277,8 @@ pub fn row_problem(
             continue;
         }
         let ok = match kind {
-            ColumnType::Integer => parse_int(&cell).is_ok(),
-            ColumnType::Float => {
-                parse_int(&cell).is_ok() || parse_float(&cell, dialect.decimal).is_ok()
-            }
+            ColumnType::Integer => parse_any(&cell, lenient).is_ok_and(|n| n.int.is_some()),
+            ColumnType::Float => parse_any(&cell, lenient).is_ok(),
             ColumnType::Boolean => parse_bool(&cell).is_some(),
             ColumnType::Date => parse_date(&cell).is_some(),
             ColumnType::Datetime => {
@@ -284,8 +343,10 @@ pub fn infer(path: &Path, dialect: &Dialect, spec: &DatasetSpec) -> Result<Infer
         .collect();
     let mut cands = vec![Candidates::default(); names.len()];
     let mut forced_offset: Vec<Option<bool>> = vec![None; names.len()];
+    let lenient = dialect.lenient_styles();
     let mut out = Inferred {
         columns: Vec::new(),
+        styles: Vec::new(),
         decisions: Vec::new(),
         header_line,
         rows_read: 0,
@@ -304,7 +365,7 @@ pub fn infer(path: &Path, dialect: &Dialect, spec: &DatasetSpec) -> Result<Infer
                 columns[i].with_offset = dt.with_offset;
             }
         }
-        if let Some(reason) = row_problem(rec, &columns, &forced, dialect) {
+        if let Some(reason) = row_problem(rec, &columns, &forced, dialect, &lenient) {
             out.rows_rejected += 1;
             if out.rejected.len() < MAX_LISTED_REJECTS {
                 out.rejected.push(RejectedRow { line, reason });
@@ -317,7 +378,7 @@ pub fn infer(path: &Path, dialect: &Dialect, spec: &DatasetSpec) -> Result<Infer
             }
             let cell = text(field);
             if !dialect.is_null_typed(&cell) {
-                cands[i].observe(&cell, line, dialect.decimal);
+                cands[i].observe(&cell, line);
             }
         }
     };
@@ -328,16 +389,21 @@ pub fn infer(path: &Path, dialect: &Dialect, spec: &DatasetSpec) -> Result<Infer
         observe(line, rec, &mut out);
     }
     for (i, col) in columns.iter_mut().enumerate() {
-        let (kind, with_offset, reason) = match forced[i] {
+        let (kind, with_offset, styles, reason) = match forced[i] {
             Some(k) => (
                 k,
                 forced_offset[i].unwrap_or(false),
+                lenient.clone(),
                 "set in the dataset file".to_string(),
             ),
-            None => cands[i].decide(),
+            None => {
+                let (kind, offset, style, reason) = cands[i].decide(&dialect.grouped);
+                (kind, offset, vec![style], reason)
+            }
         };
         col.kind = kind;
         col.with_offset = with_offset;
+        out.styles.push(styles);
         out.decisions.push(ColumnDecision {
             name: col.name.clone(),
             kind,

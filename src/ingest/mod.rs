@@ -136,7 +136,7 @@ async fn run(
         &version,
         &fetched.path,
         &dialect,
-        &inferred.columns,
+        &inferred,
         forced,
     )
     .await;
@@ -224,7 +224,10 @@ fn detect_dialect(spec: &DatasetSpec, facts: &sniff::ByteFacts) -> (Dialect, Str
         encoding,
         delimiter,
         quote,
-        decimal: spec.csv.decimal.as_ref().map_or(b'.', |d| d.as_bytes()[0]),
+        grouped: Dialect::grouped_styles(
+            delimiter,
+            spec.csv.decimal.as_ref().map(|d| d.as_bytes()[0]),
+        ),
         header: spec.csv.header.unwrap_or(true),
         null_values: spec.csv.null_values.clone(),
     };
@@ -248,10 +251,10 @@ async fn write_version(
     version: &str,
     path: &std::path::Path,
     dialect: &Dialect,
-    columns: &[crate::catalog::schema::Column],
+    inferred: &infer::Inferred,
     forced: Vec<Option<ColumnType>>,
 ) -> Result<build::Built> {
-    let schema = arrow_schema(columns);
+    let schema = arrow_schema(&inferred.columns);
     let props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(
             ZstdLevel::try_new(3).map_err(Error::internal)?,
@@ -266,9 +269,10 @@ async fn write_version(
         AsyncArrowWriter::try_new(out, schema, Some(props)).map_err(Error::internal)?;
 
     let (tx, mut rx) = tokio::sync::mpsc::channel(2);
-    let (path, dialect, columns) = (path.to_path_buf(), dialect.clone(), columns.to_vec());
+    let (path, dialect) = (path.to_path_buf(), dialect.clone());
+    let (columns, styles) = (inferred.columns.clone(), inferred.styles.clone());
     let producer = tokio::task::spawn_blocking(move || {
-        build::build(&path, &dialect, &columns, &forced, |batch| {
+        build::build(&path, &dialect, &columns, &styles, &forced, |batch| {
             tx.blocking_send(batch)
                 .map_err(|_| Error::internal("the Parquet writer stopped"))
         })

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use encoding_rs::Encoding;
 
-use super::values::DEFAULT_NULL_MARKERS;
+use super::values::{DEFAULT_NULL_MARKERS, NumStyle};
 use crate::error::{Error, Result};
 
 /// How to read one source file.
@@ -17,13 +17,37 @@ pub struct Dialect {
     pub encoding: &'static Encoding,
     pub delimiter: u8,
     pub quote: u8,
-    pub decimal: u8,
+    /// Grouped number styles a column may be read in, preferred first (the dataset file's
+    /// `decimal` allows one; otherwise the delimiter decides which comes first).
+    pub grouped: Vec<NumStyle>,
     pub header: bool,
     /// Set in the dataset file: these cells are null in every column, strings included.
     pub null_values: Option<Vec<String>>,
 }
 
 impl Dialect {
+    /// The grouped styles for a delimiter and an optional decimal mark from the dataset file.
+    pub fn grouped_styles(delimiter: u8, decimal: Option<u8>) -> Vec<NumStyle> {
+        match decimal {
+            Some(b',') => vec![NumStyle::Comma],
+            Some(_) => vec![NumStyle::English],
+            // With commas between fields, a comma inside a number more likely groups thousands.
+            None if delimiter == b',' => vec![NumStyle::English, NumStyle::Comma],
+            None => vec![NumStyle::Comma, NumStyle::English],
+        }
+    }
+
+    /// Styles tried, in order, on a column whose type the dataset file sets.
+    pub fn lenient_styles(&self) -> Vec<NumStyle> {
+        if self.grouped == [NumStyle::Comma] {
+            // A decimal comma set in the file: `1.5` is not one of its numbers.
+            return self.grouped.clone();
+        }
+        std::iter::once(NumStyle::Plain)
+            .chain(self.grouped.iter().copied())
+            .collect()
+    }
+
     /// Whether a cell is null in a string column.
     pub fn is_null_text(&self, cell: &str) -> bool {
         cell.is_empty()

@@ -86,10 +86,132 @@ pub fn parse_float(s: &str, decimal: u8) -> Result<f64, NotNumber> {
         .ok_or(NotNumber::Other)
 }
 
+/// How a column writes its numbers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NumStyle {
+    /// `1234.5`, `1e3`: what programs write.
+    Plain,
+    /// `1 234,5`, `1.234,5`, `12,5`: a decimal comma, thousands grouped by a space, a no-break
+    /// space, a narrow no-break space or a dot.
+    Comma,
+    /// `1,234.5`: thousands grouped by commas, a decimal point.
+    English,
+}
+
+impl NumStyle {
+    pub fn describe(self) -> &'static str {
+        match self {
+            NumStyle::Plain => "",
+            NumStyle::Comma => " with a decimal comma",
+            NumStyle::English => " with comma-grouped thousands",
+        }
+    }
+}
+
+/// A number read in some style: its value, and the integer it is when it has no fraction.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Num {
+    pub value: f64,
+    pub int: Option<i64>,
+}
+
+/// Reads a number in a grouped style (see [`NumStyle`]); the integer part follows the
+/// leading-zero rule of [`parse_int`].
+pub fn parse_grouped(s: &str, style: NumStyle) -> Result<Num, NotNumber> {
+    if style == NumStyle::Plain {
+        return match parse_int(s) {
+            Ok(i) => Ok(Num {
+                value: i as f64,
+                int: Some(i),
+            }),
+            Err(NotNumber::Other) => parse_float(s, b'.').map(|value| Num { value, int: None }),
+            Err(e) => Err(e),
+        };
+    }
+    let (neg, body) = match s.strip_prefix('-') {
+        Some(b) => (true, b),
+        None => (false, s),
+    };
+    let decimal = if style == NumStyle::Comma { ',' } else { '.' };
+    let (int_part, frac) = match body.split_once(decimal) {
+        Some((i, f)) => (i, Some(f)),
+        None => (body, None),
+    };
+    let mut clean = String::with_capacity(s.len());
+    if neg {
+        clean.push('-');
+    }
+    let first_sep = int_part.chars().find(|c| !c.is_ascii_digit());
+    match first_sep {
+        None => {
+            if int_part.is_empty() {
+                return Err(NotNumber::Other);
+            }
+            clean.push_str(int_part);
+        }
+        Some(sep) => {
+            let allowed = match style {
+                NumStyle::Comma => matches!(sep, ' ' | '\u{a0}' | '\u{202f}' | '.'),
+                _ => sep == ',',
+            };
+            if !allowed {
+                return Err(NotNumber::Other);
+            }
+            for (k, group) in int_part.split(sep).enumerate() {
+                let ok = group.bytes().all(|b| b.is_ascii_digit())
+                    && if k == 0 {
+                        (1..=3).contains(&group.len())
+                    } else {
+                        group.len() == 3
+                    };
+                if !ok {
+                    return Err(NotNumber::Other);
+                }
+                clean.push_str(group);
+            }
+        }
+    }
+    let digits = clean.trim_start_matches('-');
+    if digits.len() > 1 && digits.starts_with('0') {
+        return Err(NotNumber::LeadingZero);
+    }
+    if frac.is_none() && digits.len() > 18 {
+        return Err(NotNumber::TooLong);
+    }
+    let int = match frac {
+        None => clean.parse::<i64>().ok(),
+        Some(f) => {
+            if f.is_empty() || !f.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(NotNumber::Other);
+            }
+            clean.push('.');
+            clean.push_str(f);
+            None
+        }
+    };
+    let value = clean.parse::<f64>().map_err(|_| NotNumber::Other)?;
+    Ok(Num { value, int })
+}
+
+/// The first style in `styles` that reads `s`.
+pub fn parse_any(s: &str, styles: &[NumStyle]) -> Result<Num, NotNumber> {
+    let mut err = NotNumber::Other;
+    for &style in styles {
+        match parse_grouped(s, style) {
+            Ok(n) => return Ok(n),
+            Err(e) => err = e,
+        }
+    }
+    Err(err)
+}
+
+/// Booleans as published in French and English, any case.
 pub fn parse_bool(s: &str) -> Option<bool> {
-    if s.eq_ignore_ascii_case("true") {
+    const TRUE: [&str; 4] = ["true", "oui", "vrai", "yes"];
+    const FALSE: [&str; 4] = ["false", "non", "faux", "no"];
+    if TRUE.iter().any(|t| s.eq_ignore_ascii_case(t)) {
         Some(true)
-    } else if s.eq_ignore_ascii_case("false") {
+    } else if FALSE.iter().any(|f| s.eq_ignore_ascii_case(f)) {
         Some(false)
     } else {
         None
@@ -287,6 +409,33 @@ mod tests {
         assert_eq!(parse_float("07.5", b'.'), Err(NotNumber::LeadingZero));
         assert_eq!(parse_float("1.", b'.'), Ok(1.0));
         assert_eq!(parse_float(".", b'.'), Err(NotNumber::Other));
+    }
+
+    #[test]
+    fn grouped_numbers_in_french_and_english() {
+        let n = |s, style| parse_grouped(s, style).map(|n| (n.value, n.int));
+        assert_eq!(n("346,50", NumStyle::Comma), Ok((346.5, None)));
+        assert_eq!(n("1 234,5", NumStyle::Comma), Ok((1234.5, None)));
+        assert_eq!(
+            n("1\u{a0}234\u{a0}567", NumStyle::Comma),
+            Ok((1234567.0, Some(1234567)))
+        );
+        assert_eq!(n("1\u{202f}234,05", NumStyle::Comma), Ok((1234.05, None)));
+        assert_eq!(n("-1.234,5", NumStyle::Comma), Ok((-1234.5, None)));
+        assert_eq!(n("0,5", NumStyle::Comma), Ok((0.5, None)));
+        assert_eq!(n("12", NumStyle::Comma), Ok((12.0, Some(12))));
+        assert_eq!(n("1 23,5", NumStyle::Comma), Err(NotNumber::Other));
+        assert_eq!(n("1.5", NumStyle::Comma), Err(NotNumber::Other));
+        assert_eq!(n("01,5", NumStyle::Comma), Err(NotNumber::LeadingZero));
+        assert_eq!(n("12,", NumStyle::Comma), Err(NotNumber::Other));
+        assert_eq!(n("43,774.58", NumStyle::English), Ok((43774.58, None)));
+        assert_eq!(n("1,234", NumStyle::English), Ok((1234.0, Some(1234))));
+        assert_eq!(n("1,234", NumStyle::Comma), Ok((1.234, None)));
+        assert_eq!(n("12,34", NumStyle::English), Err(NotNumber::Other));
+        assert_eq!(n("2.5e3", NumStyle::Plain), Ok((2500.0, None)));
+        assert_eq!(parse_bool("Oui"), Some(true));
+        assert_eq!(parse_bool("FAUX"), Some(false));
+        assert_eq!(parse_bool("o"), None);
     }
 
     #[test]

@@ -447,3 +447,46 @@ async fn http_sources_are_downloaded_and_a_404_is_a_clear_failure() {
     let detail = app.get("/api/datasets/gone/data").await.problem(503);
     assert!(detail.contains("404"), "{detail}");
 }
+
+#[tokio::test]
+async fn numbers_and_booleans_as_portals_write_them() {
+    let fr = "montant;surface;effectif;ouvert\n1 234,50;346,5;1\u{a0}200;oui\n-12,00;12;3\u{202f}000;Non\n0,5;1.234,5;12;VRAI\n";
+    let en = "amount,count\n\"43,774.58\",\"1,200\"\n15.5,7\n\"-1,000.25\",\"12,345\"\n";
+    let app = TestApp::with_files(
+        &[
+            ("fr.csv", fr.as_bytes()),
+            ("fr.toml", &toml_for("fr.csv", "")),
+            ("en.csv", en.as_bytes()),
+            ("en.toml", &toml_for("en.csv", "")),
+        ],
+        "",
+    )
+    .await;
+    let d = app.get("/api/datasets/fr").await.json();
+    let types: Vec<String> = schema_of(&d).into_iter().map(|c| c.2).collect();
+    assert_eq!(types, ["float", "float", "integer", "boolean"]);
+    assert_eq!(
+        d["report"]["columns"][0]["reason"],
+        "all 3 values are numbers with a decimal comma"
+    );
+    let rows = app.rows("/api/datasets/fr/data").await;
+    assert_eq!(
+        rows[0],
+        json!({"montant": 1234.5, "surface": 346.5, "effectif": 1200, "ouvert": true})
+    );
+    assert_eq!(
+        rows[2],
+        json!({"montant": 0.5, "surface": 1234.5, "effectif": 12, "ouvert": true})
+    );
+    assert_eq!(
+        app.total("/api/datasets/fr/data?effectif__greater=1000")
+            .await,
+        2
+    );
+    let e = app.get("/api/datasets/en").await.json();
+    let types: Vec<String> = schema_of(&e).into_iter().map(|c| c.2).collect();
+    assert_eq!(types, ["float", "integer"]);
+    let rows = app.rows("/api/datasets/en/data").await;
+    assert_eq!(rows[0], json!({"amount": 43774.58, "count": 1200}));
+    assert_eq!(rows[2], json!({"amount": -1000.25, "count": 12345}));
+}
