@@ -84,6 +84,45 @@ pub async fn ingest_and_load(
     Ok(results)
 }
 
+/// Ingests one file into memory, as `serve` would read it, and writes the stored table as CSV
+/// in file order, headed by the published labels (or the API names).
+pub async fn export(
+    mut settings: Settings,
+    file: &std::path::Path,
+    names: bool,
+    mut out: Box<dyn std::io::Write + Send>,
+) -> Result<Outcome> {
+    settings.storage = "memory://".into();
+    let spec = DatasetSpec::for_file(file)?;
+    let id = spec.id.clone();
+    let state = state(settings, vec![spec])?;
+    let mut results = ingest_and_load(&state, &[], true).await?;
+    let (_, outcome) = results
+        .pop()
+        .ok_or_else(|| Error::internal("nothing was ingested"))?;
+    let outcome = outcome?;
+    let loaded = state.catalog.loaded(&id)?;
+    let schema = &loaded.manifest.schema;
+    let mut header = csv::Writer::from_writer(Vec::new());
+    header
+        .write_record(
+            schema
+                .iter()
+                .map(|c| if names { &c.name } else { &c.label }),
+        )
+        .map_err(Error::internal)?;
+    out.write_all(&header.into_inner().map_err(Error::internal)?)?;
+    let query = crate::query::params::parse("", schema, &state.settings.limits)?;
+    let df = state.engine.read(loaded.table.clone())?;
+    let planned = crate::query::plan::plan(df, &query, schema, false)?;
+    let mut stream = state.engine.stream(planned.rows).await?;
+    while let Some(batch) = stream.next().await {
+        out.write_all(&crate::encode::csv(&batch?, false)?)?;
+    }
+    out.flush()?;
+    Ok(outcome)
+}
+
 /// Serves until `shutdown` completes.
 pub async fn serve(
     listener: TcpListener,

@@ -71,6 +71,18 @@ pub enum Command {
     },
     /// Print the OpenAPI document of the current catalog
     Openapi,
+    /// Read a CSV file as ingest would (nothing is stored) and write the resulting table as CSV,
+    /// to see how qanat reads a file: the report goes to stderr
+    Export {
+        /// The CSV file
+        file: PathBuf,
+        /// Where to write the table (default: standard output)
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+        /// Head the columns with their API names instead of the published labels
+        #[arg(long)]
+        names: bool,
+    },
 }
 
 impl Cli {
@@ -121,6 +133,22 @@ impl Cli {
 pub async fn run(cli: Cli) -> Result<ExitCode> {
     let settings = cli.settings()?;
     match &cli.command {
+        Command::Export {
+            file,
+            output,
+            names,
+        } => {
+            let out: Box<dyn std::io::Write + Send> = match output {
+                Some(p) => Box::new(
+                    std::fs::File::create(p)
+                        .map_err(|e| Error::Config(format!("{}: {e}", p.display())))?,
+                ),
+                None => Box::new(std::io::BufWriter::new(std::io::stdout())),
+            };
+            let outcome = app::export(settings, file, *names, out).await?;
+            eprintln!("{}", outcome.summary());
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Openapi => {
             let specs = app::specs(&settings, &[])?;
             let ids: Vec<String> = specs.into_iter().map(|s| s.id).collect();

@@ -261,6 +261,16 @@ pub fn row_problem(
     dialect: &Dialect,
     lenient: &[NumStyle],
 ) -> Option<String> {
+    // A header printed again (after a page break, or several times at the top).
+    if record.len() == columns.len()
+        && dialect.header
+        && record
+            .iter()
+            .zip(columns)
+            .all(|(f, c)| text(f) == c.label.as_str())
+    {
+        return Some("repeats the header".into());
+    }
     if record.len() > columns.len() {
         return Some(format!(
             "{} fields where the header has {}",

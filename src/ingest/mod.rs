@@ -161,6 +161,12 @@ async fn run(
         col.nullable = prof.nulls > 0;
     }
     let mut warnings = Vec::new();
+    if dialect.preamble > 0 {
+        warnings.push(format!(
+            "{} records above the header (titles or blank lines) were skipped; the header is on line {}",
+            dialect.preamble, inferred.header_line
+        ));
+    }
     if inferred.rows_rejected > 0 {
         warnings.push(format!(
             "{} rows rejected; the first {} are listed with their line numbers",
@@ -206,20 +212,13 @@ async fn run(
 
 fn detect_dialect(spec: &DatasetSpec, facts: &sniff::ByteFacts) -> (Dialect, String, String) {
     let (encoding, encoding_note) = sniff::choose_encoding(facts, spec.csv.encoding.as_deref());
-    let quote = spec.csv.quote.as_ref().map_or(b'"', |q| q.as_bytes()[0]);
-    let (delimiter, delimiter_note) = match &spec.csv.delimiter {
-        Some(d) => (
-            d.as_bytes()[0],
-            format!(
-                "{} (set in the dataset file)",
-                sniff::describe(d.as_bytes()[0])
-            ),
-        ),
-        None => {
-            let (sample, _, _) = encoding.decode(&facts.sample);
-            sniff::detect_delimiter(&sample, quote)
-        }
-    };
+    let (sample, _, _) = encoding.decode(&facts.sample);
+    let layout = sniff::detect_layout(
+        &sample,
+        spec.csv.delimiter.as_ref().map(|d| d.as_bytes()[0]),
+        spec.csv.quote.as_ref().map(|q| q.as_bytes()[0]),
+    );
+    let (delimiter, quote, delimiter_note) = (layout.delimiter, layout.quote, layout.note);
     let dialect = Dialect {
         encoding,
         delimiter,
@@ -229,6 +228,7 @@ fn detect_dialect(spec: &DatasetSpec, facts: &sniff::ByteFacts) -> (Dialect, Str
             spec.csv.decimal.as_ref().map(|d| d.as_bytes()[0]),
         ),
         header: spec.csv.header.unwrap_or(true),
+        preamble: layout.preamble,
         null_values: spec.csv.null_values.clone(),
     };
     (dialect, encoding_note, delimiter_note)

@@ -21,6 +21,8 @@ pub struct Dialect {
     /// `decimal` allows one; otherwise the delimiter decides which comes first).
     pub grouped: Vec<NumStyle>,
     pub header: bool,
+    /// Records above the header, skipped.
+    pub preamble: usize,
     /// Set in the dataset file: these cells are null in every column, strings included.
     pub null_values: Option<Vec<String>>,
 }
@@ -90,10 +92,14 @@ impl Records {
             .quote(dialect.quote)
             .buffer_capacity(256 * 1024)
             .from_reader(decoded);
-        Ok(Records {
+        let mut records = Records {
             reader,
             record: csv::ByteRecord::new(),
-        })
+        };
+        for _ in 0..dialect.preamble {
+            records.next_record()?;
+        }
+        Ok(records)
     }
 
     /// The next record and the 1-based line it starts on.

@@ -17,12 +17,15 @@ pub struct ByteFacts {
     /// `None`: valid UTF-8 throughout.
     pub first_invalid_utf8: Option<u64>,
     pub bom: Option<&'static Encoding>,
+    /// chardetng's guess among legacy encodings, used when the bytes are not UTF-8.
+    pub guessed: &'static Encoding,
     /// The first bytes, for delimiter sniffing.
     pub sample: Vec<u8>,
 }
 
 /// The encoding to read with: the dataset file's choice, else a BOM, else UTF-8 when every byte
-/// sequence is valid UTF-8, else Windows-1252 (which decodes every ISO-8859-1 file the same).
+/// sequence is valid UTF-8, else chardetng's guess from the non-ASCII text (Windows-1252 for
+/// Western European text, which decodes every ISO-8859-1 file the same).
 pub fn choose_encoding(facts: &ByteFacts, forced: Option<&str>) -> (&'static Encoding, String) {
     if let Some(label) = forced
         && let Some(enc) = Encoding::for_label(label.as_bytes())
@@ -38,65 +41,124 @@ pub fn choose_encoding(facts: &ByteFacts, forced: Option<&str>) -> (&'static Enc
             "UTF-8 (every byte sequence is valid UTF-8)".into(),
         ),
         Some(at) => (
-            encoding_rs::WINDOWS_1252,
-            format!("windows-1252 (byte {at} is not valid UTF-8)"),
+            facts.guessed,
+            format!(
+                "{} (byte {at} is not valid UTF-8; detected from the text)",
+                facts.guessed.name()
+            ),
         ),
     }
 }
 
-/// The delimiter that splits the sample into the most consistent number of fields (at least
-/// two); `,` when no candidate does.
-pub fn detect_delimiter(sample: &str, quote: u8) -> (u8, String) {
+/// What the first records of a file say about its layout.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Layout {
+    pub delimiter: u8,
+    pub quote: u8,
+    /// Records above the header (titles, blank lines).
+    pub preamble: usize,
+    /// The usual number of fields a record.
+    pub fields: usize,
+    pub note: String,
+}
+
+fn records(text: &[u8], delim: u8, quote: u8) -> Vec<Vec<bool>> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .delimiter(delim)
+        .quote(quote)
+        .from_reader(text);
+    let mut out = Vec::new();
+    let mut record = csv::ByteRecord::new();
+    while out.len() < SNIFF_RECORDS {
+        match reader.read_byte_record(&mut record) {
+            // Which fields hold something: enough to tell a title line from a header.
+            Ok(true) => out.push(
+                record
+                    .iter()
+                    .map(|f| !f.iter().all(u8::is_ascii_whitespace))
+                    .collect(),
+            ),
+            _ => break,
+        }
+    }
+    out
+}
+
+/// Chooses the delimiter and quote that split the sample into the most consistent number of
+/// fields (at least two), then finds the header: the first record filled in at least half,
+/// below any title or blank lines. Forced choices from the dataset file are kept.
+pub fn detect_layout(sample: &str, delimiter: Option<u8>, quote: Option<u8>) -> Layout {
     // Only whole lines: the last one may be cut in the middle.
     let end = sample.rfind('\n').map_or(sample.len(), |i| i + 1);
     let text = &sample.as_bytes()[..end];
-    let mut best: Option<(u8, f64, usize)> = None;
-    for &delim in &CANDIDATES {
-        let mut reader = csv::ReaderBuilder::new()
-            .has_headers(false)
-            .flexible(true)
-            .delimiter(delim)
-            .quote(quote)
-            .from_reader(text);
-        let mut counts: Vec<usize> = Vec::new();
-        let mut record = csv::ByteRecord::new();
-        while counts.len() < SNIFF_RECORDS {
-            match reader.read_byte_record(&mut record) {
-                Ok(true) => counts.push(record.len()),
-                _ => break,
+    let delims: Vec<u8> = delimiter.map_or(CANDIDATES.to_vec(), |d| vec![d]);
+    let quotes: Vec<u8> = quote.map_or(vec![b'"', b'\''], |q| vec![q]);
+    let mut best: Option<(u8, u8, f64, usize, Vec<Vec<bool>>)> = None;
+    for &d in &delims {
+        for &q in &quotes {
+            let recs = records(text, d, q);
+            let counts: Vec<usize> = recs.iter().map(Vec::len).collect();
+            let Some((fields, freq)) = modal(&counts) else {
+                continue;
+            };
+            if fields < 2 && delimiter.is_none() {
+                continue;
             }
-        }
-        let Some((fields, freq)) = modal(&counts) else {
-            continue;
-        };
-        if fields < 2 {
-            continue;
-        }
-        let consistency = freq as f64 / counts.len() as f64;
-        let better = match best {
-            None => true,
-            Some((_, c, f)) => {
-                consistency > c + 1e-9 || ((consistency - c).abs() <= 1e-9 && fields > f)
+            let consistency = freq as f64 / counts.len() as f64;
+            // Ties go to the earlier candidate: `,` before `;`…, `"` before `'`.
+            let better = match &best {
+                None => true,
+                Some((_, _, c, f, _)) => {
+                    consistency > c + 1e-9 || ((consistency - c).abs() <= 1e-9 && fields > *f)
+                }
+            };
+            if better {
+                best = Some((d, q, consistency, fields, recs));
             }
-        };
-        if better {
-            best = Some((delim, consistency, fields));
         }
     }
-    match best {
-        Some((d, c, f)) => (
-            d,
-            format!(
-                "{} ({} fields in {:.0}% of the first records)",
-                describe(d),
-                f,
-                c * 100.0
-            ),
-        ),
-        None => (
-            b',',
-            "comma (no candidate splits the records; one column)".into(),
-        ),
+    let Some((d, q, consistency, fields, recs)) = best else {
+        let d = delimiter.unwrap_or(b',');
+        let q = quote.unwrap_or(b'"');
+        let preamble = records(text, d, q)
+            .iter()
+            .take_while(|r| !r.iter().any(|f| *f))
+            .count();
+        return Layout {
+            delimiter: d,
+            quote: q,
+            preamble,
+            fields: 1,
+            note: format!("{} (one column)", describe(d)),
+        };
+    };
+    let needed = fields.div_ceil(2).max(if fields > 1 { 2 } else { 1 });
+    let preamble = recs
+        .iter()
+        .take(50)
+        .position(|r| r.iter().filter(|f| **f).count() >= needed)
+        .unwrap_or(0);
+    let how = if delimiter.is_some() {
+        "set in the dataset file".to_string()
+    } else {
+        format!(
+            "{fields} fields in {:.0}% of the first records",
+            consistency * 100.0
+        )
+    };
+    let quote_note = if q == b'"' {
+        String::new()
+    } else {
+        format!(", quote `{}`", q as char)
+    };
+    Layout {
+        delimiter: d,
+        quote: q,
+        preamble,
+        fields,
+        note: format!("{} ({how}){quote_note}", describe(d)),
     }
 }
 
@@ -168,17 +230,40 @@ pub fn bom_of(sample: &[u8]) -> Option<&'static Encoding> {
 mod tests {
     use super::*;
 
+    fn delim(text: &str) -> u8 {
+        detect_layout(text, None, None).delimiter
+    }
+
     #[test]
     fn picks_the_consistent_delimiter() {
-        let text = "nom;ville;note\n\"Dupont, Jean\";Rabat;12,5\nAli;Fès;9\n";
-        assert_eq!(detect_delimiter(text, b'"').0, b';');
-        let text = "a,b,c\n1,2,3\n4,5,6\n";
-        assert_eq!(detect_delimiter(text, b'"').0, b',');
-        let text = "a\tb\n1\t2\n";
-        assert_eq!(detect_delimiter(text, b'"').0, b'\t');
-        let text = "a|b|c\n1|x,y|3\n";
-        assert_eq!(detect_delimiter(text, b'"').0, b'|');
-        assert_eq!(detect_delimiter("just one column\nvalue\n", b'"').0, b',');
+        assert_eq!(
+            delim("nom;ville;note\n\"Dupont, Jean\";Rabat;12,5\nAli;Fès;9\n"),
+            b';'
+        );
+        assert_eq!(delim("a,b,c\n1,2,3\n4,5,6\n"), b',');
+        assert_eq!(delim("a\tb\n1\t2\n"), b'\t');
+        assert_eq!(delim("a|b|c\n1|x,y|3\n"), b'|');
+        assert_eq!(delim("just one column\nvalue\n"), b',');
+    }
+
+    #[test]
+    fn finds_the_quote_and_the_header_below_a_preamble() {
+        let l = detect_layout("a,b,c\n1,'x, y',3\n2,'z, w',4\n", None, None);
+        assert_eq!((l.delimiter, l.quote), (b',', b'\''));
+        let l = detect_layout(
+            "Invoices over £500\n\nDate,Supplier,Amount\n01/10/2011,ACME,\"1,200.00\"\n",
+            None,
+            None,
+        );
+        // The blank line is no record: one title record is skipped.
+        assert_eq!(
+            (l.delimiter, l.quote, l.preamble, l.fields),
+            (b',', b'"', 1, 3)
+        );
+        let l = detect_layout("PREAMBLE,,,\n,,,\nA,B,C,D\n1,2,3,4\n", None, None);
+        assert_eq!(l.preamble, 2);
+        let l = detect_layout("A;B\n1;2\n", Some(b';'), None);
+        assert_eq!((l.delimiter, l.preamble), (b';', 0));
     }
 
     #[test]

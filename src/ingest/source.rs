@@ -78,12 +78,29 @@ fn scan_file(path: &Path) -> Result<ByteFacts> {
     Ok(scan.finish())
 }
 
-#[derive(Default)]
+/// Non-ASCII bytes shown to the encoding detector at most; enough for a verdict, bounded time.
+const DETECTOR_BYTES: u64 = 4 * 1024 * 1024;
+
 struct Scanner {
     hash: Sha256,
     utf8: Utf8Check,
     bytes: u64,
     sample: Vec<u8>,
+    detector: chardetng::EncodingDetector,
+    detector_fed: u64,
+}
+
+impl Default for Scanner {
+    fn default() -> Self {
+        Scanner {
+            hash: Sha256::default(),
+            utf8: Utf8Check::default(),
+            bytes: 0,
+            sample: Vec::new(),
+            detector: chardetng::EncodingDetector::new(),
+            detector_fed: 0,
+        }
+    }
 }
 
 impl Scanner {
@@ -91,6 +108,11 @@ impl Scanner {
         self.hash.update(chunk);
         self.utf8.feed(chunk);
         self.bytes += chunk.len() as u64;
+        // Only text with non-ASCII bytes tells encodings apart.
+        if self.detector_fed < DETECTOR_BYTES && !chunk.is_ascii() {
+            self.detector.feed(chunk, false);
+            self.detector_fed += chunk.len() as u64;
+        }
         if self.sample.len() < SAMPLE_BYTES {
             let take = (SAMPLE_BYTES - self.sample.len()).min(chunk.len());
             self.sample.extend_from_slice(&chunk[..take]);
@@ -99,7 +121,9 @@ impl Scanner {
 
     fn finish(mut self) -> ByteFacts {
         self.utf8.finish();
+        self.detector.feed(&[], true);
         ByteFacts {
+            guessed: self.detector.guess(None, false),
             sha256: hex::encode(self.hash.finalize()),
             bytes: self.bytes,
             first_invalid_utf8: self.utf8.first_invalid,

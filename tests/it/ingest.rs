@@ -490,3 +490,53 @@ async fn numbers_and_booleans_as_portals_write_them() {
     assert_eq!(rows[0], json!({"amount": 43774.58, "count": 1200}));
     assert_eq!(rows[2], json!({"amount": -1000.25, "count": 12345}));
 }
+
+#[tokio::test]
+async fn titles_above_the_header_and_repeated_headers_are_not_rows() {
+    // As councils publish: a title, a blank line, the header, and the header again after it.
+    let csv = "Invoices over \u{a3}500 paid in October 2011,,\n,,\nSupplier,Amount,Date\nSupplier,Amount,Date\n\
+               ACME,\"1,200.50\",03/10/2011\nBETA,99.99,04/10/2011\n";
+    let quoted = "name,note\nA,'x, y'\nB,'it''s'\n";
+    let app = TestApp::with_files(
+        &[
+            ("p.csv", csv.as_bytes()),
+            ("p.toml", &toml_for("p.csv", "")),
+            ("q.csv", quoted.as_bytes()),
+            ("q.toml", &toml_for("q.csv", "")),
+        ],
+        "",
+    )
+    .await;
+    let d = app.get("/api/datasets/p").await.json();
+    assert_eq!(d["report"]["header_line"], 3);
+    assert_eq!(schema_of(&d)[0].1, "Supplier");
+    assert_eq!(d["report"]["rows_read"], 3);
+    assert_eq!(d["report"]["rows_rejected"], 1);
+    assert_eq!(
+        d["report"]["rejected"][0],
+        json!({"line": 4, "reason": "repeats the header"})
+    );
+    assert!(
+        d["report"]["warnings"][0]
+            .as_str()
+            .unwrap()
+            .contains("2 records above the header")
+    );
+    let rows = app.rows("/api/datasets/p/data").await;
+    assert_eq!(
+        rows[0],
+        json!({"supplier": "ACME", "amount": 1200.5, "date": "2011-10-03"})
+    );
+    let q = app.get("/api/datasets/q").await.json();
+    assert!(
+        q["report"]["delimiter"]
+            .as_str()
+            .unwrap()
+            .contains("quote `'`"),
+        "{}",
+        q["report"]["delimiter"]
+    );
+    let rows = app.rows("/api/datasets/q/data").await;
+    assert_eq!(rows[0]["note"], "x, y");
+    assert_eq!(rows[1]["note"], "it's");
+}
