@@ -95,7 +95,15 @@ pub fn detect_layout(sample: &str, delimiter: Option<u8>, quote: Option<u8>) -> 
     let text = &sample.as_bytes()[..end];
     let delims: Vec<u8> = delimiter.map_or(CANDIDATES.to_vec(), |d| vec![d]);
     let quotes: Vec<u8> = quote.map_or(vec![b'"', b'\''], |q| vec![q]);
-    let mut best: Option<(u8, u8, f64, usize, Vec<Vec<bool>>)> = None;
+    /// A delimiter and quote pair, how consistently it splits the sample, and the split.
+    struct Split {
+        d: u8,
+        q: u8,
+        consistency: f64,
+        fields: usize,
+        recs: Vec<Vec<bool>>,
+    }
+    let mut best: Option<Split> = None;
     for &d in &delims {
         for &q in &quotes {
             let recs = records(text, d, q);
@@ -108,18 +116,29 @@ pub fn detect_layout(sample: &str, delimiter: Option<u8>, quote: Option<u8>) -> 
             }
             let consistency = freq as f64 / counts.len() as f64;
             // Ties go to the earlier candidate: `,` before `;`…, `"` before `'`.
-            let better = match &best {
-                None => true,
-                Some((_, _, c, f, _)) => {
-                    consistency > c + 1e-9 || ((consistency - c).abs() <= 1e-9 && fields > *f)
-                }
-            };
+            let better = best.as_ref().is_none_or(|b| {
+                consistency > b.consistency + 1e-9
+                    || ((consistency - b.consistency).abs() <= 1e-9 && fields > b.fields)
+            });
             if better {
-                best = Some((d, q, consistency, fields, recs));
+                best = Some(Split {
+                    d,
+                    q,
+                    consistency,
+                    fields,
+                    recs,
+                });
             }
         }
     }
-    let Some((d, q, consistency, fields, recs)) = best else {
+    let Some(Split {
+        d,
+        q,
+        consistency,
+        fields,
+        recs,
+    }) = best
+    else {
         let d = delimiter.unwrap_or(b',');
         let q = quote.unwrap_or(b'"');
         let preamble = records(text, d, q)
