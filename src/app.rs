@@ -47,7 +47,12 @@ pub async fn load_current(state: &AppState, entry: &Entry) -> Result<bool> {
         return Ok(false);
     };
     let table = state.engine.table(&state.storage, &manifest)?;
-    entry.set_current(Arc::new(Loaded { manifest, table }));
+    let versions = state.storage.version_infos(&entry.spec.id).await?;
+    entry.set_current(Arc::new(Loaded {
+        manifest,
+        table,
+        versions,
+    }));
     Ok(true)
 }
 

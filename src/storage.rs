@@ -107,6 +107,22 @@ impl Storage {
         }
     }
 
+    /// The manifests of the complete versions kept, newest first (a version still being written,
+    /// or abandoned by a killed ingest, has none and is left out).
+    pub async fn version_infos(
+        &self,
+        id: &str,
+    ) -> Result<Vec<crate::catalog::manifest::VersionInfo>> {
+        let mut infos = Vec::new();
+        for v in self.versions(id).await?.iter().rev() {
+            let path = self.version_dir(id, v).clone().join("manifest.json");
+            if let Some(m) = self.get_json::<Manifest>(&path).await? {
+                infos.push((&m).into());
+            }
+        }
+        Ok(infos)
+    }
+
     pub async fn write_manifest(&self, manifest: &Manifest) -> Result<()> {
         let path = self
             .version_dir(&manifest.id, &manifest.version)

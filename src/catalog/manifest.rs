@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::schema::{Column, ColumnType};
 
 /// Bumped when the stored layout changes, so that old versions are re-ingested.
-pub const LAYOUT_VERSION: u32 = 1;
+pub const LAYOUT_VERSION: u32 = 2;
 
 /// Everything known about one immutable version; written after its Parquet files, before the
 /// pointer switches to it.
@@ -78,11 +78,46 @@ pub struct ColumnProfile {
     #[serde(rename = "type")]
     pub kind: ColumnType,
     pub nulls: u64,
+    /// Distinct non-null values: exact up to 128, a HyperLogLog estimate (±2 %) beyond.
+    #[serde(default)]
+    pub distinct: u64,
+    /// The most frequent values, most frequent first; counts are exact when `distinct` is at
+    /// most 128, lower bounds otherwise.
+    #[serde(default)]
+    pub top: Vec<TopValue>,
     /// Smallest value, in the column's JSON form.
     #[schema(value_type = Object)]
     pub min: serde_json::Value,
     #[schema(value_type = Object)]
     pub max: serde_json::Value,
+}
+
+/// A stored version as `GET /api/datasets/{id}` lists it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+pub struct VersionInfo {
+    pub version: String,
+    pub created_at: String,
+    pub rows: u64,
+    /// SHA-256 of the source the version was read from.
+    pub source_sha256: String,
+}
+
+impl From<&Manifest> for VersionInfo {
+    fn from(m: &Manifest) -> Self {
+        VersionInfo {
+            version: m.version.clone(),
+            created_at: m.created_at.clone(),
+            rows: m.rows,
+            source_sha256: m.source.sha256.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+pub struct TopValue {
+    #[schema(value_type = Object)]
+    pub value: serde_json::Value,
+    pub count: u64,
 }
 
 /// `{id}/current.json`: the one object whose replacement publishes a version.

@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 
 use super::base_url;
 use crate::catalog::Entry;
-use crate::catalog::manifest::{ColumnProfile, IngestReport};
+use crate::catalog::manifest::{ColumnProfile, IngestReport, VersionInfo};
 use crate::catalog::schema::Column;
 use crate::error::{Error, Problem, Result};
 use crate::state::AppState;
@@ -56,6 +56,8 @@ pub struct DatasetDetail {
     pub created_at: Option<String>,
     pub schema: Vec<Column>,
     pub report: Option<IngestReport>,
+    /// The versions kept, newest first; the current one is `version`.
+    pub versions: Vec<VersionInfo>,
     /// Why the last ingest failed, while the previous version (if any) is still served.
     pub last_error: Option<String>,
 }
@@ -210,6 +212,10 @@ pub async fn get(
         created_at: m.map(|m| m.created_at.clone()),
         schema: m.map(|m| m.schema.clone()).unwrap_or_default(),
         report: m.map(|m| m.report.clone()),
+        versions: current
+            .as_ref()
+            .map(|l| l.versions.clone())
+            .unwrap_or_default(),
         last_error: entry.last_error(),
     }))
 }

@@ -13,9 +13,10 @@ use arrow::record_batch::RecordBatch;
 use serde_json::Value;
 
 use super::infer::row_problem;
+use super::profile::{Scalar, Stats};
 use super::reader::{Dialect, Records, text};
 use super::values::{NumStyle, parse_any, parse_bool, parse_date, parse_datetime};
-use crate::catalog::manifest::ColumnProfile;
+use crate::catalog::manifest::{ColumnProfile, TopValue};
 use crate::catalog::schema::{Column, ColumnType, UTC, arrow_schema};
 use crate::error::{Error, Result};
 
@@ -29,43 +30,6 @@ enum Builder {
     Bool(BooleanBuilder),
     Date(Date32Builder),
     Ts(TimestampMicrosecondBuilder, bool),
-}
-
-/// Smallest and largest value seen, compared in the column's type.
-#[derive(Default)]
-struct Extremes {
-    nulls: u64,
-    min: Option<Scalar>,
-    max: Option<Scalar>,
-}
-
-#[derive(Clone, PartialEq, PartialOrd)]
-enum Scalar {
-    Int(i64),
-    Float(f64),
-    Bool(bool),
-    Text(String),
-}
-
-impl Extremes {
-    fn see(&mut self, v: Scalar) {
-        if self.min.as_ref().is_none_or(|m| v < *m) {
-            self.min = Some(v.clone());
-        }
-        if self.max.as_ref().is_none_or(|m| v > *m) {
-            self.max = Some(v);
-        }
-    }
-
-    fn see_text(&mut self, s: &str) {
-        // Compares in place, so a string column costs an allocation only when an extreme moves.
-        if !matches!(&self.min, Some(Scalar::Text(m)) if s >= m.as_str()) {
-            self.min = Some(Scalar::Text(s.to_string()));
-        }
-        if !matches!(&self.max, Some(Scalar::Text(m)) if s <= m.as_str()) {
-            self.max = Some(Scalar::Text(s.to_string()));
-        }
-    }
 }
 
 impl Builder {
@@ -85,7 +49,7 @@ impl Builder {
     }
 
     /// Appends one cell; `false` when it does not parse (which the first pass rules out).
-    fn append(&mut self, cell: Option<&str>, dialect: &Dialect, ext: &mut Extremes) -> bool {
+    fn append(&mut self, cell: Option<&str>, dialect: &Dialect, ext: &mut Stats) -> bool {
         let Some(cell) = cell else {
             self.append_null();
             ext.nulls += 1;
@@ -204,7 +168,7 @@ pub fn build(
         .zip(styles)
         .map(|(c, s)| Builder::new(c, s))
         .collect();
-    let mut extremes: Vec<Extremes> = columns.iter().map(|_| Extremes::default()).collect();
+    let mut extremes: Vec<Stats> = columns.iter().map(|_| Stats::default()).collect();
     let mut row_numbers = Int64Builder::with_capacity(BATCH_ROWS);
     let mut stored: u64 = 0;
     let mut in_batch = 0usize;
@@ -245,8 +209,17 @@ pub fn build(
             name: col.name.clone(),
             kind: col.kind,
             nulls: ext.nulls,
-            min: json_of(col, ext.min),
-            max: json_of(col, ext.max),
+            distinct: ext.distinct(),
+            top: ext
+                .top()
+                .into_iter()
+                .map(|(v, count)| TopValue {
+                    value: json_of(col, Some(v)),
+                    count,
+                })
+                .collect(),
+            min: json_of(col, ext.min.clone()),
+            max: json_of(col, ext.max.clone()),
         })
         .collect();
     Ok(Built {

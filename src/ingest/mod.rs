@@ -3,6 +3,7 @@
 
 pub mod build;
 pub mod infer;
+pub mod profile;
 pub mod reader;
 pub mod sniff;
 pub mod source;

@@ -79,7 +79,10 @@ fn openapi_prints_the_committed_document() {
     let committed: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(repo_path("openapi/openapi.json")).unwrap())
             .unwrap();
-    assert_eq!(printed, committed);
+    assert!(
+        printed == committed,
+        "`qanat openapi` differs from openapi/openapi.json"
+    );
 }
 
 /// Kills the server when the test ends, however it ends.

@@ -95,11 +95,43 @@ async fn sample_catalog_types_and_names() {
     assert_eq!(found["meta"]["total"], 1);
     assert_eq!(found["data"][0]["id"], "prenoms-paris");
     let profile = app.get("/api/datasets/gares-oncf/profile").await.json();
+    let stop_lat = &profile["columns"][2];
+    assert_eq!(stop_lat["name"], "stop_lat");
     assert_eq!(
-        profile["columns"][2],
-        json!({"name": "stop_lat", "type": "float", "nulls": 0, "min": 31.6295, "max": 35.7643})
+        (stop_lat["type"].clone(), stop_lat["nulls"].clone()),
+        (json!("float"), json!(0))
+    );
+    assert_eq!(
+        (stop_lat["min"].clone(), stop_lat["max"].clone()),
+        (json!(31.6295), json!(35.7643))
+    );
+    let recs = crate::support::sample_records("gares-oncf.csv", b',');
+    let lats: std::collections::HashSet<&str> = recs.iter().map(|r| r.get(2).unwrap()).collect();
+    assert_eq!(stop_lat["distinct"], lats.len());
+    assert_eq!(
+        profile["columns"][4]["top"],
+        json!([{"value": 1, "count": 33}])
     );
     assert_eq!(profile["columns"][5]["nulls"], 33);
+    assert_eq!(profile["columns"][5]["distinct"], 0);
+    // Top values of a text column, most frequent first, against a reference count.
+    let prenoms = app.get("/api/datasets/prenoms-paris/profile").await.json();
+    let sexe = &prenoms["columns"][1];
+    let f = crate::support::sample_records("prenoms-paris.csv", b';')
+        .iter()
+        .filter(|r| &r[1] == "F")
+        .count();
+    let m = 22994 - f;
+    let (first, second) = if f >= m {
+        (("F", f), ("M", m))
+    } else {
+        (("M", m), ("F", f))
+    };
+    assert_eq!(
+        sexe["top"],
+        json!([{"value": first.0, "count": first.1}, {"value": second.0, "count": second.1}])
+    );
+    assert_eq!(sexe["distinct"], 2);
 }
 
 #[tokio::test]
@@ -332,6 +364,16 @@ async fn versions_switch_only_when_complete_and_unchanged_sources_do_no_work() {
         .to_string();
     assert_ne!(v1, v2);
     assert!(v2 > v1, "version ids sort by time");
+    let listed = app.get("/api/datasets/v").await.json()["versions"].clone();
+    assert_eq!(listed.as_array().unwrap().len(), 2);
+    assert_eq!(
+        (listed[0]["version"].as_str(), listed[0]["rows"].as_u64()),
+        (Some(v2.as_str()), Some(3))
+    );
+    assert_eq!(
+        (listed[1]["version"].as_str(), listed[1]["rows"].as_u64()),
+        (Some(v1.as_str()), Some(2))
+    );
     assert_eq!(app.total("/api/datasets/v/data").await, 3);
     assert_ne!(app.get("/api/datasets/v/data").await.headers["etag"], tag1);
     let old = app.state.engine.read(Arc::clone(&held.table)).unwrap();
