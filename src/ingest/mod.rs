@@ -119,6 +119,16 @@ async fn run(
     }
 
     let (dialect, encoding_note, delimiter_note) = detect_dialect(spec, &fetched.facts);
+    if dialect.encoding == encoding_rs::UTF_8
+        && let Some(at) = fetched.facts.first_invalid_utf8
+        && fetched.facts.bom.is_none()
+    {
+        // Declared UTF-8 but not UTF-8: reading on would replace bytes silently.
+        return Err(Error::bad_request(format!(
+            "byte {at} is not valid UTF-8 although the dataset file says `encoding = \"utf-8\"`; \
+             remove the setting to detect the encoding, or name the right one (e.g. \"windows-1252\")"
+        )));
+    }
     let version = new_version_id(&fetched.facts.sha256);
     let path = fetched.path.clone();
     let (spec2, dialect2) = (spec.clone(), dialect.clone());

@@ -2,6 +2,7 @@
 
 mod cli;
 mod errors;
+mod failures;
 mod ingest;
 mod openapi;
 mod query;
