@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use super::infer::row_problem;
 use super::profile::{Scalar, Stats};
-use super::reader::{Dialect, Records, text};
+use super::reader::{Dialect, Progress, Records, text};
 use super::values::{NumStyle, parse_any, parse_bool, parse_date, parse_datetime};
 use crate::catalog::manifest::{ColumnProfile, TopValue};
 use crate::catalog::schema::{Column, ColumnType, UTC, arrow_schema};
@@ -155,11 +155,12 @@ pub fn build(
     columns: &[Column],
     styles: &[Vec<NumStyle>],
     forced: &[Option<ColumnType>],
+    progress: Progress,
     mut sink: impl FnMut(RecordBatch) -> Result<()>,
 ) -> Result<Built> {
     let lenient = dialect.lenient_styles();
     let schema: SchemaRef = arrow_schema(columns);
-    let mut records = Records::open(path, dialect)?;
+    let mut records = Records::open_with_progress(path, dialect, progress)?;
     if dialect.header {
         records.next_record()?;
     }

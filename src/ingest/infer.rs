@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use super::reader::{Dialect, Records, text};
+use super::reader::{Dialect, Progress, Records, text};
 use super::values::{
     DateLayout, NotNumber, NumStyle, parse_any, parse_bool, parse_date, parse_datetime,
     parse_grouped, parse_int,
@@ -308,8 +308,12 @@ pub fn row_problem(
 }
 
 /// Reads the whole file once and decides the schema.
-pub fn infer(path: &Path, dialect: &Dialect, spec: &DatasetSpec) -> Result<Inferred> {
-    let mut records = Records::open(path, dialect)?;
+pub fn infer(path: &Path, dialect: &Dialect, spec: &DatasetSpec, total: u64) -> Result<Inferred> {
+    let progress = Progress {
+        label: format!("{}: reading types (pass 1 of 2)", spec.id),
+        total,
+    };
+    let mut records = Records::open_with_progress(path, dialect, progress)?;
     let (labels, header_line, first_row) = match records.next_record()? {
         None => {
             return Err(Error::bad_request(

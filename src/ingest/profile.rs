@@ -2,6 +2,7 @@
 //! (HyperLogLog) and the most frequent values (Misra–Gries), in bounded memory per column.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use xxhash_rust::xxh3::xxh3_64;
 
@@ -23,44 +24,38 @@ pub enum Scalar {
 }
 
 impl Scalar {
-    fn key(&self) -> Key {
-        match self {
-            Scalar::Int(i) => Key::Int(*i),
-            Scalar::Float(f) => Key::Float(f.to_bits()),
-            Scalar::Bool(b) => Key::Bool(*b),
-            Scalar::Text(s) => Key::Text(s.as_str().into()),
-        }
-    }
-}
-
-/// A value as a hash-map key (floats by their bits).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-enum Key {
-    Int(i64),
-    Float(u64),
-    Bool(bool),
-    Text(Box<str>),
-}
-
-impl Key {
     fn hash64(&self) -> u64 {
         match self {
-            Key::Int(i) => xxh3_64(&i.to_le_bytes()),
-            Key::Float(f) => xxh3_64(&f.to_le_bytes()),
-            Key::Bool(b) => xxh3_64(&[u8::from(*b)]),
-            Key::Text(s) => xxh3_64(s.as_bytes()),
-        }
-    }
-
-    fn scalar(&self) -> Scalar {
-        match self {
-            Key::Int(i) => Scalar::Int(*i),
-            Key::Float(f) => Scalar::Float(f64::from_bits(*f)),
-            Key::Bool(b) => Scalar::Bool(*b),
-            Key::Text(s) => Scalar::Text(s.to_string()),
+            Scalar::Int(i) => xxh3_64(&i.to_le_bytes()),
+            Scalar::Float(f) => xxh3_64(&f.to_bits().to_le_bytes()),
+            Scalar::Bool(b) => xxh3_64(&[u8::from(*b)]),
+            Scalar::Text(s) => xxh3_64(s.as_bytes()),
         }
     }
 }
+
+/// The values are already hashed (xxh3, 64 bits): the map uses that hash as is.
+#[derive(Default)]
+struct PassThrough(u64);
+
+impl Hasher for PassThrough {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u64` is used; fold anything else so the hasher stays correct.
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+type ByHash<V> = HashMap<u64, V, BuildHasherDefault<PassThrough>>;
 
 /// Everything the profile says about one column.
 pub struct Stats {
@@ -68,10 +63,9 @@ pub struct Stats {
     pub min: Option<Scalar>,
     pub max: Option<Scalar>,
     registers: Vec<u8>,
-    top: HashMap<Key, u64>,
-    /// Text values are counted by `str` so that a value already tracked costs no allocation.
-    text_top: HashMap<Box<str>, u64>,
-    /// Whether the frequent tables ever had to drop values (then counts are lower bounds and the
+    /// Misra–Gries counters by value hash, with the value they count.
+    top: ByHash<(u64, Scalar)>,
+    /// Whether the frequent table ever had to drop values (then counts are lower bounds and the
     /// distinct count is an estimate).
     overflowed: bool,
 }
@@ -83,8 +77,7 @@ impl Default for Stats {
             min: None,
             max: None,
             registers: vec![0; 1 << HLL_BITS],
-            top: HashMap::new(),
-            text_top: HashMap::new(),
+            top: ByHash::default(),
             overflowed: false,
         }
     }
@@ -92,18 +85,19 @@ impl Default for Stats {
 
 impl Stats {
     pub fn see(&mut self, v: Scalar) {
-        let key = v.key();
-        self.count(key);
+        let hash = v.hash64();
+        self.register(hash);
         if self.min.as_ref().is_none_or(|m| v < *m) {
             self.min = Some(v.clone());
         }
         if self.max.as_ref().is_none_or(|m| v > *m) {
-            self.max = Some(v);
+            self.max = Some(v.clone());
         }
+        self.frequent(hash, || v);
     }
 
     /// A text value; compared in place, so it costs an allocation only when an extreme moves or
-    /// a new value enters the frequent list.
+    /// a new value enters the frequent table.
     pub fn see_text(&mut self, s: &str) {
         if !matches!(&self.min, Some(Scalar::Text(m)) if s >= m.as_str()) {
             self.min = Some(Scalar::Text(s.to_string()));
@@ -111,20 +105,9 @@ impl Stats {
         if !matches!(&self.max, Some(Scalar::Text(m)) if s <= m.as_str()) {
             self.max = Some(Scalar::Text(s.to_string()));
         }
-        self.register(xxh3_64(s.as_bytes()));
-        if let Some(n) = self.text_top.get_mut(s) {
-            *n += 1;
-        } else if self.text_top.len() < TOP_CAPACITY {
-            self.text_top.insert(s.into(), 1);
-        } else {
-            self.overflowed = true;
-            decrement(&mut self.text_top);
-        }
-    }
-
-    fn count(&mut self, key: Key) {
-        self.register(key.hash64());
-        self.frequent(key);
+        let hash = xxh3_64(s.as_bytes());
+        self.register(hash);
+        self.frequent(hash, || Scalar::Text(s.to_string()));
     }
 
     fn register(&mut self, hash: u64) {
@@ -135,14 +118,18 @@ impl Stats {
         }
     }
 
-    fn frequent(&mut self, key: Key) {
-        if let Some(n) = self.top.get_mut(&key) {
+    /// Misra–Gries: a full table makes room by lowering every count by one.
+    fn frequent(&mut self, hash: u64, value: impl FnOnce() -> Scalar) {
+        if let Some((n, _)) = self.top.get_mut(&hash) {
             *n += 1;
         } else if self.top.len() < TOP_CAPACITY {
-            self.top.insert(key, 1);
+            self.top.insert(hash, (1, value()));
         } else {
             self.overflowed = true;
-            decrement(&mut self.top);
+            self.top.retain(|_, (n, _)| {
+                *n -= 1;
+                *n > 0
+            });
         }
     }
 
@@ -150,7 +137,7 @@ impl Stats {
     /// HyperLogLog estimate.
     pub fn distinct(&self) -> u64 {
         if !self.overflowed {
-            return (self.top.len() + self.text_top.len()) as u64;
+            return self.top.len() as u64;
         }
         let m = (1u64 << HLL_BITS) as f64;
         let sum: f64 = self
@@ -170,12 +157,7 @@ impl Stats {
 
     /// The most frequent values, most frequent first (ties by value), with their counts.
     pub fn top(&self) -> Vec<(Scalar, u64)> {
-        let mut v: Vec<(Scalar, u64)> = self.top.iter().map(|(k, n)| (k.scalar(), *n)).collect();
-        v.extend(
-            self.text_top
-                .iter()
-                .map(|(k, n)| (Scalar::Text(k.to_string()), *n)),
-        );
+        let mut v: Vec<(Scalar, u64)> = self.top.values().map(|(n, s)| (s.clone(), *n)).collect();
         v.sort_by(|a, b| {
             b.1.cmp(&a.1)
                 .then(a.0.partial_cmp(&b.0).unwrap_or(std::cmp::Ordering::Equal))
@@ -183,14 +165,6 @@ impl Stats {
         v.truncate(TOP_LISTED);
         v
     }
-}
-
-/// Misra–Gries: a full table makes room by lowering every count by one.
-fn decrement<K>(map: &mut HashMap<K, u64>) {
-    map.retain(|_, n| {
-        *n -= 1;
-        *n > 0
-    });
 }
 
 #[cfg(test)]

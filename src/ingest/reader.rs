@@ -3,8 +3,9 @@
 
 use std::borrow::Cow;
 use std::fs::File;
-use std::io::{BufReader, Read};
+use std::io::{BufReader, IsTerminal, Read};
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use encoding_rs::Encoding;
 
@@ -69,13 +70,44 @@ impl Dialect {
     }
 }
 
+/// Progress of a long read, shown on a terminal (or logged when stderr is not one).
+pub struct Progress {
+    pub label: String,
+    /// Size of the source in bytes.
+    pub total: u64,
+}
+
+struct Shown {
+    progress: Progress,
+    started: Instant,
+    last: Instant,
+    terminal: bool,
+    drawn: bool,
+}
+
 /// Records of a file, header included, as byte records of UTF-8 text.
 pub struct Records {
     reader: csv::Reader<Box<dyn Read + Send>>,
     record: csv::ByteRecord,
+    count: u64,
+    shown: Option<Shown>,
 }
 
 impl Records {
+    /// Opens the file with progress reports for files that take more than a moment.
+    pub fn open_with_progress(path: &Path, dialect: &Dialect, progress: Progress) -> Result<Self> {
+        let mut records = Self::open(path, dialect)?;
+        let now = Instant::now();
+        records.shown = Some(Shown {
+            progress,
+            started: now,
+            last: now,
+            terminal: std::io::stderr().is_terminal(),
+            drawn: false,
+        });
+        Ok(records)
+    }
+
     pub fn open(path: &Path, dialect: &Dialect) -> Result<Self> {
         let file = BufReader::with_capacity(256 * 1024, File::open(path)?);
         let decoded: Box<dyn Read + Send> = Box::new(
@@ -95,6 +127,8 @@ impl Records {
         let mut records = Records {
             reader,
             record: csv::ByteRecord::new(),
+            count: 0,
+            shown: None,
         };
         for _ in 0..dialect.preamble {
             records.next_record()?;
@@ -104,6 +138,10 @@ impl Records {
 
     /// The next record and the 1-based line it starts on.
     pub fn next_record(&mut self) -> Result<Option<(u64, &csv::ByteRecord)>> {
+        self.count += 1;
+        if self.count % 65_536 == 0 {
+            self.report();
+        }
         match self.reader.read_byte_record(&mut self.record) {
             Ok(true) => {
                 let line = self.record.position().map_or(0, |p| p.line());
@@ -117,6 +155,50 @@ impl Records {
     /// Bytes of decoded text consumed so far.
     pub fn position(&self) -> u64 {
         self.reader.position().byte()
+    }
+
+    fn report(&mut self) {
+        let position = self.position();
+        let Some(s) = self.shown.as_mut() else { return };
+        let now = Instant::now();
+        let every = if s.terminal {
+            Duration::from_millis(500)
+        } else {
+            Duration::from_secs(10)
+        };
+        if now.duration_since(s.last) < every
+            || now.duration_since(s.started) < Duration::from_secs(1)
+        {
+            return;
+        }
+        s.last = now;
+        // Decoded text may be longer than the source: a percentage, never past 99 until done.
+        let pct = (position * 100)
+            .checked_div(s.progress.total)
+            .unwrap_or(0)
+            .min(99);
+        let line = format!(
+            "{}: {pct}% ({} of {} MB, {} records)",
+            s.progress.label,
+            position / 1_000_000,
+            s.progress.total / 1_000_000,
+            self.count
+        );
+        if s.terminal {
+            eprint!("\r\x1b[2K{line}");
+            s.drawn = true;
+        } else {
+            tracing::info!("{line}");
+        }
+    }
+}
+
+impl Drop for Records {
+    fn drop(&mut self) {
+        if self.shown.as_ref().is_some_and(|s| s.drawn) {
+            // Clears the progress line for what is printed next.
+            eprint!("\r\x1b[2K");
+        }
     }
 }
 
