@@ -139,7 +139,7 @@ impl Records {
     /// The next record and the 1-based line it starts on.
     pub fn next_record(&mut self) -> Result<Option<(u64, &csv::ByteRecord)>> {
         self.count += 1;
-        if self.count % 65_536 == 0 {
+        if self.count.is_multiple_of(65_536) {
             self.report();
         }
         match self.reader.read_byte_record(&mut self.record) {
