@@ -10,13 +10,11 @@ use arrow::array::{
 };
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
-use serde_json::Value;
 
-use super::infer::row_problem;
-use super::profile::{Scalar, Stats};
+use super::infer::{MAX_LISTED_REJECTS, row_problem};
 use super::reader::{Dialect, Progress, Records, text};
 use super::values::{NumStyle, parse_any, parse_bool, parse_date, parse_datetime};
-use crate::catalog::manifest::{ColumnProfile, TopValue};
+use crate::catalog::manifest::RejectedRow;
 use crate::catalog::schema::{Column, ColumnType, UTC, arrow_schema};
 use crate::error::{Error, Result};
 
@@ -49,25 +47,21 @@ impl Builder {
     }
 
     /// Appends one cell; `false` when it does not parse (which the first pass rules out).
-    fn append(&mut self, cell: Option<&str>, dialect: &Dialect, ext: &mut Stats) -> bool {
+    fn append(&mut self, cell: Option<&str>, dialect: &Dialect) -> bool {
         let Some(cell) = cell else {
             self.append_null();
-            ext.nulls += 1;
             return true;
         };
         if let Builder::Str(b) = self {
             if dialect.is_null_text(cell) {
                 b.append_null();
-                ext.nulls += 1;
             } else {
                 b.append_value(cell);
-                ext.see_text(cell);
             }
             return true;
         }
         if dialect.is_null_typed(cell) {
             self.append_null();
-            ext.nulls += 1;
             return true;
         }
         match self {
@@ -75,35 +69,30 @@ impl Builder {
             Builder::Int(b, styles) => match parse_any(cell, styles).ok().and_then(|n| n.int) {
                 Some(v) => {
                     b.append_value(v);
-                    ext.see(Scalar::Int(v));
                 }
                 None => return false,
             },
             Builder::Float(b, styles) => match parse_any(cell, styles).map(|n| n.value) {
                 Ok(v) => {
                     b.append_value(v);
-                    ext.see(Scalar::Float(v));
                 }
                 Err(_) => return false,
             },
             Builder::Bool(b) => match parse_bool(cell) {
                 Some(v) => {
                     b.append_value(v);
-                    ext.see(Scalar::Bool(v));
                 }
                 None => return false,
             },
             Builder::Date(b) => match parse_date(cell) {
                 Some((days, _)) => {
                     b.append_value(days);
-                    ext.see(Scalar::Int(i64::from(days)));
                 }
                 None => return false,
             },
             Builder::Ts(b, offset) => match parse_datetime(cell) {
                 Some(dt) if dt.with_offset == *offset => {
                     b.append_value(dt.micros);
-                    ext.see(Scalar::Int(dt.micros));
                 }
                 _ => return false,
             },
@@ -143,8 +132,25 @@ impl Builder {
 
 /// What the second pass produced besides the batches.
 pub struct Built {
+    pub rows_read: u64,
     pub rows_stored: u64,
-    pub profile: Vec<ColumnProfile>,
+    pub rows_rejected: u64,
+    /// The first rejected rows, with their reasons.
+    pub rejected: Vec<RejectedRow>,
+}
+
+/// A value that does not fit the type its column was given from a sample of the file: the
+/// version being written is abandoned and the types are decided from the whole file.
+#[derive(Debug)]
+pub struct Widen {
+    pub column: String,
+    pub line: u64,
+    pub value: String,
+}
+
+pub enum BuildOutcome {
+    Built(Built),
+    Widen(Widen),
 }
 
 /// Reads the file again and hands batches of typed rows to `sink`, skipping the rows the first
@@ -157,7 +163,7 @@ pub fn build(
     forced: &[Option<ColumnType>],
     progress: Progress,
     mut sink: impl FnMut(RecordBatch) -> Result<()>,
-) -> Result<Built> {
+) -> Result<BuildOutcome> {
     let lenient = dialect.lenient_styles();
     let schema: SchemaRef = arrow_schema(columns);
     let mut records = Records::open_with_progress(path, dialect, progress)?;
@@ -169,7 +175,6 @@ pub fn build(
         .zip(styles)
         .map(|(c, s)| Builder::new(c, s))
         .collect();
-    let mut extremes: Vec<Stats> = columns.iter().map(|_| Stats::default()).collect();
     let mut row_numbers = Int64Builder::with_capacity(BATCH_ROWS);
     let mut stored: u64 = 0;
     let mut in_batch = 0usize;
@@ -179,17 +184,24 @@ pub fn build(
         let batch = RecordBatch::try_new(schema.clone(), arrays).map_err(Error::internal)?;
         sink(batch)
     };
+    let (mut read, mut rejected_count, mut rejected) = (0u64, 0u64, Vec::new());
     while let Some((line, rec)) = records.next_record()? {
-        if row_problem(rec, columns, forced, dialect, &lenient).is_some() {
+        read += 1;
+        if let Some(reason) = row_problem(rec, columns, forced, dialect, &lenient) {
+            rejected_count += 1;
+            if rejected.len() < MAX_LISTED_REJECTS {
+                rejected.push(RejectedRow { line, reason });
+            }
             continue;
         }
         for (i, b) in builders.iter_mut().enumerate() {
             let field = rec.get(i).map(text);
-            if !b.append(field.as_deref(), dialect, &mut extremes[i]) {
-                return Err(Error::internal(format!(
-                    "line {line}: column `{}` changed between passes; is the source being rewritten?",
-                    columns[i].name
-                )));
+            if !b.append(field.as_deref(), dialect) {
+                return Ok(BuildOutcome::Widen(Widen {
+                    column: columns[i].name.clone(),
+                    line,
+                    value: field.map(|f| f.into_owned()).unwrap_or_default(),
+                }));
             }
         }
         row_numbers.append_value(stored as i64);
@@ -203,59 +215,10 @@ pub fn build(
     if in_batch > 0 || stored == 0 {
         flush(&mut builders, &mut row_numbers)?;
     }
-    let profile = columns
-        .iter()
-        .zip(extremes)
-        .map(|(col, ext)| ColumnProfile {
-            name: col.name.clone(),
-            kind: col.kind,
-            nulls: ext.nulls,
-            distinct: ext.distinct(),
-            top: ext
-                .top()
-                .into_iter()
-                .map(|(v, count)| TopValue {
-                    value: json_of(col, Some(v)),
-                    count,
-                })
-                .collect(),
-            min: json_of(col, ext.min.clone()),
-            max: json_of(col, ext.max.clone()),
-        })
-        .collect();
-    Ok(Built {
+    Ok(BuildOutcome::Built(Built {
+        rows_read: read,
         rows_stored: stored,
-        profile,
-    })
-}
-
-/// A profile extreme in the column's JSON form (dates and datetimes as ISO text).
-fn json_of(col: &Column, v: Option<Scalar>) -> Value {
-    match (col.kind, v) {
-        (_, None) => Value::Null,
-        (ColumnType::Date, Some(Scalar::Int(days))) => {
-            let date = chrono::NaiveDate::from_ymd_opt(1970, 1, 1)
-                .and_then(|e| e.checked_add_signed(chrono::Duration::days(days)));
-            date.map_or(Value::Null, |d| {
-                Value::String(d.format("%Y-%m-%d").to_string())
-            })
-        }
-        (ColumnType::Datetime, Some(Scalar::Int(us))) => {
-            match chrono::DateTime::from_timestamp_micros(us) {
-                Some(dt) if col.with_offset => {
-                    Value::String(dt.format("%Y-%m-%dT%H:%M:%S%.f+00:00").to_string())
-                }
-                Some(dt) => {
-                    Value::String(dt.naive_utc().format("%Y-%m-%dT%H:%M:%S%.f").to_string())
-                }
-                None => Value::Null,
-            }
-        }
-        (_, Some(Scalar::Int(i))) => Value::from(i),
-        (_, Some(Scalar::Float(f))) => {
-            serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)
-        }
-        (_, Some(Scalar::Bool(b))) => Value::Bool(b),
-        (_, Some(Scalar::Text(s))) => Value::String(s),
-    }
+        rows_rejected: rejected_count,
+        rejected,
+    }))
 }

@@ -21,10 +21,16 @@ pub const MAX_LISTED_REJECTS: usize = 100;
 #[derive(Debug)]
 pub struct Inferred {
     pub columns: Vec<Column>,
+    /// For each column, the type the dataset file sets, if it does.
+    pub forced: Vec<Option<ColumnType>>,
     /// For each column, the number styles its values are read in, tried in order.
     pub styles: Vec<Vec<NumStyle>>,
     pub decisions: Vec<ColumnDecision>,
     pub header_line: u64,
+    /// Whether every row was read (otherwise the types come from the first rows).
+    pub complete: bool,
+    /// Whether a column decided by inference had no value at all in the rows read.
+    pub empty_columns: bool,
     pub rows_read: u64,
     pub rows_rejected: u64,
     pub rejected: Vec<RejectedRow>,
@@ -308,7 +314,13 @@ pub fn row_problem(
 }
 
 /// Reads the whole file once and decides the schema.
-pub fn infer(path: &Path, dialect: &Dialect, spec: &DatasetSpec, total: u64) -> Result<Inferred> {
+pub fn infer(
+    path: &Path,
+    dialect: &Dialect,
+    spec: &DatasetSpec,
+    total: u64,
+    limit: Option<u64>,
+) -> Result<Inferred> {
     let progress = Progress {
         label: format!("{}: reading types (pass 1 of 2)", spec.id),
         total,
@@ -360,9 +372,12 @@ pub fn infer(path: &Path, dialect: &Dialect, spec: &DatasetSpec, total: u64) -> 
     let lenient = dialect.lenient_styles();
     let mut out = Inferred {
         columns: Vec::new(),
+        forced: Vec::new(),
         styles: Vec::new(),
         decisions: Vec::new(),
         header_line,
+        complete: true,
+        empty_columns: false,
         rows_read: 0,
         rows_rejected: 0,
         rejected: Vec::new(),
@@ -401,7 +416,15 @@ pub fn infer(path: &Path, dialect: &Dialect, spec: &DatasetSpec, total: u64) -> 
     }
     while let Some((line, rec)) = records.next_record()? {
         observe(line, rec, &mut out);
+        if limit.is_some_and(|l| out.rows_read >= l) {
+            out.complete = false;
+            break;
+        }
     }
+    out.empty_columns = cands
+        .iter()
+        .zip(&forced)
+        .any(|(c, f)| f.is_none() && c.non_null == 0);
     for (i, col) in columns.iter_mut().enumerate() {
         let (kind, with_offset, styles, reason) = match forced[i] {
             Some(k) => (
@@ -425,5 +448,6 @@ pub fn infer(path: &Path, dialect: &Dialect, spec: &DatasetSpec, total: u64) -> 
         });
     }
     out.columns = columns;
+    out.forced = forced;
     Ok(out)
 }

@@ -18,7 +18,7 @@ use parquet::file::properties::{EnabledStatistics, WriterProperties};
 
 pub use crate::catalog::manifest::RejectedRow;
 use crate::catalog::manifest::{IngestReport, LAYOUT_VERSION, Manifest, SourceInfo};
-use crate::catalog::schema::{ColumnType, ROW_COLUMN, arrow_schema};
+use crate::catalog::schema::{ROW_COLUMN, arrow_schema};
 use crate::catalog::spec::{DatasetSpec, Source};
 use crate::config::IngestSettings;
 use crate::error::{Error, Result};
@@ -130,51 +130,71 @@ async fn run(
              remove the setting to detect the encoding, or name the right one (e.g. \"windows-1252\")"
         )));
     }
-    let version = new_version_id(&fetched.facts.sha256);
-    let path = fetched.path.clone();
-    let total = fetched.facts.bytes;
-    let (spec2, dialect2) = (spec.clone(), dialect.clone());
-    let inferred =
-        tokio::task::spawn_blocking(move || infer::infer(&path, &dialect2, &spec2, total))
-            .await
-            .map_err(Error::internal)??;
-    tracing::info!(dataset = %spec.id, ms = started.elapsed().as_millis() as u64, "types decided");
-    let forced: Vec<Option<ColumnType>> = inferred
-        .columns
-        .iter()
-        .map(|c| spec.columns.get(&c.name).and_then(|o| o.kind))
-        .collect();
-
-    let written = write_version(
-        storage,
-        &spec.id,
-        &version,
-        &fetched.path,
-        &dialect,
-        &inferred,
-        forced,
-    )
-    .await;
-    let built = match written {
-        Ok(b) => b,
-        Err(e) => {
-            // Nothing points at a partial version; removing it only saves space.
-            let _ = storage.delete_version(&spec.id, &version).await;
-            return Err(e);
+    // Types come from the first rows, and the file is written in one pass; a later value that
+    // does not fit (rare) abandons that version and decides the types from every row.
+    let mut limit = Some(SAMPLE_ROWS);
+    let (inferred, built, profile, version) = loop {
+        let inferred = infer_blocking(spec, &dialect, &fetched, limit).await?;
+        if !inferred.complete && inferred.empty_columns {
+            // A column empty in the first rows could be anything below them.
+            limit = None;
+            continue;
+        }
+        tracing::info!(dataset = %spec.id, ms = started.elapsed().as_millis() as u64, complete = inferred.complete, "types decided");
+        let version = new_version_id(&fetched.facts.sha256);
+        let written = write_version(
+            storage,
+            &spec.id,
+            &version,
+            &fetched.path,
+            &dialect,
+            &inferred,
+        )
+        .await;
+        match written {
+            Ok(Written::Built(built, profile)) => break (inferred, built, profile, version),
+            Ok(Written::Widen(w)) if limit.is_some() => {
+                tracing::info!(dataset = %spec.id, column = %w.column, line = w.line, value = %w.value,
+                    "a value does not fit the type decided from the first rows; reading every row");
+                let _ = storage.delete_version(&spec.id, &version).await;
+                limit = None;
+            }
+            Ok(Written::Widen(w)) => {
+                let _ = storage.delete_version(&spec.id, &version).await;
+                return Err(Error::internal(format!(
+                    "line {}: column `{}` changed between passes (`{}`); is the source being rewritten?",
+                    w.line, w.column, w.value
+                )));
+            }
+            Err(e) => {
+                // Nothing points at a partial version; removing it only saves space.
+                let _ = storage.delete_version(&spec.id, &version).await;
+                return Err(e);
+            }
         }
     };
-    if inferred.rows_read != built.rows_stored + inferred.rows_rejected {
+    if built.rows_read != built.rows_stored + built.rows_rejected {
         let _ = storage.delete_version(&spec.id, &version).await;
         return Err(Error::internal(format!(
             "row accounting failed: {} read, {} stored, {} rejected",
-            inferred.rows_read, built.rows_stored, inferred.rows_rejected
+            built.rows_read, built.rows_stored, built.rows_rejected
         )));
     }
 
     let mut columns = inferred.columns;
-    for (col, prof) in columns.iter_mut().zip(&built.profile) {
+    for (col, prof) in columns.iter_mut().zip(&profile) {
         col.nullable = prof.nulls > 0;
     }
+    // Reasons count the values of the whole stored column, not of the rows the types came from.
+    let decisions: Vec<_> = inferred
+        .decisions
+        .into_iter()
+        .zip(&profile)
+        .map(|(mut d, p)| {
+            d.reason = recount(&d.reason, built.rows_stored - p.nulls);
+            d
+        })
+        .collect();
     let mut warnings = Vec::new();
     if dialect.preamble > 0 {
         warnings.push(format!(
@@ -182,11 +202,11 @@ async fn run(
             dialect.preamble, inferred.header_line
         ));
     }
-    if inferred.rows_rejected > 0 {
+    if built.rows_rejected > 0 {
         warnings.push(format!(
             "{} rows rejected; the first {} are listed with their line numbers",
-            inferred.rows_rejected,
-            inferred.rejected.len()
+            built.rows_rejected,
+            built.rejected.len()
         ));
     }
     let manifest = Manifest {
@@ -209,15 +229,15 @@ async fn run(
             encoding: encoding_note,
             delimiter: delimiter_note,
             header_line: inferred.header_line,
-            rows_read: inferred.rows_read,
+            rows_read: built.rows_read,
             rows_stored: built.rows_stored,
-            rows_rejected: inferred.rows_rejected,
-            rejected: inferred.rejected,
-            columns: inferred.decisions,
+            rows_rejected: built.rows_rejected,
+            rejected: built.rejected,
+            columns: decisions,
             warnings,
             duration_ms: started.elapsed().as_millis() as u64,
         },
-        profile: built.profile,
+        profile,
     };
     storage.write_manifest(&manifest).await?;
     storage.switch_current(&spec.id, &version).await?;
@@ -267,8 +287,8 @@ async fn write_version(
     path: &std::path::Path,
     dialect: &Dialect,
     inferred: &infer::Inferred,
-    forced: Vec<Option<ColumnType>>,
-) -> Result<build::Built> {
+) -> Result<Written> {
+    let forced = inferred.forced.clone();
     let schema = arrow_schema(&inferred.columns);
     let props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(
@@ -308,8 +328,11 @@ async fn write_version(
             },
         )
     });
+    // The profile is counted here, column by column, so that the parsing thread only parses.
+    let mut profiler = profile::Profiler::new(&inferred.columns);
     let mut write_error = None;
     while let Some(batch) = rx.recv().await {
+        profiler.see(&batch);
         if let Err(e) = writer.write(&batch).await {
             write_error = Some(Error::internal(e));
             break;
@@ -320,9 +343,50 @@ async fn write_version(
     if let Some(e) = write_error {
         return Err(e);
     }
-    let built = built?;
-    writer.close().await.map_err(Error::internal)?;
-    Ok(built)
+    match built? {
+        build::BuildOutcome::Built(built) => {
+            writer.close().await.map_err(Error::internal)?;
+            Ok(Written::Built(built, profiler.finish()))
+        }
+        build::BuildOutcome::Widen(w) => {
+            let _ = writer.into_inner().abort().await;
+            Ok(Written::Widen(w))
+        }
+    }
+}
+
+/// A version written with its profile, or abandoned for a value that did not fit.
+enum Written {
+    Built(build::Built, Vec<crate::catalog::manifest::ColumnProfile>),
+    Widen(build::Widen),
+}
+
+/// Rows read to decide the types before writing (the rest of the file is checked as it is
+/// written).
+const SAMPLE_ROWS: u64 = 100_000;
+
+async fn infer_blocking(
+    spec: &DatasetSpec,
+    dialect: &Dialect,
+    fetched: &source::Fetched,
+    limit: Option<u64>,
+) -> Result<infer::Inferred> {
+    let (spec, dialect, path) = (spec.clone(), dialect.clone(), fetched.path.clone());
+    let total = fetched.facts.bytes;
+    tokio::task::spawn_blocking(move || infer::infer(&path, &dialect, &spec, total, limit))
+        .await
+        .map_err(Error::internal)?
+}
+
+/// `all 1000 values are …` with the count of the whole column.
+fn recount(reason: &str, n: u64) -> String {
+    match reason
+        .strip_prefix("all ")
+        .and_then(|r| r.split_once(" values"))
+    {
+        Some((_, rest)) => format!("all {n} values{rest}"),
+        None => reason.to_string(),
+    }
 }
 
 /// Keeps the current version and the `keep - 1` before it; older ones are deleted. Failures

@@ -4,7 +4,14 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
+use arrow::array::{Array, AsArray};
+use arrow::datatypes::{DataType, Date32Type, Float64Type, Int64Type, TimestampMicrosecondType};
+use arrow::record_batch::RecordBatch;
+use serde_json::Value;
 use xxhash_rust::xxh3::xxh3_64;
+
+use crate::catalog::manifest::{ColumnProfile, TopValue};
+use crate::catalog::schema::{Column, ColumnType};
 
 /// HyperLogLog precision: 2^12 registers, about 1.6 % standard error, 4 KiB a column.
 const HLL_BITS: u32 = 12;
@@ -164,6 +171,114 @@ impl Stats {
         });
         v.truncate(TOP_LISTED);
         v
+    }
+}
+
+/// Statistics of every column of a version, fed batch by batch as the batches are written.
+pub struct Profiler {
+    columns: Vec<Column>,
+    stats: Vec<Stats>,
+}
+
+impl Profiler {
+    pub fn new(columns: &[Column]) -> Self {
+        Profiler {
+            columns: columns.to_vec(),
+            stats: columns.iter().map(|_| Stats::default()).collect(),
+        }
+    }
+
+    /// Counts a batch laid out as [`crate::catalog::schema::arrow_schema`] (the columns, then
+    /// the row number, which is not profiled).
+    pub fn see(&mut self, batch: &RecordBatch) {
+        for (stats, array) in self.stats.iter_mut().zip(batch.columns()) {
+            stats.see_array(array.as_ref());
+        }
+    }
+
+    pub fn finish(self) -> Vec<ColumnProfile> {
+        self.columns
+            .iter()
+            .zip(self.stats)
+            .map(|(col, st)| ColumnProfile {
+                name: col.name.clone(),
+                kind: col.kind,
+                nulls: st.nulls,
+                distinct: st.distinct(),
+                top: st
+                    .top()
+                    .into_iter()
+                    .map(|(v, count)| TopValue {
+                        value: json_of(col, Some(v)),
+                        count,
+                    })
+                    .collect(),
+                min: json_of(col, st.min.clone()),
+                max: json_of(col, st.max.clone()),
+            })
+            .collect()
+    }
+}
+
+impl Stats {
+    /// Counts every value of an array of one of the stored types.
+    pub fn see_array(&mut self, array: &dyn Array) {
+        self.nulls += array.null_count() as u64;
+        macro_rules! each {
+            ($ty:ty, $wrap:expr) => {
+                for v in array.as_primitive::<$ty>().iter().flatten() {
+                    self.see($wrap(v));
+                }
+            };
+        }
+        match array.data_type() {
+            DataType::Utf8 => {
+                for v in array.as_string::<i32>().iter().flatten() {
+                    self.see_text(v);
+                }
+            }
+            DataType::Int64 => each!(Int64Type, Scalar::Int),
+            DataType::Float64 => each!(Float64Type, Scalar::Float),
+            DataType::Date32 => each!(Date32Type, |d: i32| Scalar::Int(i64::from(d))),
+            DataType::Timestamp(_, _) => each!(TimestampMicrosecondType, Scalar::Int),
+            DataType::Boolean => {
+                for v in array.as_boolean().iter().flatten() {
+                    self.see(Scalar::Bool(v));
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// A profile extreme in the column's JSON form (dates and datetimes as ISO text).
+fn json_of(col: &Column, v: Option<Scalar>) -> Value {
+    match (col.kind, v) {
+        (_, None) => Value::Null,
+        (ColumnType::Date, Some(Scalar::Int(days))) => {
+            let date = chrono::NaiveDate::from_ymd_opt(1970, 1, 1)
+                .and_then(|e| e.checked_add_signed(chrono::Duration::days(days)));
+            date.map_or(Value::Null, |d| {
+                Value::String(d.format("%Y-%m-%d").to_string())
+            })
+        }
+        (ColumnType::Datetime, Some(Scalar::Int(us))) => {
+            match chrono::DateTime::from_timestamp_micros(us) {
+                Some(dt) if col.with_offset => {
+                    Value::String(dt.format("%Y-%m-%dT%H:%M:%S%.f+00:00").to_string())
+                }
+                Some(dt) => {
+                    Value::String(dt.naive_utc().format("%Y-%m-%dT%H:%M:%S%.f").to_string())
+                }
+                None => Value::Null,
+            }
+        }
+        (_, Some(Scalar::Int(i))) => Value::from(i),
+        (_, Some(Scalar::Float(f))) => {
+            serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)
+        }
+        (_, Some(Scalar::Bool(b))) => Value::Bool(b),
+        (_, Some(Scalar::Text(s))) => Value::String(s),
     }
 }
 

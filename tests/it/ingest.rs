@@ -582,3 +582,61 @@ async fn titles_above_the_header_and_repeated_headers_are_not_rows() {
     assert_eq!(rows[0]["note"], "x, y");
     assert_eq!(rows[1]["note"], "it's");
 }
+
+#[tokio::test]
+async fn a_late_value_widens_a_type_decided_from_the_first_rows() {
+    // Types come from the first 100,000 rows; a contradiction further down abandons that
+    // version and reads every row, so nothing is lost.
+    let mut widen = String::from("code,n\n");
+    // A column empty in those rows is decided from the whole file.
+    let mut empty = String::from("late,n\n");
+    for i in 0..100_020 {
+        widen.push_str(&format!("{},{i}\n", 10_000 + i));
+        let late = if i >= 100_010 {
+            (i % 7).to_string()
+        } else {
+            String::new()
+        };
+        empty.push_str(&format!("{late},{i}\n"));
+    }
+    widen.push_str("2A004,7\n");
+    let files: &[(&str, &[u8])] = &[
+        ("w.csv", widen.as_bytes()),
+        ("w.toml", &toml_for("w.csv", "")),
+        ("e.csv", empty.as_bytes()),
+        ("e.toml", &toml_for("e.csv", "")),
+    ];
+    let app = TestApp::with_files(files, "").await;
+    let d = app.get("/api/datasets/w").await.json();
+    let types: Vec<String> = schema_of(&d).into_iter().map(|c| c.2).collect();
+    assert_eq!(types, ["string", "integer"]);
+    assert_eq!(d["rows"], 100_021);
+    assert_eq!(
+        d["report"]["columns"][1]["reason"],
+        "all 100021 values are integers"
+    );
+    assert!(
+        d["report"]["columns"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("`2A004` (line 100022)")
+    );
+    assert_eq!(
+        app.rows("/api/datasets/w/data?code__exact=2A004").await,
+        [json!({"code": "2A004", "n": 7})]
+    );
+    assert_eq!(
+        app.rows("/api/datasets/w/data?page_size=1").await[0]["code"],
+        "10000"
+    );
+    // Only the finished version is kept: the abandoned one left nothing behind.
+    assert_eq!(d["versions"].as_array().unwrap().len(), 1);
+    let dirs = std::fs::read_dir(app.storage_dir().join("w"))
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().is_dir())
+        .count();
+    assert_eq!(dirs, 1);
+    let e = app.get("/api/datasets/e").await.json();
+    assert_eq!(schema_of(&e)[0].2, "integer");
+    assert_eq!(app.total("/api/datasets/e/data?late__isnotnull").await, 10);
+}
