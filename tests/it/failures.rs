@@ -91,12 +91,19 @@ async fn a_truncated_download_or_undecodable_bytes_keep_the_previous_version() {
     );
 }
 
+/// Rows of hard-to-compress text, so that the Parquet output passes the object store's 10 MB
+/// buffer and is uploaded in parts while the ingest is still reading.
 fn big_csv(rows: usize) -> String {
     let mut s = String::with_capacity(rows * 80);
     s.push_str("id,label,value,day\n");
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
     for i in 0..rows {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let y = x.wrapping_mul(0x2545_F491_4F6C_DD1D);
         s.push_str(&format!(
-            "{i},label number {i} of the big file,{}.5,2024-01-{:02}\n",
+            "{i},{x:016x}{y:016x},{}.5,2024-01-{:02}\n",
             i % 977,
             i % 28 + 1
         ));
@@ -129,7 +136,7 @@ async fn a_killed_ingest_leaves_the_previous_version_served() {
 
     // A source large enough that writing takes a while; kill the process once its new version
     // directory exists, i.e. in the middle of writing.
-    std::fs::write(datasets.join("k.csv"), big_csv(600_000)).unwrap();
+    std::fs::write(datasets.join("k.csv"), big_csv(1_000_000)).unwrap();
     let mut child = qanat(&["ingest", "k"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -148,7 +155,7 @@ async fn a_killed_ingest_leaves_the_previous_version_served() {
         if child.try_wait().unwrap().is_some() || started.elapsed() > Duration::from_secs(60) {
             break false;
         }
-        std::thread::sleep(Duration::from_millis(2));
+        std::thread::sleep(Duration::from_millis(1));
     };
     child.wait().unwrap();
     assert!(
@@ -175,7 +182,7 @@ async fn a_killed_ingest_leaves_the_previous_version_served() {
     // The next ingest completes and switches.
     let out = qanat(&["ingest", "k"]).output().unwrap();
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("600000 rows read, 600000 stored"),
+        String::from_utf8_lossy(&out.stderr).contains("1000000 rows read, 1000000 stored"),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
