@@ -95,10 +95,12 @@ pub async fn export(
     mut settings: Settings,
     file: &std::path::Path,
     names: bool,
+    text: bool,
     mut out: Box<dyn std::io::Write + Send>,
 ) -> Result<Outcome> {
     settings.storage = "memory://".into();
-    let spec = DatasetSpec::for_file(file)?;
+    let mut spec = DatasetSpec::for_file(file)?;
+    spec.all_text = text;
     let id = spec.id.clone();
     let state = state(settings, vec![spec])?;
     let mut results = ingest_and_load(&state, &[], true).await?;

@@ -82,6 +82,9 @@ pub enum Command {
         /// Head the columns with their API names instead of the published labels
         #[arg(long)]
         names: bool,
+        /// Keep every value as published text (no typing), to check the dialect alone
+        #[arg(long)]
+        text: bool,
     },
 }
 
@@ -137,6 +140,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             file,
             output,
             names,
+            text,
         } => {
             let out: Box<dyn std::io::Write + Send> = match output {
                 Some(p) => Box::new(
@@ -145,7 +149,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                 ),
                 None => Box::new(std::io::BufWriter::new(std::io::stdout())),
             };
-            let outcome = app::export(settings, file, *names, out).await?;
+            let outcome = app::export(settings, file, *names, *text, out).await?;
             eprintln!("{}", outcome.summary());
             Ok(ExitCode::SUCCESS)
         }

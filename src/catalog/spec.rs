@@ -34,6 +34,9 @@ pub struct DatasetSpec {
     /// Directory the relative `source` is resolved against.
     #[serde(skip)]
     pub base_dir: PathBuf,
+    /// Every column as text, exactly as published (`qanat export --text`).
+    #[serde(skip)]
+    pub all_text: bool,
 }
 
 /// `[csv]`: every field overrides what detection would decide.
@@ -123,6 +126,7 @@ impl DatasetSpec {
             csv: CsvOptions::default(),
             columns: BTreeMap::new(),
             base_dir: abs.parent().map(Path::to_path_buf).unwrap_or_default(),
+            all_text: false,
         })
     }
 

@@ -342,7 +342,10 @@ pub fn infer(
     let names = column_names(&labels);
     let forced: Vec<Option<ColumnType>> = names
         .iter()
-        .map(|n| spec.columns.get(n).and_then(|c| c.kind))
+        .map(|n| match spec.all_text {
+            true => Some(ColumnType::String),
+            false => spec.columns.get(n).and_then(|c| c.kind),
+        })
         .collect();
     for key in spec.columns.keys() {
         if !names.contains(key) {

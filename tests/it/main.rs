@@ -1,6 +1,7 @@
 //! One integration-test binary (faster to link than one per file), a module per feature.
 
 mod cli;
+mod corpus;
 mod errors;
 mod failures;
 mod ingest;
