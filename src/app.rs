@@ -130,6 +130,50 @@ pub async fn export(
     Ok(outcome)
 }
 
+/// Re-checks, on each dataset's `refresh` interval, whether its source changed (a conditional
+/// request for HTTP sources), and switches a new version in for the requests that follow; queries
+/// in flight finish on the version they started with.
+pub fn spawn_refreshers(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> {
+    state
+        .catalog
+        .entries()
+        .filter_map(|entry| {
+            let interval = entry.spec.refresh_interval().ok().flatten()?;
+            let (state, id) = (state.clone(), entry.spec.id.clone());
+            Some(tokio::spawn(async move {
+                let mut tick = tokio::time::interval(interval);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                tick.tick().await;
+                loop {
+                    tick.tick().await;
+                    refresh(&state, &id).await;
+                }
+            }))
+        })
+        .collect()
+}
+
+async fn refresh(state: &AppState, id: &str) {
+    let Ok(entry) = state.catalog.entry(id) else {
+        return;
+    };
+    match ingest::ingest(&entry.spec, &state.storage, &state.settings.ingest, false).await {
+        Ok(Outcome::Unchanged(_)) => {}
+        Ok(outcome @ Outcome::Ingested(_)) => {
+            tracing::info!("{}", outcome.summary());
+            if let Err(e) = load_current(state, entry).await {
+                tracing::warn!(dataset = id, error = %e, "refreshed version could not be loaded");
+                entry.set_error(e.to_string());
+            }
+        }
+        Err(e) => {
+            // The previous version stays served; the dataset's metadata says why it is stale.
+            tracing::warn!(dataset = id, error = %e, "refresh failed");
+            entry.set_error(e.to_string());
+        }
+    }
+}
+
 /// Serves until `shutdown` completes.
 pub async fn serve(
     listener: TcpListener,

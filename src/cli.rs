@@ -177,6 +177,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             let state = app::state(settings, specs)?;
             let results = app::ingest_and_load(&state, &[], false).await?;
             report(&results);
+            let _refreshers = app::spawn_refreshers(&state);
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
                 .map_err(|e| Error::Config(format!("cannot listen on {addr}: {e}")))?;

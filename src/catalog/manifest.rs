@@ -37,6 +37,11 @@ pub struct SourceInfo {
     /// Modification time of a local source (seconds since the epoch), for a cheap staleness check.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub modified: Option<i64>,
+    /// HTTP validators of a remote source, sent back to ask whether it changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_modified: Option<String>,
 }
 
 /// How the source was read and what came of it.

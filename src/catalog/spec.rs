@@ -27,6 +27,9 @@ pub struct DatasetSpec {
     pub producer: Option<String>,
     #[serde(default)]
     pub keywords: Vec<String>,
+    /// How often the server checks the source for a new version (`30s`, `15m`, `6h`, `1d`).
+    #[serde(default)]
+    pub refresh: Option<String>,
     #[serde(default)]
     pub csv: CsvOptions,
     #[serde(default)]
@@ -123,6 +126,7 @@ impl DatasetSpec {
             licence: None,
             producer: None,
             keywords: Vec::new(),
+            refresh: None,
             csv: CsvOptions::default(),
             columns: BTreeMap::new(),
             base_dir: abs.parent().map(Path::to_path_buf).unwrap_or_default(),
@@ -160,7 +164,36 @@ impl DatasetSpec {
             )));
         }
         self.source()?;
+        self.refresh_interval()?;
         Ok(())
+    }
+
+    /// The `refresh` interval, if one is set.
+    pub fn refresh_interval(&self) -> Result<Option<std::time::Duration>> {
+        let Some(text) = &self.refresh else {
+            return Ok(None);
+        };
+        let bad = || {
+            Error::Config(format!(
+                "dataset `{}`: refresh `{text}` is not a duration; write a number and a unit: 500ms, 30s, 15m, 6h, 1d",
+                self.id
+            ))
+        };
+        let t = text.trim();
+        let split = t.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+        let n: u64 = t[..split].parse().map_err(|_| bad())?;
+        let ms = match &t[split..] {
+            "ms" => n,
+            "s" => n * 1000,
+            "m" => n * 60_000,
+            "h" => n * 3_600_000,
+            "d" => n * 86_400_000,
+            _ => return Err(bad()),
+        };
+        if ms == 0 {
+            return Err(bad());
+        }
+        Ok(Some(std::time::Duration::from_millis(ms)))
     }
 
     /// Resolves `source` against the dataset file's directory.

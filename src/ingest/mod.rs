@@ -110,7 +110,16 @@ async fn run(
     {
         return Ok(Outcome::Unchanged(Box::new(m.clone())));
     }
-    let fetched = source::fetch(&source, settings).await?;
+    // A remote source is asked whether it changed since the version served.
+    let validators = current
+        .as_ref()
+        .filter(|m| reusable(m))
+        .map(|m| (&m.source.etag, &m.source.last_modified))
+        .filter(|(e, l)| e.is_some() || l.is_some());
+    let Some(fetched) = source::fetch(&source, settings, validators).await? else {
+        let m = current.expect("validators come from the current manifest");
+        return Ok(Outcome::Unchanged(Box::new(m)));
+    };
     tracing::info!(dataset = %spec.id, ms = started.elapsed().as_millis() as u64, "source fingerprinted");
     if let Some(m) = &current
         && reusable(m)
@@ -220,6 +229,8 @@ async fn run(
             sha256: fetched.facts.sha256.clone(),
             bytes: fetched.facts.bytes,
             modified: fetched.modified,
+            etag: fetched.etag.clone(),
+            last_modified: fetched.last_modified.clone(),
         },
         options_digest,
         rows: built.rows_stored,

@@ -21,6 +21,9 @@ pub struct Fetched {
     pub facts: ByteFacts,
     /// Modification time of a local source, seconds since the epoch.
     pub modified: Option<i64>,
+    /// HTTP validators of the response, to ask next time whether the source changed.
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
     /// Keeps a downloaded copy alive until ingest ends.
     _temp: Option<tempfile::TempPath>,
 }
@@ -36,7 +39,13 @@ pub fn local_stamp(path: &Path) -> Option<(u64, i64)> {
     Some((meta.len(), modified.as_secs() as i64))
 }
 
-pub async fn fetch(source: &Source, settings: &IngestSettings) -> Result<Fetched> {
+/// Fetches a source. For an HTTP source, `previous` holds the validators (ETag, Last-Modified)
+/// of the version being served: a `304 Not Modified` answers `None` without downloading.
+pub async fn fetch(
+    source: &Source,
+    settings: &IngestSettings,
+    previous: Option<(&Option<String>, &Option<String>)>,
+) -> Result<Option<Fetched>> {
     match source {
         Source::Local(path) => {
             let path = path.clone();
@@ -51,15 +60,17 @@ pub async fn fetch(source: &Source, settings: &IngestSettings) -> Result<Fetched
             let facts = tokio::task::spawn_blocking(move || scan_file(&p))
                 .await
                 .map_err(Error::internal)??;
-            Ok(Fetched {
+            Ok(Some(Fetched {
                 path,
                 facts,
                 modified,
+                etag: None,
+                last_modified: None,
                 _temp: None,
-            })
+            }))
         }
-        Source::Http(url) => download_http(url, settings).await,
-        Source::Store(url) => download_store(url, settings).await,
+        Source::Http(url) => download_http(url, settings, previous).await,
+        Source::Store(url) => download_store(url, settings).await.map(Some),
     }
 }
 
@@ -159,22 +170,39 @@ where
         path: temp.to_path_buf(),
         facts: scan.finish(),
         modified: None,
+        etag: None,
+        last_modified: None,
         _temp: Some(temp),
     })
 }
 
-async fn download_http(url: &url::Url, settings: &IngestSettings) -> Result<Fetched> {
+async fn download_http(
+    url: &url::Url,
+    settings: &IngestSettings,
+    previous: Option<(&Option<String>, &Option<String>)>,
+) -> Result<Option<Fetched>> {
     let client = reqwest::Client::builder()
         .timeout(settings.http_timeout)
         .redirect(reqwest::redirect::Policy::limited(10))
         .user_agent(concat!("qanat/", env!("CARGO_PKG_VERSION")))
         .build()
         .map_err(Error::internal)?;
-    let resp = client
-        .get(url.clone())
+    let mut request = client.get(url.clone());
+    if let Some((etag, last_modified)) = previous {
+        if let Some(v) = etag {
+            request = request.header(reqwest::header::IF_NONE_MATCH, v);
+        }
+        if let Some(v) = last_modified {
+            request = request.header(reqwest::header::IF_MODIFIED_SINCE, v);
+        }
+    }
+    let resp = request
         .send()
         .await
         .map_err(|e| Error::bad_request(format!("cannot fetch {url}: {e}")))?;
+    if resp.status() == reqwest::StatusCode::NOT_MODIFIED && previous.is_some() {
+        return Ok(None);
+    }
     if !resp.status().is_success() {
         return Err(Error::bad_request(format!(
             "{url} answered HTTP {}",
@@ -182,7 +210,19 @@ async fn download_http(url: &url::Url, settings: &IngestSettings) -> Result<Fetc
         )));
     }
     let declared = resp.content_length();
-    let fetched = spool(resp.bytes_stream(), settings, url.as_str()).await?;
+    let header = |name| {
+        resp.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let (etag, last_modified) = (
+        header(reqwest::header::ETAG),
+        header(reqwest::header::LAST_MODIFIED),
+    );
+    let mut fetched = spool(resp.bytes_stream(), settings, url.as_str()).await?;
+    fetched.etag = etag;
+    fetched.last_modified = last_modified;
     if let Some(n) = declared
         && n != fetched.facts.bytes
     {
@@ -191,7 +231,7 @@ async fn download_http(url: &url::Url, settings: &IngestSettings) -> Result<Fetc
             fetched.facts.bytes
         )));
     }
-    Ok(fetched)
+    Ok(Some(fetched))
 }
 
 async fn download_store(url: &url::Url, settings: &IngestSettings) -> Result<Fetched> {

@@ -640,3 +640,92 @@ async fn a_late_value_widens_a_type_decided_from_the_first_rows() {
     assert_eq!(schema_of(&e)[0].2, "integer");
     assert_eq!(app.total("/api/datasets/e/data?late__isnotnull").await, 10);
 }
+
+/// A portal that answers conditional requests: `304` while the ETag matches.
+#[derive(Default)]
+struct Portal {
+    body: std::sync::Mutex<(String, String)>,
+    not_modified: std::sync::atomic::AtomicUsize,
+}
+
+async fn portal_server(portal: Arc<Portal>) -> String {
+    use axum::http::{HeaderMap, StatusCode, header};
+    use axum::response::IntoResponse;
+    use axum::routing::get;
+    let router = axum::Router::new().route(
+        "/gares.csv",
+        get(move |headers: HeaderMap| {
+            let portal = Arc::clone(&portal);
+            async move {
+                let (body, etag) = portal.body.lock().unwrap().clone();
+                if headers
+                    .get(header::IF_NONE_MATCH)
+                    .and_then(|v| v.to_str().ok())
+                    == Some(etag.as_str())
+                {
+                    portal
+                        .not_modified
+                        .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    return StatusCode::NOT_MODIFIED.into_response();
+                }
+                ([(header::ETAG, etag)], body).into_response()
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    format!("http://{addr}")
+}
+
+#[tokio::test]
+async fn refresh_asks_whether_the_source_changed_and_switches_versions() {
+    let portal = Arc::new(Portal::default());
+    *portal.body.lock().unwrap() = ("gare;ville\nCasa-Port;Casablanca\n".into(), "\"v1\"".into());
+    let base = portal_server(Arc::clone(&portal)).await;
+    let toml = format!("title = \"Gares\"\nsource = \"{base}/gares.csv\"\nrefresh = \"100ms\"\n");
+    let app = TestApp::with_files(&[("gares.toml", toml.as_bytes())], "").await;
+    let v1 = app.get("/api/datasets/gares").await.json()["version"].clone();
+    let held = app.state.catalog.loaded("gares").unwrap();
+    let _refreshers = qanat::app::spawn_refreshers(&app.state);
+
+    // Unchanged: the portal answers 304 and nothing is downloaded or written.
+    tokio::time::sleep(std::time::Duration::from_millis(450)).await;
+    assert!(
+        portal
+            .not_modified
+            .load(std::sync::atomic::Ordering::SeqCst)
+            >= 2
+    );
+    assert_eq!(app.get("/api/datasets/gares").await.json()["version"], v1);
+
+    // Changed: a new version is switched in without a restart.
+    *portal.body.lock().unwrap() = (
+        "gare;ville\nCasa-Port;Casablanca\nRabat-Ville;Rabat\n".into(),
+        "\"v2\"".into(),
+    );
+    let started = std::time::Instant::now();
+    while app.get("/api/datasets/gares").await.json()["version"] == v1 {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "no refresh happened"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(app.total("/api/datasets/gares/data").await, 2);
+    let d = app.get("/api/datasets/gares").await.json();
+    assert_eq!(d["versions"].as_array().unwrap().len(), 2);
+    // A query that started on the old version still reads it.
+    let old = app.state.engine.read(Arc::clone(&held.table)).unwrap();
+    assert_eq!(app.state.engine.count(old).await.unwrap(), 1);
+    // A bad interval is refused with the forms that work.
+    let path = app.dir.path().join("datasets/x.toml");
+    std::fs::write(&path, "source = 'x.csv'\nrefresh = 'often'\n").unwrap();
+    let err = qanat::catalog::spec::DatasetSpec::load(&path)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("refresh `often` is not a duration; write a number and a unit: 500ms, 30s"),
+        "{err}"
+    );
+}
