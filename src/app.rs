@@ -110,13 +110,17 @@ pub async fn export(
     let outcome = outcome?;
     let loaded = state.catalog.loaded(&id)?;
     let schema = &loaded.manifest.schema;
+    let headerless = schema.iter().all(|c| c.label.is_empty());
     let mut header = csv::Writer::from_writer(Vec::new());
     header
-        .write_record(
-            schema
-                .iter()
-                .map(|c| if names { &c.name } else { &c.label }),
-        )
+        // A file without a header is headed by the column names.
+        .write_record(schema.iter().map(|c| {
+            if names || headerless {
+                &c.name
+            } else {
+                &c.label
+            }
+        }))
         .map_err(Error::internal)?;
     out.write_all(&header.into_inner().map_err(Error::internal)?)?;
     let query = crate::query::params::parse("", schema, &state.settings.limits)?;

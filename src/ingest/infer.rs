@@ -31,6 +31,8 @@ pub struct Inferred {
     pub complete: bool,
     /// Whether a column decided by inference had no value at all in the rows read.
     pub empty_columns: bool,
+    /// The first line holds values of the columns' types rather than names: no header.
+    pub header_is_data: bool,
     pub rows_read: u64,
     pub rows_rejected: u64,
     pub rejected: Vec<RejectedRow>,
@@ -313,6 +315,36 @@ pub fn row_problem(
     None
 }
 
+/// Whether a first line is data: every column typed by inference has a value of its type there
+/// (names such as `id` or `Date` are not), and there is at least one such column.
+fn header_is_data(
+    labels: &[String],
+    columns: &[Column],
+    styles: &[Vec<NumStyle>],
+    forced: &[Option<ColumnType>],
+) -> bool {
+    let mut typed = 0;
+    for (i, col) in columns.iter().enumerate() {
+        if forced[i].is_some() || col.kind == ColumnType::String {
+            continue;
+        }
+        typed += 1;
+        let cell = labels[i].as_str();
+        let fits = match col.kind {
+            ColumnType::Integer => parse_any(cell, &styles[i]).is_ok_and(|n| n.int.is_some()),
+            ColumnType::Float => parse_any(cell, &styles[i]).is_ok(),
+            ColumnType::Boolean => parse_bool(cell).is_some(),
+            ColumnType::Date => parse_date(cell).is_some(),
+            ColumnType::Datetime => parse_datetime(cell).is_some(),
+            ColumnType::String => true,
+        };
+        if !fits {
+            return false;
+        }
+    }
+    typed > 0
+}
+
 /// Reads the whole file once and decides the schema.
 pub fn infer(
     path: &Path,
@@ -381,6 +413,7 @@ pub fn infer(
         header_line,
         complete: true,
         empty_columns: false,
+        header_is_data: false,
         rows_read: 0,
         rows_rejected: 0,
         rejected: Vec::new(),
@@ -450,6 +483,9 @@ pub fn infer(
             reason,
         });
     }
+    out.header_is_data = dialect.header
+        && spec.csv.header.is_none()
+        && header_is_data(&labels, &columns, &out.styles, &forced);
     out.columns = columns;
     out.forced = forced;
     Ok(out)

@@ -128,7 +128,7 @@ async fn run(
         return Ok(Outcome::Unchanged(Box::new(m.clone())));
     }
 
-    let (dialect, encoding_note, delimiter_note) = detect_dialect(spec, &fetched.facts);
+    let (mut dialect, encoding_note, delimiter_note) = detect_dialect(spec, &fetched.facts);
     if dialect.encoding == encoding_rs::UTF_8
         && let Some(at) = fetched.facts.first_invalid_utf8
         && fetched.facts.bom.is_none()
@@ -144,6 +144,11 @@ async fn run(
     let mut limit = Some(SAMPLE_ROWS);
     let (inferred, built, profile, version) = loop {
         let inferred = infer_blocking(spec, &dialect, &fetched, limit).await?;
+        if inferred.header_is_data {
+            // Read again with the first line as a row and positional names.
+            dialect.header = false;
+            continue;
+        }
         if !inferred.complete && inferred.empty_columns {
             // A column empty in the first rows could be anything below them.
             limit = None;
@@ -205,6 +210,11 @@ async fn run(
         })
         .collect();
     let mut warnings = Vec::new();
+    if !dialect.header && spec.csv.header.is_none() {
+        warnings.push(
+            "the first line holds values, not names: it is read as a row and the columns are named column_1, column_2, …; set `[csv] header = true` if it is a header".into(),
+        );
+    }
     if dialect.preamble > 0 {
         warnings.push(format!(
             "{} records above the header (titles or blank lines) were skipped; the header is on line {}",

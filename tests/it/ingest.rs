@@ -729,3 +729,43 @@ async fn refresh_asks_whether_the_source_changed_and_switches_versions() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn a_file_without_header_keeps_its_first_row() {
+    // As W3C CSVW test 19: the first line is a row like the others.
+    let csv =
+        "1,ADDISON AV,Celtis australis,10/18/2010\n2,EMERSON ST,Liquidambar styraciflua,6/2/2010\n";
+    let headed = "id,street\n1,ADDISON AV\n";
+    let app = TestApp::with_files(
+        &[
+            ("n.csv", csv.as_bytes()),
+            ("n.toml", &toml_for("n.csv", "")),
+            ("h.csv", headed.as_bytes()),
+            ("h.toml", &toml_for("h.csv", "")),
+        ],
+        "",
+    )
+    .await;
+    let d = app.get("/api/datasets/n").await.json();
+    let names: Vec<String> = schema_of(&d).into_iter().map(|c| c.0).collect();
+    assert_eq!(names, ["column_1", "column_2", "column_3", "column_4"]);
+    assert_eq!(d["rows"], 2);
+    assert!(
+        d["report"]["warnings"][0]
+            .as_str()
+            .unwrap()
+            .contains("the first line holds values, not names")
+    );
+    let rows = app.rows("/api/datasets/n/data").await;
+    assert_eq!(
+        rows[0],
+        json!({"column_1": 1, "column_2": "ADDISON AV", "column_3": "Celtis australis", "column_4": "10/18/2010"})
+    );
+    // A header of names is kept as one.
+    let h = app.get("/api/datasets/h").await.json();
+    assert_eq!(
+        schema_of(&h)[0],
+        ("id".to_string(), "id".to_string(), "integer".to_string())
+    );
+    assert_eq!(h["rows"], 1);
+}
