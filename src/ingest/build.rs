@@ -12,7 +12,7 @@ use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 
 use super::infer::{MAX_LISTED_REJECTS, row_problem};
-use super::reader::{Dialect, Progress, Records, text};
+use super::reader::{Dialect, Notes, Progress, Records, clip, text};
 use super::values::{NumStyle, parse_any, parse_bool, parse_date, parse_datetime};
 use crate::catalog::manifest::RejectedRow;
 use crate::catalog::schema::{Column, ColumnType, UTC, arrow_schema};
@@ -185,32 +185,54 @@ pub fn build(
         sink(batch)
     };
     let (mut read, mut rejected_count, mut rejected) = (0u64, 0u64, Vec::new());
-    while let Some((line, rec)) = records.next_record()? {
-        read += 1;
-        if let Some(reason) = row_problem(rec, columns, forced, dialect, &lenient) {
-            rejected_count += 1;
-            if rejected.len() < MAX_LISTED_REJECTS {
-                rejected.push(RejectedRow { line, reason });
+    let mut reject = |line: u64, reason: String| {
+        rejected_count += 1;
+        if rejected.len() < MAX_LISTED_REJECTS {
+            rejected.push(RejectedRow { line, reason });
+        }
+    };
+    // One row into the builders (a macro, so that a misfit can return from `build`).
+    macro_rules! store {
+        ($line:expr, $rec:expr) => {{
+            let (line, rec): (u64, &csv::ByteRecord) = ($line, $rec);
+            read += 1;
+            if let Some(reason) = row_problem(rec, columns, forced, dialect, &lenient) {
+                reject(line, reason);
+            } else {
+                for (i, b) in builders.iter_mut().enumerate() {
+                    let field = rec.get(i).map(text);
+                    if !b.append(field.as_deref(), dialect) {
+                        return Ok(BuildOutcome::Widen(Widen {
+                            column: columns[i].name.clone(),
+                            line,
+                            value: field.map(|f| f.into_owned()).unwrap_or_default(),
+                        }));
+                    }
+                }
+                row_numbers.append_value(stored as i64);
+                stored += 1;
+                in_batch += 1;
+                if in_batch == BATCH_ROWS {
+                    flush(&mut builders, &mut row_numbers)?;
+                    in_batch = 0;
+                }
             }
+        }};
+    }
+    let mut notes = Notes::default();
+    while let Some((line, rec)) = records.next_record()? {
+        if notes.hold(line, rec, columns.len()) {
             continue;
         }
-        for (i, b) in builders.iter_mut().enumerate() {
-            let field = rec.get(i).map(text);
-            if !b.append(field.as_deref(), dialect) {
-                return Ok(BuildOutcome::Widen(Widen {
-                    column: columns[i].name.clone(),
-                    line,
-                    value: field.map(|f| f.into_owned()).unwrap_or_default(),
-                }));
-            }
+        for (l, r) in notes.release() {
+            store!(l, &r);
         }
-        row_numbers.append_value(stored as i64);
-        stored += 1;
-        in_batch += 1;
-        if in_batch == BATCH_ROWS {
-            flush(&mut builders, &mut row_numbers)?;
-            in_batch = 0;
-        }
+        store!(line, rec);
+    }
+    for (line, rec) in notes.release() {
+        read += 1;
+        let note = rec.get(0).map(text).unwrap_or_default();
+        reject(line, format!("footnote below the table: `{}`", clip(&note)));
     }
     if in_batch > 0 || stored == 0 {
         flush(&mut builders, &mut row_numbers)?;

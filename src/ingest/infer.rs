@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use super::reader::{Dialect, Progress, Records, text};
+use super::reader::{Dialect, Notes, Progress, Records, clip, text};
 use super::values::{
     DateLayout, NotNumber, NumStyle, parse_any, parse_bool, parse_date, parse_datetime,
     parse_grouped, parse_int,
@@ -161,13 +161,6 @@ impl Candidates {
     /// The type, whether datetimes carry offsets, the number style, and why. `grouped` lists the
     /// grouped number styles allowed, preferred first.
     fn decide(&self, grouped: &[NumStyle]) -> (ColumnType, bool, NumStyle, String) {
-        let clip = |v: &str| -> String {
-            // Long free text would swamp the report; the start says enough.
-            match v.char_indices().nth(40) {
-                Some((i, _)) => format!("{}…", &v[..i]),
-                None => v.to_string(),
-            }
-        };
         let n = self.non_null;
         if n == 0 {
             return (
@@ -450,7 +443,15 @@ pub fn infer(
     if let Some(rec) = first_row {
         observe(1, &rec, &mut out);
     }
+    // Footnotes below the table must not decide a column's type.
+    let mut notes = Notes::default();
     while let Some((line, rec)) = records.next_record()? {
+        if notes.hold(line, rec, names.len()) {
+            continue;
+        }
+        for (l, r) in notes.release() {
+            observe(l, &r, &mut out);
+        }
         observe(line, rec, &mut out);
         if limit.is_some_and(|l| out.rows_read >= l) {
             out.complete = false;

@@ -207,3 +207,48 @@ impl Drop for Records {
 pub fn text(field: &[u8]) -> Cow<'_, str> {
     String::from_utf8_lossy(field)
 }
+
+/// Rows held back while they look like notes (only their first field filled, in a table of
+/// several columns, on a short line or as a sentence). A row of data after them makes them ordinary rows again; the ones still held
+/// at the end of the file are footnotes below the table.
+#[derive(Default)]
+pub struct Notes {
+    held: Vec<(u64, csv::ByteRecord)>,
+}
+
+/// Notes held at most; a longer run is data (a sparse column), released as rows.
+const MAX_NOTES: usize = 20;
+
+impl Notes {
+    /// Holds `rec` if it looks like a note; `false` means it is a row (release the held ones first).
+    pub fn hold(&mut self, line: u64, rec: &csv::ByteRecord, columns: usize) -> bool {
+        let first = rec.get(0).unwrap_or_default();
+        // Only the first field filled, and either a line shorter than the header ("Source: …"
+        // on its own) or a sentence rather than a value: a last row with empty cells stays a row.
+        let note = columns > 1
+            && !first.iter().all(u8::is_ascii_whitespace)
+            && rec
+                .iter()
+                .skip(1)
+                .all(|f| f.iter().all(u8::is_ascii_whitespace))
+            && (rec.len() < columns || first.iter().filter(|b| **b == b' ').count() >= 2);
+        if note && self.held.len() < MAX_NOTES {
+            self.held.push((line, rec.clone()));
+            true
+        } else {
+            false
+        }
+    }
+
+    pub fn release(&mut self) -> std::vec::Drain<'_, (u64, csv::ByteRecord)> {
+        self.held.drain(..)
+    }
+}
+
+/// The start of a long value, for messages.
+pub fn clip(v: &str) -> String {
+    match v.char_indices().nth(40) {
+        Some((i, _)) => format!("{}…", &v[..i]),
+        None => v.to_string(),
+    }
+}

@@ -769,3 +769,36 @@ async fn a_file_without_header_keeps_its_first_row() {
     );
     assert_eq!(h["rows"], 1);
 }
+
+#[tokio::test]
+async fn footnotes_below_the_table_are_reported_not_stored() {
+    let csv = "code;montant\n01;12,5\nSource : INSEE, recensement 2021;\n02;7\n\
+               Total;19,5\n* Données provisoires;\nSource : DGFiP;\n";
+    let app = TestApp::with_files(
+        &[
+            ("f.csv", csv.as_bytes()),
+            ("f.toml", &toml_for("f.csv", "")),
+        ],
+        "",
+    )
+    .await;
+    let d = app.get("/api/datasets/f").await.json();
+    // A note between rows is a row; the notes after the last row are footnotes, and they do not
+    // turn `montant` into text.
+    assert_eq!(schema_of(&d)[1].2, "float");
+    assert_eq!(d["rows"], 4);
+    assert_eq!(d["report"]["rows_read"], 6);
+    assert_eq!(
+        d["report"]["rejected"],
+        json!([
+            {"line": 6, "reason": "footnote below the table: `* Données provisoires`"},
+            {"line": 7, "reason": "footnote below the table: `Source : DGFiP`"},
+        ])
+    );
+    let rows = app.rows("/api/datasets/f/data").await;
+    assert_eq!(
+        rows[1],
+        json!({"code": "Source : INSEE, recensement 2021", "montant": null})
+    );
+    assert_eq!(rows[3], json!({"code": "Total", "montant": 19.5}));
+}
