@@ -279,6 +279,7 @@ fn detect_dialect(spec: &DatasetSpec, facts: &sniff::ByteFacts) -> (Dialect, Str
         encoding,
         delimiter,
         quote,
+        escape: layout.escape,
         grouped: Dialect::grouped_styles(
             delimiter,
             spec.csv.decimal.as_ref().map(|d| d.as_bytes()[0]),

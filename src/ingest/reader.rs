@@ -18,6 +18,7 @@ pub struct Dialect {
     pub encoding: &'static Encoding,
     pub delimiter: u8,
     pub quote: u8,
+    pub escape: Option<u8>,
     /// Grouped number styles a column may be read in, preferred first (the dataset file's
     /// `decimal` allows one; otherwise the delimiter decides which comes first).
     pub grouped: Vec<NumStyle>,
@@ -122,6 +123,7 @@ impl Records {
             .flexible(true)
             .delimiter(dialect.delimiter)
             .quote(dialect.quote)
+            .escape(dialect.escape)
             .buffer_capacity(256 * 1024)
             .from_reader(decoded);
         let mut records = Records {

@@ -55,6 +55,8 @@ pub fn choose_encoding(facts: &ByteFacts, forced: Option<&str>) -> (&'static Enc
 pub struct Layout {
     pub delimiter: u8,
     pub quote: u8,
+    /// A character that escapes quotes inside quoted fields (`\"`), besides doubling them.
+    pub escape: Option<u8>,
     /// Records above the header (titles, blank lines).
     pub preamble: usize,
     /// The usual number of fields a record.
@@ -62,12 +64,13 @@ pub struct Layout {
     pub note: String,
 }
 
-fn records(text: &[u8], delim: u8, quote: u8) -> Vec<Vec<bool>> {
+fn records(text: &[u8], delim: u8, quote: u8, escape: Option<u8>) -> Vec<Vec<bool>> {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
         .delimiter(delim)
         .quote(quote)
+        .escape(escape)
         .from_reader(text);
     let mut out = Vec::new();
     let mut record = csv::ByteRecord::new();
@@ -99,14 +102,28 @@ pub fn detect_layout(sample: &str, delimiter: Option<u8>, quote: Option<u8>) -> 
     struct Split {
         d: u8,
         q: u8,
+        e: Option<u8>,
         consistency: f64,
         fields: usize,
         recs: Vec<Vec<bool>>,
     }
     let mut best: Option<Split> = None;
+    // A backslash escape is tried only where the sample has one before a quote, and kept only
+    // when it splits strictly better (ties go to the plain reading).
+    let escapes: Vec<Option<u8>> = if text
+        .windows(2)
+        .any(|w| w[0] == b'\\' && (w[1] == b'"' || w[1] == b'\''))
+    {
+        vec![None, Some(b'\\')]
+    } else {
+        vec![None]
+    };
     for &d in &delims {
-        for &q in &quotes {
-            let recs = records(text, d, q);
+        for (&q, &e) in quotes
+            .iter()
+            .flat_map(|q| escapes.iter().map(move |e| (q, e)))
+        {
+            let recs = records(text, d, q, e);
             let counts: Vec<usize> = recs.iter().map(Vec::len).collect();
             let Some((fields, freq)) = modal(&counts) else {
                 continue;
@@ -124,6 +141,7 @@ pub fn detect_layout(sample: &str, delimiter: Option<u8>, quote: Option<u8>) -> 
                 best = Some(Split {
                     d,
                     q,
+                    e,
                     consistency,
                     fields,
                     recs,
@@ -134,6 +152,7 @@ pub fn detect_layout(sample: &str, delimiter: Option<u8>, quote: Option<u8>) -> 
     let Some(Split {
         d,
         q,
+        e,
         consistency,
         fields,
         recs,
@@ -141,13 +160,14 @@ pub fn detect_layout(sample: &str, delimiter: Option<u8>, quote: Option<u8>) -> 
     else {
         let d = delimiter.unwrap_or(b',');
         let q = quote.unwrap_or(b'"');
-        let preamble = records(text, d, q)
+        let preamble = records(text, d, q, None)
             .iter()
             .take_while(|r| !r.iter().any(|f| *f))
             .count();
         return Layout {
             delimiter: d,
             quote: q,
+            escape: None,
             preamble,
             fields: 1,
             note: format!("{} (one column)", describe(d)),
@@ -167,14 +187,18 @@ pub fn detect_layout(sample: &str, delimiter: Option<u8>, quote: Option<u8>) -> 
             consistency * 100.0
         )
     };
-    let quote_note = if q == b'"' {
+    let mut quote_note = if q == b'"' {
         String::new()
     } else {
         format!(", quote `{}`", q as char)
     };
+    if let Some(e) = e {
+        quote_note.push_str(&format!(", escape `{}`", e as char));
+    }
     Layout {
         delimiter: d,
         quote: q,
+        escape: e,
         preamble,
         fields,
         note: format!("{} ({how}){quote_note}", describe(d)),
@@ -281,6 +305,8 @@ mod tests {
         );
         let l = detect_layout("PREAMBLE,,,\n,,,\nA,B,C,D\n1,2,3,4\n", None, None);
         assert_eq!(l.preamble, 2);
+        let l = detect_layout("a,b\n1,\"say \\\"hi\\\", then go\"\n2,\"x\"\n", None, None);
+        assert_eq!((l.delimiter, l.escape), (b',', Some(b'\\')));
         let l = detect_layout("A;B\n1;2\n", Some(b';'), None);
         assert_eq!((l.delimiter, l.preamble), (b';', 0));
     }
