@@ -149,6 +149,29 @@ pub fn detect_layout(sample: &str, delimiter: Option<u8>, quote: Option<u8>) -> 
             }
         }
     }
+    // A space splits prose too, so it is taken only when every record, header included, splits
+    // into the same number of fields (three or more) and no usual delimiter does as well.
+    if delimiter.is_none() && best.as_ref().is_none_or(|b| b.consistency < 1.0 - 1e-9) {
+        for &q in &quotes {
+            let recs = records(text, b' ', q, None);
+            let counts: Vec<usize> = recs.iter().map(Vec::len).collect();
+            if let Some((fields, freq)) = modal(&counts)
+                && fields >= 3
+                && freq == counts.len()
+                && counts.len() >= 2
+            {
+                best = Some(Split {
+                    d: b' ',
+                    q,
+                    e: None,
+                    consistency: 1.0,
+                    fields,
+                    recs,
+                });
+                break;
+            }
+        }
+    }
     let Some(Split {
         d,
         q,
@@ -219,6 +242,7 @@ pub fn describe(delim: u8) -> &'static str {
         b';' => "semicolon",
         b'\t' => "tab",
         b'|' => "pipe",
+        b' ' => "space",
         _ => "custom",
     }
 }
@@ -287,6 +311,12 @@ mod tests {
         assert_eq!(delim("a\tb\n1\t2\n"), b'\t');
         assert_eq!(delim("a|b|c\n1|x,y|3\n"), b'|');
         assert_eq!(delim("just one column\nvalue\n"), b',');
+        assert_eq!(
+            delim("date time qty\n28/01/2018 00:00 2\n29/01/2018 00:15 \"0 or 1\"\n"),
+            b' '
+        );
+        // Values with spaces in a one-column file are not split.
+        assert_eq!(delim("stop_name\nCasa Port\nRabat Ville\n"), b',');
     }
 
     #[test]
