@@ -237,7 +237,7 @@ async fn run(
             // As the dataset file wrote it: a path relative to the catalog, not this machine's.
             uri: spec.source.clone(),
             sha256: fetched.facts.sha256.clone(),
-            bytes: fetched.facts.bytes,
+            bytes: fetched.source_bytes,
             modified: fetched.modified,
             etag: fetched.etag.clone(),
             last_modified: fetched.last_modified.clone(),

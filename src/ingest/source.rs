@@ -19,6 +19,8 @@ const SAMPLE_BYTES: usize = 64 * 1024;
 pub struct Fetched {
     pub path: PathBuf,
     pub facts: ByteFacts,
+    /// Size of the source as fetched (compressed, for a gzip file).
+    pub source_bytes: u64,
     /// Modification time of a local source, seconds since the epoch.
     pub modified: Option<i64>,
     /// HTTP validators of the response, to ask next time whether the source changed.
@@ -46,6 +48,62 @@ pub async fn fetch(
     settings: &IngestSettings,
     previous: Option<(&Option<String>, &Option<String>)>,
 ) -> Result<Option<Fetched>> {
+    let fetched = match fetch_raw(source, settings, previous).await? {
+        Some(f) => f,
+        None => return Ok(None),
+    };
+    if !fetched.facts.sample.starts_with(&[0x1f, 0x8b]) {
+        return Ok(Some(fetched));
+    }
+    // A gzip file (`.csv.gz`): decompressed to a temporary file, streaming, within the size limit.
+    let limit = settings.max_download_bytes;
+    let src = fetched.path.clone();
+    let (temp, facts) = tokio::task::spawn_blocking(move || gunzip(&src, limit))
+        .await
+        .map_err(Error::internal)??;
+    // The size recorded stays the source's own, which the staleness check compares.
+    let source_bytes = fetched.facts.bytes;
+    Ok(Some(Fetched {
+        path: temp.to_path_buf(),
+        facts,
+        source_bytes,
+        _temp: Some(temp),
+        ..fetched
+    }))
+}
+
+fn gunzip(src: &Path, limit: u64) -> Result<(tempfile::TempPath, ByteFacts)> {
+    let temp = tempfile::NamedTempFile::new()?;
+    let mut decoder =
+        flate2::read::MultiGzDecoder::new(std::io::BufReader::new(std::fs::File::open(src)?));
+    let mut out = std::io::BufWriter::new(temp.as_file());
+    let mut scan = Scanner::default();
+    let mut buf = vec![0u8; 1024 * 1024];
+    loop {
+        let n = decoder.read(&mut buf).map_err(|e| {
+            Error::bad_request(format!("the gzip source cannot be decompressed: {e}"))
+        })?;
+        if n == 0 {
+            break;
+        }
+        scan.feed(&buf[..n]);
+        if scan.bytes > limit {
+            return Err(Error::TooLarge(format!(
+                "the decompressed source is larger than {limit} bytes (ingest.max_download_bytes)"
+            )));
+        }
+        std::io::Write::write_all(&mut out, &buf[..n])?;
+    }
+    std::io::Write::flush(&mut out)?;
+    drop(out);
+    Ok((temp.into_temp_path(), scan.finish()))
+}
+
+async fn fetch_raw(
+    source: &Source,
+    settings: &IngestSettings,
+    previous: Option<(&Option<String>, &Option<String>)>,
+) -> Result<Option<Fetched>> {
     match source {
         Source::Local(path) => {
             let path = path.clone();
@@ -62,6 +120,7 @@ pub async fn fetch(
                 .map_err(Error::internal)??;
             Ok(Some(Fetched {
                 path,
+                source_bytes: facts.bytes,
                 facts,
                 modified,
                 etag: None,
@@ -166,9 +225,11 @@ where
         file.write_all(&chunk).await?;
     }
     file.flush().await?;
+    let facts = scan.finish();
     Ok(Fetched {
         path: temp.to_path_buf(),
-        facts: scan.finish(),
+        source_bytes: facts.bytes,
+        facts,
         modified: None,
         etag: None,
         last_modified: None,

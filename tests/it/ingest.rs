@@ -802,3 +802,65 @@ async fn footnotes_below_the_table_are_reported_not_stored() {
     );
     assert_eq!(rows[3], json!({"code": "Total", "montant": 19.5}));
 }
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(bytes).unwrap();
+    e.finish().unwrap()
+}
+
+#[tokio::test]
+async fn gzip_files_and_gzip_transfers_are_read() {
+    use axum::http::header;
+    use axum::routing::get;
+    let csv = b"code;commune\n01001;L'Abergement-Cl\xc3\xa9menciat\n2A004;Ajaccio\n";
+    let body = gzip(csv);
+    let router = axum::Router::new().route(
+        "/communes.csv",
+        get(move || {
+            let body = body.clone();
+            async move {
+                (
+                    [
+                        (header::CONTENT_ENCODING, "gzip"),
+                        (header::CONTENT_TYPE, "text/csv"),
+                    ],
+                    body,
+                )
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    let remote = format!("title = \"Communes\"\nsource = \"http://{addr}/communes.csv\"\n");
+    let app = TestApp::with_files(
+        &[
+            ("local.csv.gz", &gzip(csv)),
+            ("local.toml", &toml_for("local.csv.gz", "")),
+            ("remote.toml", remote.as_bytes()),
+        ],
+        "",
+    )
+    .await;
+    for id in ["local", "remote"] {
+        let rows = app.rows(&format!("/api/datasets/{id}/data")).await;
+        assert_eq!(
+            rows,
+            [
+                json!({"code": "01001", "commune": "L'Abergement-Clémenciat"}),
+                json!({"code": "2A004", "commune": "Ajaccio"})
+            ],
+            "{id}"
+        );
+    }
+    // The compressed file's own size is what the staleness check compares: no work the second time.
+    let again = qanat::app::ingest_and_load(&app.state, &["local".into()], false)
+        .await
+        .unwrap();
+    assert!(matches!(
+        again[0].1,
+        Ok(qanat::ingest::Outcome::Unchanged(_))
+    ));
+}
