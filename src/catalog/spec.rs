@@ -50,7 +50,11 @@ pub struct CsvOptions {
     pub encoding: Option<String>,
     pub decimal: Option<String>,
     pub quote: Option<String>,
+    /// A character escaping quotes inside quoted fields (`\\`), besides doubled quotes.
+    pub escape: Option<String>,
     pub header: Option<bool>,
+    /// Records above the header to skip (titles, notes).
+    pub preamble: Option<usize>,
     pub null_values: Option<Vec<String>>,
 }
 
@@ -148,6 +152,13 @@ impl DatasetSpec {
         {
             return Err(ctx(format!(
                 "[csv] quote `{q}` must be one ASCII character, e.g. '\"'"
+            )));
+        }
+        if let Some(e) = &self.csv.escape
+            && (e.chars().count() != 1 || !e.is_ascii())
+        {
+            return Err(ctx(format!(
+                "[csv] escape `{e}` must be one ASCII character, e.g. '\\'"
             )));
         }
         if let Some(d) = &self.csv.decimal

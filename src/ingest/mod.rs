@@ -279,13 +279,18 @@ fn detect_dialect(spec: &DatasetSpec, facts: &sniff::ByteFacts) -> (Dialect, Str
         encoding,
         delimiter,
         quote,
-        escape: layout.escape,
+        escape: spec
+            .csv
+            .escape
+            .as_ref()
+            .map(|e| e.as_bytes()[0])
+            .or(layout.escape),
         grouped: Dialect::grouped_styles(
             delimiter,
             spec.csv.decimal.as_ref().map(|d| d.as_bytes()[0]),
         ),
         header: spec.csv.header.unwrap_or(true),
-        preamble: layout.preamble,
+        preamble: spec.csv.preamble.unwrap_or(layout.preamble),
         null_values: spec.csv.null_values.clone(),
     };
     (dialect, encoding_note, delimiter_note)

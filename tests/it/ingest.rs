@@ -864,3 +864,21 @@ async fn gzip_files_and_gzip_transfers_are_read() {
         Ok(qanat::ingest::Outcome::Unchanged(_))
     ));
 }
+
+#[tokio::test]
+async fn every_detected_choice_can_be_set_in_the_dataset_file() {
+    // Two title lines filled like rows would fool detection; the file says where the header is,
+    // and how quotes are escaped.
+    let csv = "Rapport,annuel,2024\nEdition,finale,v2\nnom|note|ville\nA|\"dit \\\"oui\\\"\"|Fès\n";
+    let toml = toml_for(
+        "o.csv",
+        "[csv]\ndelimiter = \"|\"\nquote = '\"'\nescape = '\\'\npreamble = 2\nheader = true\nencoding = \"utf-8\"\n",
+    );
+    let app = TestApp::with_files(&[("o.csv", csv.as_bytes()), ("o.toml", &toml)], "").await;
+    let d = app.get("/api/datasets/o").await.json();
+    assert_eq!(d["report"]["header_line"], 3);
+    assert_eq!(
+        app.rows("/api/datasets/o/data").await,
+        [json!({"nom": "A", "note": "dit \"oui\"", "ville": "Fès"})]
+    );
+}
