@@ -110,82 +110,119 @@ async fn run(
     {
         return Ok(Outcome::Unchanged(Box::new(m.clone())));
     }
-    // A remote source is asked whether it changed since the version served.
-    let validators = current
-        .as_ref()
-        .filter(|m| reusable(m))
-        .map(|m| (&m.source.etag, &m.source.last_modified))
-        .filter(|(e, l)| e.is_some() || l.is_some());
-    let Some(fetched) = source::fetch(&source, settings, validators).await? else {
-        let m = current.expect("validators come from the current manifest");
-        return Ok(Outcome::Unchanged(Box::new(m)));
+    // A first or forced ingest of a local file needs no hash up front: the full byte pass (hash,
+    // UTF-8 check) runs beside the parsing, which starts from the first 64 KiB.
+    let early = match &source {
+        Source::Local(path) if current.as_ref().is_none_or(|m| !reusable(m)) => {
+            source::fetch_local_early(path)?
+        }
+        _ => None,
     };
-    tracing::info!(dataset = %spec.id, ms = started.elapsed().as_millis() as u64, "source fingerprinted");
-    if let Some(m) = &current
-        && reusable(m)
-        && m.source.sha256 == fetched.facts.sha256
-    {
-        return Ok(Outcome::Unchanged(Box::new(m.clone())));
-    }
+    let (mut fetched, mut pending) = match early {
+        Some((fetched, full)) => (fetched, Some(full)),
+        None => {
+            // A remote source is asked whether it changed since the version served.
+            let validators = current
+                .as_ref()
+                .filter(|m| reusable(m))
+                .map(|m| (&m.source.etag, &m.source.last_modified))
+                .filter(|(e, l)| e.is_some() || l.is_some());
+            let Some(fetched) = source::fetch(&source, settings, validators).await? else {
+                let m = current.expect("validators come from the current manifest");
+                return Ok(Outcome::Unchanged(Box::new(m)));
+            };
+            tracing::info!(dataset = %spec.id, ms = started.elapsed().as_millis() as u64, "source fingerprinted");
+            if let Some(m) = &current
+                && reusable(m)
+                && m.source.sha256 == fetched.facts.sha256
+            {
+                return Ok(Outcome::Unchanged(Box::new(m.clone())));
+            }
+            (fetched, None)
+        }
+    };
 
-    let (mut dialect, encoding_note, delimiter_note) = detect_dialect(spec, &fetched.facts);
-    if dialect.encoding == encoding_rs::UTF_8
-        && let Some(at) = fetched.facts.first_invalid_utf8
-        && fetched.facts.bom.is_none()
-    {
-        // Declared UTF-8 but not UTF-8: reading on would replace bytes silently.
-        return Err(Error::bad_request(format!(
-            "byte {at} is not valid UTF-8 although the dataset file says `encoding = \"utf-8\"`; \
+    let (dialect, encoding_note, delimiter_note, inferred, built, profile, version) = loop {
+        let (mut dialect, encoding_note, delimiter_note) = detect_dialect(spec, &fetched.facts);
+        if dialect.encoding == encoding_rs::UTF_8
+            && let Some(at) = fetched.facts.first_invalid_utf8
+            && fetched.facts.bom.is_none()
+        {
+            // Declared UTF-8 but not UTF-8: reading on would replace bytes silently.
+            return Err(Error::bad_request(format!(
+                "byte {at} is not valid UTF-8 although the dataset file says `encoding = \"utf-8\"`; \
              remove the setting to detect the encoding, or name the right one (e.g. \"windows-1252\")"
-        )));
-    }
-    // Types come from the first rows, and the file is written in one pass; a later value that
-    // does not fit (rare) abandons that version and decides the types from every row.
-    let mut limit = Some(SAMPLE_ROWS);
-    let (inferred, built, profile, version) = loop {
-        let inferred = infer_blocking(spec, &dialect, &fetched, limit).await?;
-        if inferred.header_is_data {
-            // Read again with the first line as a row and positional names.
-            dialect.header = false;
-            continue;
+            )));
         }
-        if !inferred.complete && inferred.empty_columns {
-            // A column empty in the first rows could be anything below them.
-            limit = None;
-            continue;
-        }
-        tracing::info!(dataset = %spec.id, ms = started.elapsed().as_millis() as u64, complete = inferred.complete, "types decided");
-        let version = new_version_id(&fetched.facts.sha256);
-        let written = write_version(
-            storage,
-            &spec.id,
-            &version,
-            &fetched.path,
-            &dialect,
-            &inferred,
-        )
-        .await;
-        match written {
-            Ok(Written::Built(built, profile)) => break (inferred, built, profile, version),
-            Ok(Written::Widen(w)) if limit.is_some() => {
-                tracing::info!(dataset = %spec.id, column = %w.column, line = w.line, value = %w.value,
-                    "a value does not fit the type decided from the first rows; reading every row");
-                let _ = storage.delete_version(&spec.id, &version).await;
+        // Types come from the first rows, and the file is written in one pass; a later value that
+        // does not fit (rare) abandons that version and decides the types from every row.
+        let mut limit = Some(SAMPLE_ROWS);
+        let (inferred, built, profile, version) = loop {
+            let inferred = infer_blocking(spec, &dialect, &fetched, limit).await?;
+            if inferred.header_is_data {
+                // Read again with the first line as a row and positional names.
+                dialect.header = false;
+                continue;
+            }
+            if !inferred.complete && inferred.empty_columns {
+                // A column empty in the first rows could be anything below them.
                 limit = None;
+                continue;
             }
-            Ok(Written::Widen(w)) => {
-                let _ = storage.delete_version(&spec.id, &version).await;
-                return Err(Error::internal(format!(
-                    "line {}: column `{}` changed between passes (`{}`); is the source being rewritten?",
-                    w.line, w.column, w.value
-                )));
+            tracing::info!(dataset = %spec.id, ms = started.elapsed().as_millis() as u64, complete = inferred.complete, "types decided");
+            let version = new_version_id(&fetched.facts.sample);
+            let written = write_version(
+                storage,
+                &spec.id,
+                &version,
+                &fetched.path,
+                &dialect,
+                &inferred,
+            )
+            .await;
+            match written {
+                Ok(Written::Built(built, profile)) => break (inferred, built, profile, version),
+                Ok(Written::Widen(w)) if limit.is_some() => {
+                    tracing::info!(dataset = %spec.id, column = %w.column, line = w.line, value = %w.value,
+                    "a value does not fit the type decided from the first rows; reading every row");
+                    let _ = storage.delete_version(&spec.id, &version).await;
+                    limit = None;
+                }
+                Ok(Written::Widen(w)) => {
+                    let _ = storage.delete_version(&spec.id, &version).await;
+                    return Err(Error::internal(format!(
+                        "line {}: column `{}` changed between passes (`{}`); is the source being rewritten?",
+                        w.line, w.column, w.value
+                    )));
+                }
+                Err(e) => {
+                    // Nothing points at a partial version; removing it only saves space.
+                    let _ = storage.delete_version(&spec.id, &version).await;
+                    return Err(e);
+                }
             }
-            Err(e) => {
-                // Nothing points at a partial version; removing it only saves space.
+        };
+        if let Some(full) = pending.take() {
+            let full = full.await.map_err(Error::internal)??;
+            // The encoding was chosen from the first bytes; if the whole file says otherwise (a
+            // Latin-1 byte deep down), that version is abandoned and the file read again.
+            let differs =
+                full.first_invalid_utf8.is_some() != fetched.facts.first_invalid_utf8.is_some();
+            fetched.facts = full;
+            if differs {
                 let _ = storage.delete_version(&spec.id, &version).await;
-                return Err(e);
+                continue;
             }
         }
+        break (
+            dialect,
+            encoding_note,
+            delimiter_note,
+            inferred,
+            built,
+            profile,
+            version,
+        );
     };
     if built.rows_read != built.rows_stored + built.rows_rejected {
         let _ = storage.delete_version(&spec.id, &version).await;
@@ -296,13 +333,12 @@ fn detect_dialect(spec: &DatasetSpec, facts: &sniff::ByteFacts) -> (Dialect, Str
     (dialect, encoding_note, delimiter_note)
 }
 
-/// Version ids sort by creation time; the hash suffix tells versions of one instant apart.
-fn new_version_id(sha256: &str) -> String {
-    format!(
-        "{}-{}",
-        chrono::Utc::now().format("%Y%m%dT%H%M%S%3f"),
-        &sha256[..8]
-    )
+/// Version ids sort by creation time; the suffix tells versions of one instant apart.
+fn new_version_id(sample: &[u8]) -> String {
+    let now = chrono::Utc::now();
+    let seed = now.timestamp_nanos_opt().unwrap_or_default() as u64;
+    let salt = xxhash_rust::xxh3::xxh3_64_with_seed(sample, seed) as u32;
+    format!("{}-{salt:08x}", now.format("%Y%m%dT%H%M%S%3f"))
 }
 
 /// Parses the file into batches on a blocking thread while this task writes them as Parquet,

@@ -133,6 +133,58 @@ async fn fetch_raw(
     }
 }
 
+/// A local file read for its first bytes only, with the full byte pass (hash, UTF-8 check)
+/// running beside whatever comes next. `None` for a gzip file, which is read the usual way.
+pub fn fetch_local_early(
+    path: &Path,
+) -> Result<Option<(Fetched, tokio::task::JoinHandle<Result<ByteFacts>>)>> {
+    if !path.is_file() {
+        return Err(Error::bad_request(format!(
+            "source file {} does not exist",
+            path.display()
+        )));
+    }
+    let mut sample = vec![0u8; SAMPLE_BYTES];
+    let mut file = std::fs::File::open(path)?;
+    let mut n = 0;
+    while n < SAMPLE_BYTES {
+        match file.read(&mut sample[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    sample.truncate(n);
+    if sample.starts_with(&[0x1f, 0x8b]) {
+        return Ok(None);
+    }
+    let mut utf8 = Utf8Check::default();
+    // A character cut at the end of the sample is not an error: no `finish`.
+    utf8.feed(&sample);
+    let mut detector = chardetng::EncodingDetector::new();
+    detector.feed(&sample, true);
+    let (bytes, modified) = local_stamp(path).unwrap_or_default();
+    let facts = ByteFacts {
+        sha256: String::new(),
+        bytes,
+        first_invalid_utf8: utf8.first_invalid,
+        bom: bom_of(&sample),
+        guessed: detector.guess(None, false),
+        sample,
+    };
+    let p = path.to_path_buf();
+    let full = tokio::task::spawn_blocking(move || scan_file(&p));
+    let fetched = Fetched {
+        path: path.to_path_buf(),
+        source_bytes: bytes,
+        facts,
+        modified: Some(modified),
+        etag: None,
+        last_modified: None,
+        _temp: None,
+    };
+    Ok(Some((fetched, full)))
+}
+
 /// The byte pass over a local file.
 fn scan_file(path: &Path) -> Result<ByteFacts> {
     let mut file = std::fs::File::open(path)?;

@@ -882,3 +882,47 @@ async fn every_detected_choice_can_be_set_in_the_dataset_file() {
         [json!({"nom": "A", "note": "dit \"oui\"", "ville": "Fès"})]
     );
 }
+
+#[tokio::test]
+async fn a_latin1_byte_after_the_first_64_kib_still_decides_the_encoding() {
+    // The encoding is chosen from the first bytes while the whole file is checked beside the
+    // parsing; a disagreement reads the file again.
+    let mut csv = b"ville;n\n".to_vec();
+    for i in 0..10_000 {
+        csv.extend_from_slice(format!("Rabat;{i}\n").as_bytes());
+    }
+    csv.extend_from_slice(b"F\xe8s;10000\n");
+    assert!(csv.len() > 64 * 1024);
+    let app = TestApp::with_files(&[("l.csv", &csv), ("l.toml", &toml_for("l.csv", ""))], "").await;
+    let d = app.get("/api/datasets/l").await.json();
+    assert!(
+        d["report"]["encoding"]
+            .as_str()
+            .unwrap()
+            .starts_with("windows-1252"),
+        "{}",
+        d["report"]["encoding"]
+    );
+    assert_eq!(
+        app.rows("/api/datasets/l/data?n__exact=10000").await,
+        [json!({"ville": "Fès", "n": 10000})]
+    );
+    assert_eq!(d["rows"], 10_001);
+    assert_eq!(
+        d["versions"].as_array().unwrap().len(),
+        1,
+        "the abandoned UTF-8 version is gone"
+    );
+    assert_eq!(
+        d["versions"][0]["source_sha256"].as_str().unwrap().len(),
+        64
+    );
+    // The hash recorded is the whole file's: the next ingest sees no change.
+    let again = qanat::app::ingest_and_load(&app.state, &["l".into()], false)
+        .await
+        .unwrap();
+    assert!(matches!(
+        again[0].1,
+        Ok(qanat::ingest::Outcome::Unchanged(_))
+    ));
+}
