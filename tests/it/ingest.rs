@@ -926,3 +926,62 @@ async fn a_latin1_byte_after_the_first_64_kib_still_decides_the_encoding() {
         Ok(qanat::ingest::Outcome::Unchanged(_))
     ));
 }
+
+#[tokio::test]
+async fn utf16_redirects_and_the_download_limit() {
+    use axum::response::Redirect;
+    use axum::routing::get;
+    // UTF-16LE with its byte order mark, as some spreadsheet exports write it.
+    let mut utf16 = vec![0xFF, 0xFE];
+    for unit in "ville;n\nFès;1\nMeknès;2\n".encode_utf16() {
+        utf16.extend_from_slice(&unit.to_le_bytes());
+    }
+    let big = "k\n".to_string() + &"0123456789\n".repeat(2000);
+    let router = axum::Router::new()
+        .route(
+            "/old.csv",
+            get(|| async { Redirect::permanent("/new.csv") }),
+        )
+        .route("/new.csv", get(|| async { "k;v\n1;a\n" }))
+        .route("/big.csv", get(move || async move { big }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    let moved = format!("source = \"http://{addr}/old.csv\"\n");
+    let big = format!("source = \"http://{addr}/big.csv\"\n");
+    let app = TestApp::with_files(
+        &[
+            ("u.csv", &utf16),
+            ("u.toml", &toml_for("u.csv", "")),
+            ("moved.toml", moved.as_bytes()),
+            ("big.toml", big.as_bytes()),
+        ],
+        "[ingest]\nmax_download_bytes = 10000\n",
+    )
+    .await;
+    let d = app.get("/api/datasets/u").await.json();
+    assert!(
+        d["report"]["encoding"]
+            .as_str()
+            .unwrap()
+            .starts_with("UTF-16LE (byte order mark)"),
+        "{}",
+        d["report"]["encoding"]
+    );
+    assert_eq!(
+        app.rows("/api/datasets/u/data").await,
+        [
+            json!({"ville": "Fès", "n": 1}),
+            json!({"ville": "Meknès", "n": 2})
+        ]
+    );
+    assert_eq!(
+        app.rows("/api/datasets/moved/data").await,
+        [json!({"k": 1, "v": "a"})]
+    );
+    let detail = app.get("/api/datasets/big/data").await.problem(503);
+    assert!(
+        detail.contains("larger than the download limit of 10000 bytes"),
+        "{detail}"
+    );
+}
