@@ -7,6 +7,11 @@ use serde_json::{Value, json};
 
 use crate::support::{TestApp, toml_for};
 
+/// The columns' types, in order.
+fn types_of(detail: &Value) -> Vec<String> {
+    schema_of(detail).into_iter().map(|c| c.2).collect()
+}
+
 fn schema_of(detail: &Value) -> Vec<(String, String, String)> {
     detail["schema"]
         .as_array()
@@ -158,7 +163,7 @@ async fn inference_reads_the_whole_file_and_null_markers() {
     )
     .await;
     let d = app.get("/api/datasets/c").await.json();
-    let types: Vec<String> = schema_of(&d).into_iter().map(|c| c.2).collect();
+    let types = types_of(&d);
     assert_eq!(
         types,
         [
@@ -505,7 +510,7 @@ async fn numbers_and_booleans_as_portals_write_them() {
     )
     .await;
     let d = app.get("/api/datasets/fr").await.json();
-    let types: Vec<String> = schema_of(&d).into_iter().map(|c| c.2).collect();
+    let types = types_of(&d);
     assert_eq!(types, ["float", "float", "integer", "boolean"]);
     assert_eq!(
         d["report"]["columns"][0]["reason"],
@@ -526,7 +531,7 @@ async fn numbers_and_booleans_as_portals_write_them() {
         2
     );
     let e = app.get("/api/datasets/en").await.json();
-    let types: Vec<String> = schema_of(&e).into_iter().map(|c| c.2).collect();
+    let types = types_of(&e);
     assert_eq!(types, ["float", "integer"]);
     let rows = app.rows("/api/datasets/en/data").await;
     assert_eq!(rows[0], json!({"amount": 43774.58, "count": 1200}));
@@ -608,7 +613,7 @@ async fn a_late_value_widens_a_type_decided_from_the_first_rows() {
     ];
     let app = TestApp::with_files(files, "").await;
     let d = app.get("/api/datasets/w").await.json();
-    let types: Vec<String> = schema_of(&d).into_iter().map(|c| c.2).collect();
+    let types = types_of(&d);
     assert_eq!(types, ["string", "integer"]);
     assert_eq!(d["rows"], 100_021);
     assert_eq!(
