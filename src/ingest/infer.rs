@@ -1,5 +1,5 @@
-//! The first ingest pass: every record is read once to decide each column's type from all of
-//! its values, and to count the rows that will be rejected.
+//! Type inference: records are read (the first 100,000, or all of them) to decide each
+//! column's type; rows that will be rejected are left out of the decision.
 
 use std::path::Path;
 
@@ -8,7 +8,7 @@ use super::values::{
     DateLayout, NotNumber, NumStyle, parse_any, parse_bool, parse_date, parse_datetime,
     parse_grouped, parse_int,
 };
-use crate::catalog::manifest::{ColumnDecision, RejectedRow};
+use crate::catalog::manifest::ColumnDecision;
 use crate::catalog::names::column_names;
 use crate::catalog::schema::{Column, ColumnType};
 use crate::catalog::spec::DatasetSpec;
@@ -34,8 +34,6 @@ pub struct Inferred {
     /// The first line holds values of the columns' types rather than names: no header.
     pub header_is_data: bool,
     pub rows_read: u64,
-    pub rows_rejected: u64,
-    pub rejected: Vec<RejectedRow>,
 }
 
 /// Candidate types still open for one column.
@@ -408,8 +406,6 @@ pub fn infer(
         empty_columns: false,
         header_is_data: false,
         rows_read: 0,
-        rows_rejected: 0,
-        rejected: Vec::new(),
     };
     let mut observe = |line: u64, rec: &csv::ByteRecord, out: &mut Inferred| {
         out.rows_read += 1;
@@ -423,11 +419,8 @@ pub fn infer(
                 columns[i].with_offset = dt.with_offset;
             }
         }
-        if let Some(reason) = row_problem(rec, &columns, &forced, dialect, &lenient) {
-            out.rows_rejected += 1;
-            if out.rejected.len() < MAX_LISTED_REJECTS {
-                out.rejected.push(RejectedRow { line, reason });
-            }
+        // The writing pass rejects and reports these rows; they decide nothing here.
+        if row_problem(rec, &columns, &forced, dialect, &lenient).is_some() {
             return;
         }
         for (i, field) in rec.iter().enumerate() {

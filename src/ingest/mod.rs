@@ -16,7 +16,6 @@ use parquet::arrow::AsyncArrowWriter;
 use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 
-pub use crate::catalog::manifest::RejectedRow;
 use crate::catalog::manifest::{IngestReport, LAYOUT_VERSION, Manifest, SourceInfo};
 use crate::catalog::schema::{ROW_COLUMN, arrow_schema};
 use crate::catalog::spec::{DatasetSpec, Source};
