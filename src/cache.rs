@@ -3,6 +3,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 
@@ -11,18 +12,75 @@ use crate::error::{Error, Result};
 #[derive(Clone)]
 pub struct ResponseCache {
     inner: Option<moka::future::Cache<String, Bytes>>,
+    counters: Arc<Counters>,
+}
+
+/// What `/metrics` reports about the cache.
+#[derive(Default)]
+pub struct Counters {
+    lookups: AtomicU64,
+    /// Lookups whose body had to be computed (a waiter on a computation under way is a hit).
+    misses: AtomicU64,
+    evictions: AtomicU64,
+}
+
+/// A snapshot of the cache's counters and size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheStats {
+    pub lookups: u64,
+    pub hits: u64,
+    pub misses: u64,
+    pub evictions: u64,
+    pub entries: u64,
+    pub bytes: u64,
+    pub budget: u64,
 }
 
 impl ResponseCache {
     /// A cache holding at most `budget` bytes of bodies; `0` turns it off.
     pub fn new(budget: u64) -> Self {
+        let counters = Arc::new(Counters::default());
+        let evicted = Arc::clone(&counters);
         let inner = (budget > 0).then(|| {
             moka::future::Cache::builder()
                 .max_capacity(budget)
                 .weigher(|k: &String, v: &Bytes| (k.len() + v.len()).try_into().unwrap_or(u32::MAX))
+                .eviction_listener(move |_, _, cause| {
+                    if cause.was_evicted() {
+                        evicted.evictions.fetch_add(1, Ordering::Relaxed);
+                    }
+                })
                 .build()
         });
-        ResponseCache { inner }
+        ResponseCache { inner, counters }
+    }
+
+    pub async fn stats(&self) -> CacheStats {
+        let c = &self.counters;
+        let (lookups, misses) = (
+            c.lookups.load(Ordering::Relaxed),
+            c.misses.load(Ordering::Relaxed),
+        );
+        let (entries, bytes, budget) = match &self.inner {
+            Some(cache) => {
+                cache.run_pending_tasks().await;
+                (
+                    cache.entry_count(),
+                    cache.weighted_size(),
+                    cache.policy().max_capacity().unwrap_or(0),
+                )
+            }
+            None => (0, 0, 0),
+        };
+        CacheStats {
+            lookups,
+            hits: lookups.saturating_sub(misses),
+            misses,
+            evictions: c.evictions.load(Ordering::Relaxed),
+            entries,
+            bytes,
+            budget,
+        }
     }
 
     /// The cached body for `key`, or the one `compute` produces (stored on success).
@@ -32,7 +90,15 @@ impl ResponseCache {
     {
         match &self.inner {
             None => compute.await,
-            Some(cache) => cache.try_get_with(key, compute).await.map_err(unshare),
+            Some(cache) => {
+                self.counters.lookups.fetch_add(1, Ordering::Relaxed);
+                let counters = Arc::clone(&self.counters);
+                let counted = async move {
+                    counters.misses.fetch_add(1, Ordering::Relaxed);
+                    compute.await
+                };
+                cache.try_get_with(key, counted).await.map_err(unshare)
+            }
         }
     }
 }

@@ -3,6 +3,7 @@
 pub mod data;
 pub mod datasets;
 pub mod health;
+pub mod metrics;
 
 use axum::Router;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -29,6 +30,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(data::csv))
         .routes(routes!(data::ndjson))
         .routes(routes!(health::health))
+        .routes(routes!(metrics::metrics))
 }
 
 /// The whole application: API routes, `/openapi.json`, `/docs`, problem+json for unknown routes

@@ -518,3 +518,59 @@ async fn etags_are_stable_and_answer_304() {
         304
     );
 }
+
+fn metric(text: &str, name: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(' ')))
+        .unwrap_or_else(|| panic!("no {name} in {text}"))
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn metrics_count_cache_hits_misses_and_evictions() {
+    let app = TestApp::sample().await;
+    for _ in 0..3 {
+        assert_eq!(
+            app.get(&format!("{DEPTS}?code__exact=01")).await.status,
+            200
+        );
+    }
+    // The same query written differently is the same cache entry.
+    assert_eq!(
+        app.get(&format!("{DEPTS}?page=1&code__exact=01"))
+            .await
+            .status,
+        200
+    );
+    let r = app.get("/metrics").await;
+    assert_eq!(r.status, 200);
+    assert!(
+        r.headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4")
+    );
+    let text = r.text();
+    assert_eq!(metric(&text, "qanat_cache_lookups_total"), 4);
+    assert_eq!(metric(&text, "qanat_cache_misses_total"), 1);
+    assert_eq!(metric(&text, "qanat_cache_hits_total"), 3);
+    assert_eq!(metric(&text, "qanat_cache_entries"), 1);
+    assert_eq!(metric(&text, "qanat_datasets_loaded"), 4);
+    assert!(text.contains("# TYPE qanat_cache_hits_total counter"));
+
+    // A budget smaller than two pages evicts.
+    let tiny = crate::support::TestApp::with_settings(
+        &crate::support::repo_path("datasets"),
+        "cache_bytes = 20000\n",
+    )
+    .await;
+    for page in 1..=6 {
+        tiny.get(&format!("{PRENOMS}?page={page}&page_size=50"))
+            .await;
+    }
+    let text = tiny.get("/metrics").await.text();
+    assert_eq!(metric(&text, "qanat_cache_misses_total"), 6);
+    assert!(metric(&text, "qanat_cache_evictions_total") >= 1, "{text}");
+    assert!(metric(&text, "qanat_cache_bytes") <= 20000);
+}

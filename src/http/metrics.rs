@@ -1,0 +1,88 @@
+//! `GET /metrics`: the result cache's and the catalog's counters in the Prometheus text format.
+
+use std::fmt::Write;
+
+use axum::extract::State;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+
+use crate::state::AppState;
+
+/// Counters in the Prometheus text exposition format (version 0.0.4).
+#[utoipa::path(get, path = "/metrics", tag = "service",
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String)))]
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    let c = state.cache.stats().await;
+    let loaded = state
+        .catalog
+        .entries()
+        .filter(|e| e.current().is_some())
+        .count();
+    let mut out = String::new();
+    let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+        );
+    };
+    metric(
+        "qanat_cache_lookups_total",
+        "counter",
+        "Result cache lookups.",
+        c.lookups,
+    );
+    metric(
+        "qanat_cache_hits_total",
+        "counter",
+        "Lookups answered from the cache (or a computation under way).",
+        c.hits,
+    );
+    metric(
+        "qanat_cache_misses_total",
+        "counter",
+        "Lookups whose body was computed.",
+        c.misses,
+    );
+    metric(
+        "qanat_cache_evictions_total",
+        "counter",
+        "Bodies evicted to stay within the budget.",
+        c.evictions,
+    );
+    metric(
+        "qanat_cache_entries",
+        "gauge",
+        "Bodies in the cache.",
+        c.entries,
+    );
+    metric(
+        "qanat_cache_bytes",
+        "gauge",
+        "Bytes the cached bodies weigh.",
+        c.bytes,
+    );
+    metric(
+        "qanat_cache_budget_bytes",
+        "gauge",
+        "The cache's byte budget (0: off).",
+        c.budget,
+    );
+    metric(
+        "qanat_datasets",
+        "gauge",
+        "Datasets in the catalog.",
+        state.catalog.ids().len() as u64,
+    );
+    metric(
+        "qanat_datasets_loaded",
+        "gauge",
+        "Datasets with a version being served.",
+        loaded as u64,
+    );
+    let mut resp = out.into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    resp
+}
