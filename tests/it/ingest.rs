@@ -154,14 +154,7 @@ async fn inference_reads_the_whole_file_and_null_markers() {
         ));
     }
     csv.push_str("2A004;;-;false;;2024-01-01T08:00:00Z;N/A\n");
-    let app = TestApp::with_files(
-        &[
-            ("c.csv", csv.as_bytes()),
-            ("c.toml", &toml_for("c.csv", "")),
-        ],
-        "",
-    )
-    .await;
+    let app = TestApp::with_csvs(&[("c", csv.as_bytes())], "").await;
     let d = app.get("/api/datasets/c").await.json();
     let types = types_of(&d);
     assert_eq!(
@@ -203,14 +196,7 @@ async fn inference_reads_the_whole_file_and_null_markers() {
 #[tokio::test]
 async fn ragged_rows_are_padded_or_rejected_and_counted() {
     let csv = "a,b,c\n1,2,3\n4,5\n6,7,8,9\n10,11,12\n\"x\ny\",13,14\n15,16,17,18,19\n";
-    let app = TestApp::with_files(
-        &[
-            ("r.csv", csv.as_bytes()),
-            ("r.toml", &toml_for("r.csv", "")),
-        ],
-        "",
-    )
-    .await;
+    let app = TestApp::with_csvs(&[("r", csv.as_bytes())], "").await;
     let d = app.get("/api/datasets/r").await.json();
     let report = &d["report"];
     assert_eq!(
@@ -237,14 +223,7 @@ async fn ragged_rows_are_padded_or_rejected_and_counted() {
 #[tokio::test]
 async fn headers_become_unique_valid_names_with_labels_kept() {
     let csv = "col,col,,\"Prix (€)\",select,stop.lat,اسم\n1,2,3,4,5,6,7\n";
-    let app = TestApp::with_files(
-        &[
-            ("h.csv", csv.as_bytes()),
-            ("h.toml", &toml_for("h.csv", "")),
-        ],
-        "",
-    )
-    .await;
+    let app = TestApp::with_csvs(&[("h", csv.as_bytes())], "").await;
     let d = app.get("/api/datasets/h").await.json();
     let names: Vec<(String, String)> = schema_of(&d).into_iter().map(|c| (c.0, c.1)).collect();
     assert_eq!(
@@ -318,14 +297,7 @@ async fn a_forced_type_rejects_rows_that_do_not_fit() {
 
 #[tokio::test]
 async fn versions_switch_only_when_complete_and_unchanged_sources_do_no_work() {
-    let app = TestApp::with_files(
-        &[
-            ("v.csv", b"k,n\na,1\nb,2\n"),
-            ("v.toml", &toml_for("v.csv", "")),
-        ],
-        "",
-    )
-    .await;
+    let app = TestApp::with_csvs(&[("v", b"k,n\na,1\nb,2\n")], "").await;
     let v1 = app.get("/api/datasets/v").await.json()["version"]
         .as_str()
         .unwrap()
@@ -403,11 +375,7 @@ async fn versions_switch_only_when_complete_and_unchanged_sources_do_no_work() {
 
 #[tokio::test]
 async fn a_failed_ingest_leaves_the_previous_version_served() {
-    let app = TestApp::with_files(
-        &[("g.csv", b"k\na\nb\n"), ("g.toml", &toml_for("g.csv", ""))],
-        "",
-    )
-    .await;
+    let app = TestApp::with_csvs(&[("g", b"k\na\nb\n")], "").await;
     let before = app.get("/api/datasets/g").await.json()["version"].clone();
     std::fs::remove_file(app.dir.path().join("datasets/g.csv")).unwrap();
     let r = qanat::app::ingest_and_load(&app.state, &["g".into()], true)
@@ -499,16 +467,7 @@ async fn http_sources_are_downloaded_and_a_404_is_a_clear_failure() {
 async fn numbers_and_booleans_as_portals_write_them() {
     let fr = "montant;surface;effectif;ouvert\n1 234,50;346,5;1\u{a0}200;oui\n-12,00;12;3\u{202f}000;Non\n0,5;1.234,5;12;VRAI\n";
     let en = "amount,count\n\"43,774.58\",\"1,200\"\n15.5,7\n\"-1,000.25\",\"12,345\"\n";
-    let app = TestApp::with_files(
-        &[
-            ("fr.csv", fr.as_bytes()),
-            ("fr.toml", &toml_for("fr.csv", "")),
-            ("en.csv", en.as_bytes()),
-            ("en.toml", &toml_for("en.csv", "")),
-        ],
-        "",
-    )
-    .await;
+    let app = TestApp::with_csvs(&[("fr", fr.as_bytes()), ("en", en.as_bytes())], "").await;
     let d = app.get("/api/datasets/fr").await.json();
     let types = types_of(&d);
     assert_eq!(types, ["float", "float", "integer", "boolean"]);
@@ -544,16 +503,7 @@ async fn titles_above_the_header_and_repeated_headers_are_not_rows() {
     let csv = "Invoices over \u{a3}500 paid in October 2011,,\n,,\nSupplier,Amount,Date\nSupplier,Amount,Date\n\
                ACME,\"1,200.50\",03/10/2011\nBETA,99.99,04/10/2011\n";
     let quoted = "name,note\nA,'x, y'\nB,'it''s'\n";
-    let app = TestApp::with_files(
-        &[
-            ("p.csv", csv.as_bytes()),
-            ("p.toml", &toml_for("p.csv", "")),
-            ("q.csv", quoted.as_bytes()),
-            ("q.toml", &toml_for("q.csv", "")),
-        ],
-        "",
-    )
-    .await;
+    let app = TestApp::with_csvs(&[("p", csv.as_bytes()), ("q", quoted.as_bytes())], "").await;
     let d = app.get("/api/datasets/p").await.json();
     assert_eq!(d["report"]["header_line"], 3);
     assert_eq!(schema_of(&d)[0].1, "Supplier");
@@ -741,16 +691,7 @@ async fn a_file_without_header_keeps_its_first_row() {
     let csv =
         "1,ADDISON AV,Celtis australis,10/18/2010\n2,EMERSON ST,Liquidambar styraciflua,6/2/2010\n";
     let headed = "id,street\n1,ADDISON AV\n";
-    let app = TestApp::with_files(
-        &[
-            ("n.csv", csv.as_bytes()),
-            ("n.toml", &toml_for("n.csv", "")),
-            ("h.csv", headed.as_bytes()),
-            ("h.toml", &toml_for("h.csv", "")),
-        ],
-        "",
-    )
-    .await;
+    let app = TestApp::with_csvs(&[("n", csv.as_bytes()), ("h", headed.as_bytes())], "").await;
     let d = app.get("/api/datasets/n").await.json();
     let names: Vec<String> = schema_of(&d).into_iter().map(|c| c.0).collect();
     assert_eq!(names, ["column_1", "column_2", "column_3", "column_4"]);
@@ -779,14 +720,7 @@ async fn a_file_without_header_keeps_its_first_row() {
 async fn footnotes_below_the_table_are_reported_not_stored() {
     let csv = "code;montant\n01;12,5\nSource : INSEE, recensement 2021;\n02;7\n\
                Total;19,5\n* Données provisoires;\nSource : DGFiP;\n";
-    let app = TestApp::with_files(
-        &[
-            ("f.csv", csv.as_bytes()),
-            ("f.toml", &toml_for("f.csv", "")),
-        ],
-        "",
-    )
-    .await;
+    let app = TestApp::with_csvs(&[("f", csv.as_bytes())], "").await;
     let d = app.get("/api/datasets/f").await.json();
     // A note between rows is a row; the notes after the last row are footnotes, and they do not
     // turn `montant` into text.
@@ -898,7 +832,7 @@ async fn a_latin1_byte_after_the_first_64_kib_still_decides_the_encoding() {
     }
     csv.extend_from_slice(b"F\xe8s;10000\n");
     assert!(csv.len() > 64 * 1024);
-    let app = TestApp::with_files(&[("l.csv", &csv), ("l.toml", &toml_for("l.csv", ""))], "").await;
+    let app = TestApp::with_csvs(&[("l", &csv)], "").await;
     let d = app.get("/api/datasets/l").await.json();
     assert!(
         d["report"]["encoding"]

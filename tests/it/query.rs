@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::support::{TestApp, sample_records, toml_for};
+use crate::support::{TestApp, sample_records};
 
 const DEPTS: &str = "/api/datasets/departements/data";
 const PRENOMS: &str = "/api/datasets/prenoms-paris/data";
@@ -179,14 +179,7 @@ async fn sorts_apply_in_order_with_file_order_breaking_ties() {
 #[tokio::test]
 async fn sorting_puts_nulls_last_both_ways_and_strings_by_code_point() {
     let csv = "name,score\nb,2\n,1\nÉmile,\na,3\nB,\n";
-    let app = TestApp::with_files(
-        &[
-            ("t.csv", csv.as_bytes()),
-            ("t.toml", &toml_for("t.csv", "")),
-        ],
-        "",
-    )
-    .await;
+    let app = TestApp::with_csvs(&[("t", csv.as_bytes())], "").await;
     let names = |rows: Vec<Value>| rows.iter().map(|r| r["name"].clone()).collect::<Vec<_>>();
     let asc = app.rows("/api/datasets/t/data?name__sort=asc").await;
     assert_eq!(
@@ -367,14 +360,7 @@ async fn csv_and_ndjson_stream_the_whole_filtered_result() {
 #[tokio::test]
 async fn values_with_quotes_and_wildcards_filter_literally() {
     let csv = "name,note\nO'Brien,100%\nOBrien,1000\nA_B,a%b\nAxB,50 %\n\"Fès, centre\",x\n";
-    let app = TestApp::with_files(
-        &[
-            ("t.csv", csv.as_bytes()),
-            ("t.toml", &toml_for("t.csv", "")),
-        ],
-        "",
-    )
-    .await;
+    let app = TestApp::with_csvs(&[("t", csv.as_bytes())], "").await;
     let names = |rows: Vec<Value>| {
         rows.iter()
             .map(|r| r["name"].as_str().unwrap().to_string())
@@ -409,14 +395,7 @@ async fn values_with_quotes_and_wildcards_filter_literally() {
 async fn typed_filters_on_dates_datetimes_and_booleans() {
     let csv = "day,fr_day,at,open,score\n2024-06-30,30/06/2024,2024-06-30T10:00:00,true,1.5\n\
                2024-07-01,01/07/2024,2024-07-01T09:30:00,false,NA\n2023-12-31,31/12/2023,2023-12-31T23:59:59,TRUE,-2\n";
-    let app = TestApp::with_files(
-        &[
-            ("t.csv", csv.as_bytes()),
-            ("t.toml", &toml_for("t.csv", "")),
-        ],
-        "",
-    )
-    .await;
+    let app = TestApp::with_csvs(&[("t", csv.as_bytes())], "").await;
     let base = "/api/datasets/t/data";
     assert_eq!(
         app.total(&format!("{base}?day__greater=2024-01-01")).await,

@@ -78,6 +78,21 @@ impl TestApp {
         Self::in_dir(dir, &datasets, extra_settings).await
     }
 
+    /// A catalog of CSVs, `(id, contents)`, each with a plain dataset file of its own.
+    pub async fn with_csvs(csvs: &[(&str, &[u8])], extra_settings: &str) -> Self {
+        let tomls: Vec<(String, Vec<u8>)> = csvs
+            .iter()
+            .map(|(id, _)| (format!("{id}.toml"), toml_for(&format!("{id}.csv"), "")))
+            .collect();
+        let names: Vec<String> = csvs.iter().map(|(id, _)| format!("{id}.csv")).collect();
+        let mut files: Vec<(&str, &[u8])> = Vec::new();
+        for ((name, (_, csv)), (toml_name, toml)) in names.iter().zip(csvs).zip(&tomls) {
+            files.push((name, csv));
+            files.push((toml_name, toml));
+        }
+        Self::with_files(&files, extra_settings).await
+    }
+
     pub async fn with_settings(datasets: &Path, extra_settings: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         Self::in_dir(dir, datasets, extra_settings).await
