@@ -74,15 +74,11 @@ pub async fn ingest_and_load(
     for entry in targets {
         let outcome =
             ingest::ingest(&entry.spec, &state.storage, &state.settings.ingest, force).await;
+        // Whatever happened, the stored current version is the one served.
+        load_current(state, entry).await?;
         match &outcome {
-            Ok(_) => {
-                load_current(state, entry).await?;
-            }
-            Err(e) => {
-                entry.set_error(e.to_string());
-                load_current(state, entry).await?;
-                entry.set_error(e.to_string());
-            }
+            Ok(_) => entry.clear_error(),
+            Err(e) => entry.set_error(e.to_string()),
         }
         results.push((entry.spec.id.clone(), outcome));
     }
@@ -165,9 +161,12 @@ async fn refresh(state: &AppState, id: &str) {
         Ok(Outcome::Unchanged(_)) => {}
         Ok(outcome @ Outcome::Ingested(_)) => {
             tracing::info!("{}", outcome.summary());
-            if let Err(e) = load_current(state, entry).await {
-                tracing::warn!(dataset = id, error = %e, "refreshed version could not be loaded");
-                entry.set_error(e.to_string());
+            match load_current(state, entry).await {
+                Ok(_) => entry.clear_error(),
+                Err(e) => {
+                    tracing::warn!(dataset = id, error = %e, "refreshed version could not be loaded");
+                    entry.set_error(e.to_string());
+                }
             }
         }
         Err(e) => {

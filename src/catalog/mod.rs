@@ -45,11 +45,14 @@ impl Entry {
 
     pub fn set_current(&self, loaded: Arc<Loaded>) {
         *self.current.write().expect("lock poisoned") = Some(loaded);
-        *self.last_error.write().expect("lock poisoned") = None;
     }
 
     pub fn last_error(&self) -> Option<String> {
         self.last_error.read().expect("lock poisoned").clone()
+    }
+
+    pub fn clear_error(&self) {
+        *self.last_error.write().expect("lock poisoned") = None;
     }
 
     pub fn set_error(&self, err: String) {
