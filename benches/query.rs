@@ -89,7 +89,8 @@ fn plan(c: &mut Criterion) {
     c.bench_function("plan and optimise a filtered page", |b| {
         b.iter(|| {
             let df = state.engine.read(loaded.table.clone()).unwrap();
-            let planned = qanat::query::plan::plan(df, &q, &loaded.manifest.schema, true).unwrap();
+            let planned =
+                qanat::query::plan::plan(df, &q, &loaded.manifest.schema, true, true).unwrap();
             planned.rows.into_optimized_plan().unwrap()
         })
     });

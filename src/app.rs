@@ -56,6 +56,52 @@ pub async fn load_current(state: &AppState, entry: &Entry) -> Result<bool> {
     Ok(true)
 }
 
+/// A version of a dataset: the current one, or an older one still kept in storage (opened once,
+/// then remembered while it is kept). One no longer kept is a 410 that says what to do.
+pub async fn loaded_version(state: &AppState, id: &str, version: &str) -> Result<Arc<Loaded>> {
+    let entry = state.catalog.entry(id)?;
+    let current = entry.current();
+    if let Some(cur) = &current
+        && cur.manifest.version == version
+    {
+        return Ok(Arc::clone(cur));
+    }
+    if let Some(older) = entry.older(version) {
+        return Ok(older);
+    }
+    let well_formed = !version.is_empty()
+        && version.len() <= 64
+        && version
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    if !well_formed {
+        return Err(Error::bad_request(format!(
+            "`{version}` is not a version id; versions are listed by GET /api/datasets/{id}"
+        )));
+    }
+    let Some(manifest) = state.storage.manifest(id, version).await? else {
+        let kept: Vec<String> = current
+            .map(|c| c.versions.iter().map(|v| v.version.clone()).collect())
+            .unwrap_or_default();
+        return Err(Error::Gone(format!(
+            "version {version} of dataset `{id}` is no longer kept (kept: {}); start again from the first page",
+            if kept.is_empty() {
+                "none".to_string()
+            } else {
+                kept.join(", ")
+            }
+        )));
+    };
+    let table = state.engine.table(&state.storage, &manifest)?;
+    let loaded = Arc::new(Loaded {
+        manifest,
+        table,
+        versions: Vec::new(),
+    });
+    entry.remember(Arc::clone(&loaded));
+    Ok(loaded)
+}
+
 /// Ingests the named datasets (all when `ids` is empty) one after another, then serves what
 /// each has: a failed ingest leaves the previous version served and records the error.
 pub async fn ingest_and_load(
@@ -121,7 +167,7 @@ pub async fn export(
     out.write_all(&header.into_inner().map_err(Error::internal)?)?;
     let query = crate::query::params::parse("", schema, &state.settings.limits)?;
     let df = state.engine.read(loaded.table.clone())?;
-    let planned = crate::query::plan::plan(df, &query, schema, false)?;
+    let planned = crate::query::plan::plan(df, &query, schema, false, false)?;
     let mut stream = state.engine.stream(planned.rows).await?;
     while let Some(batch) = stream.next().await {
         out.write_all(&crate::encode::csv(&batch?, false)?)?;

@@ -112,6 +112,7 @@ fn unshare(e: Arc<Error>) -> Error {
             Error::BadRequest(m) => Error::BadRequest(m.clone()),
             Error::NotFound(m) => Error::NotFound(m.clone()),
             Error::TooLarge(m) => Error::TooLarge(m.clone()),
+            Error::Gone(m) => Error::Gone(m.clone()),
             Error::Overloaded(m) => Error::Overloaded(m.clone()),
             Error::Unavailable(m) => Error::Unavailable(m.clone()),
             other => Error::Internal(other.to_string()),

@@ -20,6 +20,9 @@ pub enum Error {
     /// `413`: the request asks for more than the configured limits allow.
     #[error("{0}")]
     TooLarge(String),
+    /// `410`: a cursor or pinned URL names a version of the dataset that is no longer kept.
+    #[error("{0}")]
+    Gone(String),
     /// `503`: the query ran past its deadline or its memory budget; the server itself is fine.
     #[error("{0}")]
     Overloaded(String),
@@ -75,6 +78,7 @@ impl Error {
             Error::BadRequest(_) | Error::Config(_) => StatusCode::BAD_REQUEST,
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::Gone(_) => StatusCode::GONE,
             Error::Overloaded(_) | Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Ingest { .. }
             | Error::Engine(_)
@@ -89,6 +93,7 @@ impl Error {
             Error::BadRequest(_) | Error::Config(_) => "urn:qanat:problem:bad-request",
             Error::NotFound(_) => "urn:qanat:problem:not-found",
             Error::TooLarge(_) => "urn:qanat:problem:over-limit",
+            Error::Gone(_) => "urn:qanat:problem:version-gone",
             Error::Overloaded(_) => "urn:qanat:problem:overloaded",
             Error::Unavailable(_) => "urn:qanat:problem:unavailable",
             _ => "urn:qanat:problem:internal",

@@ -107,6 +107,12 @@ impl Storage {
         }
     }
 
+    /// The manifest of one version, if that version is kept and complete.
+    pub async fn manifest(&self, id: &str, version: &str) -> Result<Option<Manifest>> {
+        let path = self.version_dir(id, version).clone().join("manifest.json");
+        self.get_json::<Manifest>(&path).await
+    }
+
     /// The manifests of the complete versions kept, newest first (a version still being written,
     /// or abandoned by a killed ingest, has none and is left out).
     pub async fn version_infos(

@@ -34,7 +34,8 @@ pub struct SourceInfo {
     pub uri: String,
     pub sha256: String,
     pub bytes: u64,
-    /// Modification time of a local source (seconds since the epoch), for a cheap staleness check.
+    /// Modification time of a local source (nanoseconds since the epoch, so that a rewrite
+    /// within the same second is seen), for a cheap staleness check.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub modified: Option<i64>,
     /// HTTP validators of a remote source, sent back to ask whether it changed.

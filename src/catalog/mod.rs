@@ -8,7 +8,7 @@ pub mod schema;
 pub mod spec;
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use datafusion::catalog::TableProvider;
 
@@ -35,6 +35,8 @@ impl Loaded {
 pub struct Entry {
     pub spec: DatasetSpec,
     current: RwLock<Option<Arc<Loaded>>>,
+    /// Older versions still kept in storage that a cursor or pinned URL asked for.
+    older: Mutex<Vec<Arc<Loaded>>>,
     last_error: RwLock<Option<String>>,
 }
 
@@ -43,8 +45,34 @@ impl Entry {
         self.current.read().expect("lock poisoned").clone()
     }
 
+    /// Publishes a version, and forgets the older ones opened before that are no longer kept.
     pub fn set_current(&self, loaded: Arc<Loaded>) {
+        let kept = |v: &str| loaded.versions.iter().any(|k| k.version == v);
+        self.older
+            .lock()
+            .expect("lock poisoned")
+            .retain(|o| kept(&o.manifest.version));
         *self.current.write().expect("lock poisoned") = Some(loaded);
+    }
+
+    /// An older version opened before, if any.
+    pub fn older(&self, version: &str) -> Option<Arc<Loaded>> {
+        let older = self.older.lock().expect("lock poisoned");
+        older
+            .iter()
+            .find(|o| o.manifest.version == version)
+            .cloned()
+    }
+
+    /// Remembers an older version opened for a request.
+    pub fn remember(&self, loaded: Arc<Loaded>) {
+        let mut older = self.older.lock().expect("lock poisoned");
+        if !older
+            .iter()
+            .any(|o| o.manifest.version == loaded.manifest.version)
+        {
+            older.push(loaded);
+        }
     }
 
     pub fn last_error(&self) -> Option<String> {
@@ -75,6 +103,7 @@ impl Catalog {
             let entry = Arc::new(Entry {
                 spec,
                 current: RwLock::new(None),
+                older: Mutex::new(Vec::new()),
                 last_error: RwLock::new(None),
             });
             if entries.insert(id.clone(), entry).is_some() {

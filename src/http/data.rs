@@ -9,11 +9,16 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use utoipa::ToSchema;
 
+use arrow::record_batch::RecordBatch;
+use datafusion::scalar::ScalarValue;
+
 use super::{base_url, etag, not_modified, not_modified_response, set_cache_headers};
+use crate::app;
 use crate::catalog::Loaded;
 use crate::encode::{self, Format};
 use crate::error::{Error, Problem, Result};
 use crate::query::BatchStream;
+use crate::query::cursor::{self, After, Cursor};
 use crate::query::params::{self, DataQuery};
 use crate::query::plan::plan;
 use crate::state::AppState;
@@ -49,16 +54,43 @@ pub struct PageMeta {
 
 /// What the data routes share: the version, the parsed query, the ETag.
 struct Prepared {
+    id: String,
     loaded: std::sync::Arc<Loaded>,
     query: DataQuery,
     etag: String,
+    /// Whether the request names its version (`{id}@{version}` or a cursor): its body can
+    /// then never change.
+    pinned: bool,
 }
 
-fn prepare(state: &AppState, id: &str, raw: &str, format: Format, base: &str) -> Result<Prepared> {
-    let loaded = state.catalog.loaded(id)?;
+/// Resolves the version (`{id}@{version}` in the path, the cursor's, or the current one), then
+/// parses the query against that version's schema.
+async fn prepare(
+    state: &AppState,
+    path_id: &str,
+    raw: &str,
+    format: Format,
+    base: &str,
+) -> Result<Prepared> {
+    let (id, in_path) = match path_id.split_once('@') {
+        Some((id, v)) => (id, Some(v)),
+        None => (path_id, None),
+    };
+    let in_cursor = cursor::version_in(raw);
+    if let (Some(p), Some(c)) = (in_path, &in_cursor)
+        && p != c
+    {
+        return Err(Error::bad_request(format!(
+            "the cursor belongs to version {c}, not to version {p} named in the path"
+        )));
+    }
+    let loaded = match in_path.map(str::to_string).or(in_cursor) {
+        Some(v) => app::loaded_version(state, id, &v).await?,
+        None => state.catalog.loaded(id)?,
+    };
     let query = params::parse(raw, &loaded.manifest.schema, &state.settings.limits)?;
-    let page = (format == Format::Json || query.paged).then_some(query.page);
-    let canonical = query.query_string(page);
+    let canonical = query.canonical(format == Format::Json || query.paged);
+    let pinned = in_path.is_some() || query.cursor.is_some();
     // JSON bodies carry absolute links, so the base URL is part of what they depend on.
     let etag = etag(&[
         id,
@@ -66,20 +98,24 @@ fn prepare(state: &AppState, id: &str, raw: &str, format: Format, base: &str) ->
         format.name(),
         &canonical,
         base,
+        if in_path.is_some() { "@" } else { "" },
     ]);
     Ok(Prepared {
+        id: id.to_string(),
         loaded,
         query,
         etag,
+        pinned,
     })
 }
 
 /// A page of rows as JSON, with exact `meta.total` and links that repeat the filters.
 #[utoipa::path(get, path = "/api/datasets/{id}/data", tag = "data",
     params(
-        ("id" = String, Path, description = "Dataset id"),
+        ("id" = String, Path, description = "Dataset id; `id@version` pins a version (see `GET /api/datasets/{id}` for those kept), and the response is then immutable"),
         ("page" = Option<u64>, Query, description = "1-based page (default 1)"),
         ("page_size" = Option<u64>, Query, description = "Rows a page (default 20, at most 1000 unless configured)"),
+        ("cursor" = Option<String>, Query, description = "Opaque position written in `links.next`: the next page of the same query, on the same version, at the cost of a first page"),
         ("columns" = Option<String>, Query, description = "Columns to return, comma-separated, in this order"),
         ("filters" = Option<Object>, Query, style = Form, explode, description = FILTERS_DOC),
     ),
@@ -88,6 +124,7 @@ fn prepare(state: &AppState, id: &str, raw: &str, format: Format, base: &str) ->
         (status = 304, description = "Not modified (If-None-Match matched the ETag)"),
         (status = 400, description = "Unknown column, operator or parameter, or a value that does not parse", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such dataset", body = Problem, content_type = "application/problem+json"),
+        (status = 410, description = "The version named by the cursor or the path is no longer kept", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The query ran past its deadline or memory budget", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn page(
@@ -98,29 +135,29 @@ pub async fn page(
 ) -> Result<Response> {
     let raw = raw.unwrap_or_default();
     let base = base_url(&headers, &state.settings);
-    let p = prepare(&state, &id, &raw, Format::Json, &base)?;
+    let p = prepare(&state, &id, &raw, Format::Json, &base).await?;
     if not_modified(&headers, &p.etag) {
-        return Ok(not_modified_response(&p.etag));
+        return Ok(not_modified_response(&p.etag, p.pinned));
     }
     let key = p.etag.clone();
     let body = state
         .cache
-        .get_or_compute(key, render_page(&state, &id, &base, &p))
+        .get_or_compute(key, render_page(&state, &base, &p))
         .await?;
     let mut resp = (StatusCode::OK, body).into_response();
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
-    set_cache_headers(resp.headers_mut(), &p.etag);
+    set_cache_headers(resp.headers_mut(), &p.etag, p.pinned);
     Ok(resp)
 }
 
-async fn render_page(state: &AppState, id: &str, base: &str, p: &Prepared) -> Result<Bytes> {
-    let m = &p.loaded.manifest;
-    let q = &p.query;
+async fn render_page(state: &AppState, base: &str, p: &Prepared) -> Result<Bytes> {
+    let (m, q, id) = (&p.loaded.manifest, &p.query, &p.id);
     let df = state.engine.read(p.loaded.table.clone())?;
-    let planned = plan(df, q, &m.schema, true)?;
+    let keyed = !q.is_aggregate();
+    let planned = plan(df, q, &m.schema, true, keyed)?;
     let rows = state.engine.collect(planned.rows);
     let total = async {
         match planned.total {
@@ -128,15 +165,37 @@ async fn render_page(state: &AppState, id: &str, base: &str, p: &Prepared) -> Re
             None => Ok(m.rows),
         }
     };
-    let (batches, total) = tokio::try_join!(rows, total)?;
+    let (mut batches, total) = tokio::try_join!(rows, total)?;
+    // The next page starts after the last row shown: its keys are the hidden last columns.
+    let mut after = None;
+    if keyed {
+        let hidden = q.sorts.len() + 1;
+        if let Some(last) = batches.iter().rev().find(|b| b.num_rows() > 0) {
+            after = Some(last_position(last, hidden)?);
+        }
+        for b in &mut batches {
+            let visible: Vec<usize> = (0..b.num_columns() - hidden).collect();
+            *b = b.project(&visible).map_err(Error::internal)?;
+        }
+    }
     let data = encode::json_array(&batches)?;
-    let path = format!("{base}/api/datasets/{id}/data");
-    let shown = q.offset()? as u64 + q.page_size;
+    let shown = q.page.saturating_mul(q.page_size);
+    let next = (shown < total && (after.is_some() || !keyed)).then(|| Cursor {
+        version: m.version.clone(),
+        page: q.page + 1,
+        after,
+    });
+    // A walk that started on a version stays on it: links of a pinned request name it.
+    let path = if p.pinned {
+        format!("{base}/api/datasets/{id}@{}/data", m.version)
+    } else {
+        format!("{base}/api/datasets/{id}/data")
+    };
     // Links are written from the canonical query, so equal ETags always mean equal bodies.
     let link = |page: u64| format!("{path}?{}", q.query_string(Some(page)));
     let links = json!({
-        "self": link(q.page),
-        "next": (shown < total).then(|| link(q.page + 1)),
+        "self": format!("{path}?{}", q.canonical(true)),
+        "next": next.map(|c| format!("{base}/api/datasets/{id}/data?{}", q.cursor_string(&c))),
         "prev": (q.page > 1).then(|| link(q.page - 1)),
         "profile": format!("{base}/api/datasets/{id}/profile"),
         "openapi": format!("{base}/openapi.json"),
@@ -157,9 +216,10 @@ async fn render_page(state: &AppState, id: &str, base: &str, p: &Prepared) -> Re
 /// The filtered result as CSV, streamed; the whole result unless `page`/`page_size` is given.
 #[utoipa::path(get, path = "/api/datasets/{id}/data.csv", tag = "data",
     params(
-        ("id" = String, Path, description = "Dataset id"),
+        ("id" = String, Path, description = "Dataset id; `id@version` pins a version (see `GET /api/datasets/{id}` for those kept), and the response is then immutable"),
         ("page" = Option<u64>, Query, description = "1-based page; without page or page_size the whole result"),
         ("page_size" = Option<u64>, Query, description = "Rows a page"),
+        ("cursor" = Option<String>, Query, description = "Opaque position written in `links.next`: the next page of the same query, on the same version, at the cost of a first page"),
         ("columns" = Option<String>, Query, description = "Columns to return, comma-separated, in this order"),
         ("filters" = Option<Object>, Query, style = Form, explode, description = FILTERS_DOC),
     ),
@@ -168,6 +228,7 @@ async fn render_page(state: &AppState, id: &str, base: &str, p: &Prepared) -> Re
         (status = 304, description = "Not modified"),
         (status = 400, description = "Bad request", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such dataset", body = Problem, content_type = "application/problem+json"),
+        (status = 410, description = "The version named by the cursor or the path is no longer kept", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Over the deadline or memory budget", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn csv(
@@ -182,9 +243,10 @@ pub async fn csv(
 /// The filtered result as newline-delimited JSON, streamed.
 #[utoipa::path(get, path = "/api/datasets/{id}/data.ndjson", tag = "data",
     params(
-        ("id" = String, Path, description = "Dataset id"),
+        ("id" = String, Path, description = "Dataset id; `id@version` pins a version (see `GET /api/datasets/{id}` for those kept), and the response is then immutable"),
         ("page" = Option<u64>, Query, description = "1-based page; without page or page_size the whole result"),
         ("page_size" = Option<u64>, Query, description = "Rows a page"),
+        ("cursor" = Option<String>, Query, description = "Opaque position written in `links.next`: the next page of the same query, on the same version, at the cost of a first page"),
         ("columns" = Option<String>, Query, description = "Columns to return, comma-separated, in this order"),
         ("filters" = Option<Object>, Query, style = Form, explode, description = FILTERS_DOC),
     ),
@@ -193,6 +255,7 @@ pub async fn csv(
         (status = 304, description = "Not modified"),
         (status = 400, description = "Bad request", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such dataset", body = Problem, content_type = "application/problem+json"),
+        (status = 410, description = "The version named by the cursor or the path is no longer kept", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Over the deadline or memory budget", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn ndjson(
@@ -213,12 +276,18 @@ async fn export(
 ) -> Result<Response> {
     let raw = raw.unwrap_or_default();
     // Exports carry no links, so their ETag does not depend on the host asked.
-    let p = prepare(&state, &id, &raw, format, "")?;
+    let p = prepare(&state, &id, &raw, format, "").await?;
     if not_modified(&headers, &p.etag) {
-        return Ok(not_modified_response(&p.etag));
+        return Ok(not_modified_response(&p.etag, p.pinned));
     }
     let df = state.engine.read(p.loaded.table.clone())?;
-    let planned = plan(df, &p.query, &p.loaded.manifest.schema, p.query.paged)?;
+    let planned = plan(
+        df,
+        &p.query,
+        &p.loaded.manifest.schema,
+        p.query.paged,
+        false,
+    )?;
     let stream = state.engine.stream(planned.rows).await?;
     let body = Body::from_stream(encoded(stream, format));
     let mut resp = (StatusCode::OK, body).into_response();
@@ -227,13 +296,31 @@ async fn export(
         header::CONTENT_TYPE,
         HeaderValue::from_static(format.content_type()),
     );
-    if let Ok(v) =
-        HeaderValue::from_str(&format!("attachment; filename=\"{id}.{}\"", format.name()))
-    {
+    if let Ok(v) = HeaderValue::from_str(&format!(
+        "attachment; filename=\"{}.{}\"",
+        p.id,
+        format.name()
+    )) {
         h.insert(header::CONTENT_DISPOSITION, v);
     }
-    set_cache_headers(h, &p.etag);
+    set_cache_headers(h, &p.etag, p.pinned);
     Ok(resp)
+}
+
+/// The position of a batch's last row, from its `hidden` last columns (sort keys, row number).
+fn last_position(batch: &RecordBatch, hidden: usize) -> Result<After> {
+    let last = batch.num_rows() - 1;
+    let first_hidden = batch.num_columns() - hidden;
+    let value = |i: usize| ScalarValue::try_from_array(batch.column(i), last);
+    let keys = (first_hidden..batch.num_columns() - 1)
+        .map(value)
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(Error::internal)?;
+    let row = match value(batch.num_columns() - 1).map_err(Error::internal)? {
+        ScalarValue::Int64(Some(r)) => r,
+        other => return Err(Error::internal(format!("row number read as {other:?}"))),
+    };
+    Ok(After { keys, row })
 }
 
 /// Encodes batches as they arrive. An error after the status line was sent can only cut the

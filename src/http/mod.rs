@@ -118,19 +118,25 @@ pub fn not_modified(headers: &HeaderMap, etag: &str) -> bool {
 }
 
 /// `304 Not Modified` with the validator repeated.
-pub fn not_modified_response(etag: &str) -> Response {
+pub fn not_modified_response(etag: &str, pinned: bool) -> Response {
     let mut resp = StatusCode::NOT_MODIFIED.into_response();
-    set_cache_headers(resp.headers_mut(), etag);
+    set_cache_headers(resp.headers_mut(), etag, pinned);
     resp
 }
 
-/// Responses may be stored but are revalidated: a new version changes the ETag.
-pub fn set_cache_headers(headers: &mut HeaderMap, etag: &str) {
+/// A response that names its version (pinned path or cursor) can never change: caches may keep
+/// it for a year without asking. Others may be stored but are revalidated, which costs a `304`
+/// until a new version changes the ETag.
+pub fn set_cache_headers(headers: &mut HeaderMap, etag: &str, pinned: bool) {
     if let Ok(v) = HeaderValue::from_str(etag) {
         headers.insert(header::ETAG, v);
     }
     headers.insert(
         header::CACHE_CONTROL,
-        HeaderValue::from_static("public, no-cache"),
+        HeaderValue::from_static(if pinned {
+            "public, max-age=31536000, immutable"
+        } else {
+            "public, no-cache"
+        }),
     );
 }

@@ -21,7 +21,7 @@ pub struct Fetched {
     pub facts: ByteFacts,
     /// Size of the source as fetched (compressed, for a gzip file).
     pub source_bytes: u64,
-    /// Modification time of a local source, seconds since the epoch.
+    /// Modification time of a local source, nanoseconds since the epoch.
     pub modified: Option<i64>,
     /// HTTP validators of the response, to ask next time whether the source changed.
     pub etag: Option<String>,
@@ -38,7 +38,7 @@ pub fn local_stamp(path: &Path) -> Option<(u64, i64)> {
         .ok()?
         .duration_since(std::time::UNIX_EPOCH)
         .ok()?;
-    Some((meta.len(), modified.as_secs() as i64))
+    Some((meta.len(), i64::try_from(modified.as_nanos()).ok()?))
 }
 
 /// Fetches a source. For an HTTP source, `previous` holds the validators (ETag, Last-Modified)

@@ -1,5 +1,6 @@
 //! Queries: request parameters → validated query → DataFusion plan → batches.
 
+pub mod cursor;
 pub mod engine;
 pub mod params;
 pub mod plan;

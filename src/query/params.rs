@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use datafusion::scalar::ScalarValue;
 
+use super::cursor::Cursor;
 use crate::catalog::schema::{Column, ColumnType, UTC};
 use crate::config::Limits;
 use crate::error::{Error, Result};
@@ -112,6 +113,8 @@ pub struct DataQuery {
     pub sorts: Vec<Sort>,
     pub group_by: Vec<String>,
     pub aggregates: Vec<Aggregate>,
+    /// Where the page starts when the request carries a `cursor` (`page` then comes from it).
+    pub cursor: Option<Cursor>,
 }
 
 impl DataQuery {
@@ -133,6 +136,32 @@ impl DataQuery {
     /// keys the cache and the ETag, and the links are built from it (so that the bodies of two
     /// such requests are identical too).
     pub fn query_string(&self, page: Option<u64>) -> String {
+        let mut ser = self.conditions();
+        if let Some(page) = page {
+            ser.append_pair("page_size", &self.page_size.to_string());
+            ser.append_pair("page", &page.to_string());
+        }
+        ser.finish()
+    }
+
+    /// The canonical query with a cursor in place of the page number.
+    pub fn cursor_string(&self, cursor: &Cursor) -> String {
+        let mut ser = self.conditions();
+        ser.append_pair("page_size", &self.page_size.to_string());
+        ser.append_pair("cursor", &cursor.encode());
+        ser.finish()
+    }
+
+    /// The canonical text of the request itself: its cursor, or its page when `paged`.
+    pub fn canonical(&self, paged: bool) -> String {
+        match &self.cursor {
+            Some(c) => self.cursor_string(c),
+            None => self.query_string(paged.then_some(self.page)),
+        }
+    }
+
+    /// Everything but the position: columns, filters, groupings, aggregates, sorts.
+    fn conditions(&self) -> url::form_urlencoded::Serializer<'static, String> {
         let mut filters: Vec<(String, String)> = self
             .filters
             .iter()
@@ -169,11 +198,7 @@ impl DataQuery {
                 if s.descending { "desc" } else { "asc" },
             );
         }
-        if let Some(page) = page {
-            ser.append_pair("page_size", &self.page_size.to_string());
-            ser.append_pair("page", &page.to_string());
-        }
-        ser.finish()
+        ser
     }
 }
 
@@ -206,7 +231,7 @@ fn quote_item(item: &str) -> String {
     }
 }
 
-const RESERVED: [&str; 3] = ["columns", "page", "page_size"];
+const RESERVED: [&str; 4] = ["columns", "page", "page_size", "cursor"];
 
 fn op_list() -> String {
     OPS.iter()
@@ -228,7 +253,10 @@ pub fn parse(raw: &str, schema: &[Column], limits: &Limits) -> Result<DataQuery>
         sorts: Vec::new(),
         group_by: Vec::new(),
         aggregates: Vec::new(),
+        cursor: None,
     };
+    let mut cursor_text: Option<String> = None;
+    let mut page_given = false;
     let known = || {
         schema
             .iter()
@@ -258,6 +286,12 @@ pub fn parse(raw: &str, schema: &[Column], limits: &Limits) -> Result<DataQuery>
                         "page `{value}` must be a whole number of at least 1"
                     ))
                 })?;
+                q.paged = true;
+                page_given = true;
+                continue;
+            }
+            "cursor" => {
+                cursor_text = Some(value.to_string());
                 q.paged = true;
                 continue;
             }
@@ -372,6 +406,17 @@ pub fn parse(raw: &str, schema: &[Column], limits: &Limits) -> Result<DataQuery>
         q.sorts.push(Sort { key: k, descending });
     }
     check_aggregation(&q)?;
+    if let Some(text) = cursor_text {
+        if page_given {
+            return Err(Error::bad_request(
+                "`cursor` and `page` cannot be combined: a cursor already says which page it leads to",
+            ));
+        }
+        let sorts = (!q.is_aggregate()).then_some(q.sorts.as_slice());
+        let cursor = Cursor::decode(&text, sorts, schema)?;
+        q.page = cursor.page;
+        q.cursor = Some(cursor);
+    }
     Ok(q)
 }
 

@@ -81,8 +81,21 @@ pub struct Planned {
     pub total: Option<DataFrame>,
 }
 
-/// Builds the plans. `paginate` is false for whole-result exports.
-pub fn plan(df: DataFrame, q: &DataQuery, schema: &[Column], paginate: bool) -> Result<Planned> {
+/// Names of the hidden columns a keyed plan appends: the sort keys, then the row number.
+pub fn key_column(i: usize) -> String {
+    format!("\u{1}key{i}")
+}
+
+/// Builds the plans. `paginate` is false for whole-result exports; `keys` appends the sort
+/// keys and row number of each row of a row query (see [`key_column`]), from which the next
+/// page's cursor is written.
+pub fn plan(
+    df: DataFrame,
+    q: &DataQuery,
+    schema: &[Column],
+    paginate: bool,
+    keys: bool,
+) -> Result<Planned> {
     let mut df = df;
     let filtered = !q.filters.is_empty();
     if let Some(pred) = conjunction(q.filters.iter().map(filter_expr)) {
@@ -121,6 +134,14 @@ pub fn plan(df: DataFrame, q: &DataQuery, schema: &[Column], paginate: bool) -> 
         (df.clone(), Some(df))
     } else {
         let total = filtered.then(|| df.clone());
+        // A cursor seeks past the last row shown instead of skipping rows.
+        let after = q.cursor.as_ref().and_then(|c| c.after.as_ref());
+        let df = match after {
+            Some(a) => df
+                .filter(a.predicate(&q.sorts))
+                .map_err(Error::from_engine)?,
+            None => df,
+        };
         // The row number breaks ties, so that pages of a sorted result never overlap.
         let mut sorts: Vec<SortExpr> = q
             .sorts
@@ -133,9 +154,18 @@ pub fn plan(df: DataFrame, q: &DataQuery, schema: &[Column], paginate: bool) -> 
             Some(cols) => cols.iter().map(String::as_str).collect(),
             None => schema.iter().map(|c| c.name.as_str()).collect(),
         };
-        let projected = names.iter().map(|n| column(n)).collect::<Vec<_>>();
+        let mut projected = names.iter().map(|n| column(n)).collect::<Vec<_>>();
+        if keys {
+            let hidden = q.sorts.iter().map(|s| s.key.as_str()).chain([ROW_COLUMN]);
+            projected.extend(
+                hidden
+                    .enumerate()
+                    .map(|(i, k)| column(k).alias(key_column(i))),
+            );
+        }
+        let skip = if after.is_some() { 0 } else { q.offset()? };
         let df = if paginate {
-            df.limit(q.offset()?, Some(q.page_size as usize))
+            df.limit(skip, Some(q.page_size as usize))
                 .map_err(Error::from_engine)?
         } else {
             df

@@ -6,6 +6,7 @@ mod errors;
 mod failures;
 mod ingest;
 mod openapi;
+mod paging;
 mod query;
 mod socket;
 mod support;
