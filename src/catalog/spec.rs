@@ -34,6 +34,8 @@ pub struct DatasetSpec {
     pub csv: CsvOptions,
     #[serde(default)]
     pub columns: BTreeMap<String, ColumnOverride>,
+    #[serde(default)]
+    pub layout: LayoutOptions,
     /// Directory the relative `source` is resolved against.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -56,6 +58,21 @@ pub struct CsvOptions {
     /// Records above the header to skip (titles, notes).
     pub preamble: Option<usize>,
     pub null_values: Option<Vec<String>>,
+}
+
+/// `[layout]`: how the Parquet of a version is laid out for the queries expected.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(deny_unknown_fields)]
+pub struct LayoutOptions {
+    /// Columns the rows are stored in, which is then also the order of unsorted pages: `"col"`
+    /// ascending, `"-col"` descending. Filters on the first column read few row groups.
+    #[serde(default)]
+    pub sort_by: Vec<String>,
+    /// Columns given bloom filters, for equality lookups (default: identifier-like columns,
+    /// whose values are mostly distinct).
+    pub bloom_filters: Option<Vec<String>>,
+    /// Rows per row group (default 131,072).
+    pub row_group_rows: Option<usize>,
 }
 
 /// `[columns.<name>]`: a column's forced type and its description.
@@ -133,6 +150,7 @@ impl DatasetSpec {
             refresh: None,
             csv: CsvOptions::default(),
             columns: BTreeMap::new(),
+            layout: LayoutOptions::default(),
             base_dir: abs.parent().map(Path::to_path_buf).unwrap_or_default(),
             all_text: false,
         })
@@ -159,6 +177,13 @@ impl DatasetSpec {
         {
             return Err(ctx(format!(
                 "[csv] escape `{e}` must be one ASCII character, e.g. '\\'"
+            )));
+        }
+        if let Some(n) = self.layout.row_group_rows
+            && !(1..=16 * 1024 * 1024).contains(&n)
+        {
+            return Err(ctx(format!(
+                "[layout] row_group_rows = {n} must be from 1 to 16777216 (default 131072)"
             )));
         }
         if let Some(d) = &self.csv.decimal
@@ -251,7 +276,8 @@ impl DatasetSpec {
     /// `[csv]` or `[columns]` makes the stored version stale.
     pub fn read_options_digest(&self) -> String {
         use sha2::{Digest, Sha256};
-        let text = serde_json::to_string(&(&self.csv, &self.columns)).unwrap_or_default();
+        let text =
+            serde_json::to_string(&(&self.csv, &self.columns, &self.layout)).unwrap_or_default();
         hex::encode(&Sha256::digest(text.as_bytes())[..8])
     }
 }

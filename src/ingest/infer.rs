@@ -34,7 +34,13 @@ pub struct Inferred {
     /// The first line holds values of the columns' types rather than names: no header.
     pub header_is_data: bool,
     pub rows_read: u64,
+    /// For each column, distinct values over rows read (up to [`DISTINCT_CAP`] values counted),
+    /// which tells identifier-like columns that bloom filters serve.
+    pub distinct_share: Vec<f64>,
 }
+
+/// Distinct values counted per column while reading types.
+pub const DISTINCT_CAP: usize = 1 << 16;
 
 /// Candidate types still open for one column.
 #[derive(Debug, Clone)]
@@ -406,7 +412,9 @@ pub fn infer(
         empty_columns: false,
         header_is_data: false,
         rows_read: 0,
+        distinct_share: Vec::new(),
     };
+    let mut distinct: Vec<std::collections::HashSet<u64>> = vec![Default::default(); names.len()];
     let mut observe = |line: u64, rec: &csv::ByteRecord, out: &mut Inferred| {
         out.rows_read += 1;
         // Forced datetimes: the first value fixes whether the column carries offsets.
@@ -424,6 +432,12 @@ pub fn infer(
             return;
         }
         for (i, field) in rec.iter().enumerate() {
+            if let Some(seen) = distinct.get_mut(i)
+                && seen.len() < DISTINCT_CAP
+                && !field.is_empty()
+            {
+                seen.insert(xxhash_rust::xxh3::xxh3_64(field));
+            }
             if forced[i].is_some() {
                 continue;
             }
@@ -482,5 +496,9 @@ pub fn infer(
         && header_is_data(&labels, &columns, &out.styles, &forced);
     out.columns = columns;
     out.forced = forced;
+    out.distinct_share = distinct
+        .iter()
+        .map(|d| d.len() as f64 / out.rows_read.max(1) as f64)
+        .collect();
     Ok(out)
 }

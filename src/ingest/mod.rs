@@ -3,6 +3,7 @@
 
 pub mod build;
 pub mod infer;
+pub mod layout;
 pub mod profile;
 pub mod reader;
 pub mod sniff;
@@ -13,19 +14,14 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use parquet::arrow::AsyncArrowWriter;
-use parquet::basic::{Compression, Encoding, ZstdLevel};
-use parquet::file::properties::{EnabledStatistics, WriterProperties};
 
 use crate::catalog::manifest::{IngestReport, LAYOUT_VERSION, Manifest, SourceInfo};
-use crate::catalog::schema::{ROW_COLUMN, arrow_schema};
+use crate::catalog::schema::arrow_schema;
 use crate::catalog::spec::{DatasetSpec, Source};
 use crate::config::IngestSettings;
 use crate::error::{Error, Result};
 use crate::storage::Storage;
 use reader::Dialect;
-
-/// Rows per Parquet row group: small enough for statistics to prune selective filters.
-const ROW_GROUP_ROWS: usize = 128 * 1024;
 
 /// The single Parquet file of a version.
 pub const DATA_FILE: &str = "part-00000.parquet";
@@ -170,6 +166,13 @@ async fn run(
             }
             tracing::info!(dataset = %spec.id, ms = started.elapsed().as_millis() as u64, complete = inferred.complete, "types decided");
             let version = new_version_id(&fetched.facts.sample);
+            let layout = layout::Layout::decide(
+                &spec.layout,
+                &spec.id,
+                &inferred.columns,
+                &inferred.distinct_share,
+                inferred.complete,
+            )?;
             let written = write_version(
                 storage,
                 &spec.id,
@@ -177,8 +180,25 @@ async fn run(
                 &fetched.path,
                 &dialect,
                 &inferred,
+                &layout,
             )
             .await;
+            let written = match written {
+                Ok(Written::Built(built, profile)) if !layout.sort_by.is_empty() => {
+                    let sorted = layout::sort_version(
+                        storage,
+                        &spec.id,
+                        &version,
+                        &inferred.columns,
+                        &layout,
+                        DATA_FILE,
+                    )
+                    .await;
+                    tracing::info!(dataset = %spec.id, ms = started.elapsed().as_millis() as u64, "rows sorted");
+                    sorted.map(|()| Written::Built(built, profile))
+                }
+                other => other,
+            };
             match written {
                 Ok(Written::Built(built, profile)) => break (inferred, built, profile, version),
                 Ok(Written::Widen(w)) if limit.is_some() => {
@@ -349,21 +369,11 @@ async fn write_version(
     path: &std::path::Path,
     dialect: &Dialect,
     inferred: &infer::Inferred,
+    layout: &layout::Layout,
 ) -> Result<Written> {
     let forced = inferred.forced.clone();
     let schema = arrow_schema(&inferred.columns);
-    let props = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(
-            ZstdLevel::try_new(1).map_err(Error::internal)?,
-        ))
-        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
-        .set_statistics_enabled(EnabledStatistics::Page)
-        .set_created_by(concat!("qanat ", env!("CARGO_PKG_VERSION")).to_string())
-        // Row numbers are sequential: delta encoding stores them in a few bytes a page, where a
-        // dictionary would be tried, grow and be abandoned.
-        .set_column_dictionary_enabled(ROW_COLUMN.into(), false)
-        .set_column_encoding(ROW_COLUMN.into(), Encoding::DELTA_BINARY_PACKED)
-        .build();
+    let props = layout.writer_properties()?;
     let object = storage.version_dir(id, version).clone().join(DATA_FILE);
     let out = object_store::buffered::BufWriter::new(Arc::clone(&storage.store), object);
     let mut writer =

@@ -17,12 +17,13 @@ use datafusion::datasource::listing::{
 use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
 use datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::physical_plan::metrics::MetricValue;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use futures::StreamExt;
 use tokio::sync::mpsc;
 
 use crate::catalog::manifest::Manifest;
-use crate::catalog::schema::{ROW_COLUMN, arrow_schema};
+use crate::catalog::schema::{Column, ROW_COLUMN, arrow_schema};
 use crate::config::Limits;
 use crate::error::{Error, Result};
 use crate::query::plan::column;
@@ -85,14 +86,7 @@ impl Engine {
     /// nothing is inferred per request, and the declared row order lets file-order pages skip
     /// sorting.
     pub fn table(&self, storage: &Storage, manifest: &Manifest) -> Result<Arc<dyn TableProvider>> {
-        let url = ListingTableUrl::parse(storage.version_url(&manifest.id, &manifest.version))?;
-        let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
-            .with_file_extension(".parquet")
-            .with_file_sort_order(vec![vec![column(ROW_COLUMN).sort(true, false)]]);
-        let config = ListingTableConfig::new(url)
-            .with_listing_options(options)
-            .with_schema(arrow_schema(&manifest.schema));
-        Ok(Arc::new(ListingTable::try_new(config)?))
+        listing_table(storage, &manifest.id, &manifest.version, &manifest.schema)
     }
 
     pub fn read(&self, table: Arc<dyn TableProvider>) -> Result<DataFrame> {
@@ -132,6 +126,50 @@ impl Engine {
         }
     }
 
+    /// Runs a query and reports what its Parquet scans skipped, from DataFusion's execution
+    /// metrics (used to check that the layout prunes).
+    pub async fn scan_report(&self, df: DataFrame) -> Result<ScanReport> {
+        let task_ctx = self.ctx.task_ctx();
+        let run = async move {
+            let plan = df.create_physical_plan().await?;
+            let batches = datafusion::physical_plan::collect(Arc::clone(&plan), task_ctx).await?;
+            let mut report = ScanReport {
+                rows: batches.iter().map(RecordBatch::num_rows).sum(),
+                ..ScanReport::default()
+            };
+            let mut stack = vec![plan];
+            while let Some(node) = stack.pop() {
+                for m in node
+                    .metrics()
+                    .iter()
+                    .flat_map(|m| m.iter().cloned().collect::<Vec<_>>())
+                {
+                    if let MetricValue::PruningMetrics {
+                        name,
+                        pruning_metrics: p,
+                    } = m.value()
+                    {
+                        match name.as_ref() {
+                            "row_groups_pruned_statistics" => {
+                                report.row_groups += p.pruned() + p.matched();
+                                report.row_groups_pruned_by_statistics += p.pruned();
+                            }
+                            "row_groups_pruned_bloom_filter" => {
+                                report.row_groups_pruned_by_bloom_filter += p.pruned()
+                            }
+                            "page_index_pages_pruned" => report.pages_pruned += p.pruned(),
+                            _ => {}
+                        }
+                    }
+                }
+                stack.extend(node.children().into_iter().cloned());
+            }
+            Ok::<_, datafusion::error::DataFusionError>(report)
+        };
+        let task = AbortOnDrop(self.handle().spawn(run));
+        task.join().await?.map_err(Error::from_engine)
+    }
+
     /// Starts a query whose result is streamed. The first batch is awaited here, within the
     /// deadline, so that an early failure still gets a real status; the rest arrives through a
     /// small channel, so memory stays bounded and a closed connection cancels the query.
@@ -163,6 +201,44 @@ impl Engine {
             rx,
             _task: task,
         })
+    }
+}
+
+/// A table over the Parquet files of a version, with the given schema and file order.
+pub fn listing_table(
+    storage: &Storage,
+    id: &str,
+    version: &str,
+    schema: &[Column],
+) -> Result<Arc<dyn TableProvider>> {
+    let url = ListingTableUrl::parse(storage.version_url(id, version))?;
+    let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
+        .with_file_extension(".parquet")
+        .with_file_sort_order(vec![vec![column(ROW_COLUMN).sort(true, false)]]);
+    let config = ListingTableConfig::new(url)
+        .with_listing_options(options)
+        .with_schema(arrow_schema(schema));
+    Ok(Arc::new(ListingTable::try_new(config)?))
+}
+
+/// Row groups and pages a query's scans considered and skipped.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ScanReport {
+    /// Rows the query returned.
+    pub rows: usize,
+    /// Row groups whose statistics were checked against the filters.
+    pub row_groups: usize,
+    pub row_groups_pruned_by_statistics: usize,
+    pub row_groups_pruned_by_bloom_filter: usize,
+    /// Data pages skipped through the page index.
+    pub pages_pruned: usize,
+}
+
+impl ScanReport {
+    pub fn row_groups_read(&self) -> usize {
+        self.row_groups
+            - self.row_groups_pruned_by_statistics
+            - self.row_groups_pruned_by_bloom_filter
     }
 }
 

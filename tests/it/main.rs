@@ -5,6 +5,7 @@ mod corpus;
 mod errors;
 mod failures;
 mod ingest;
+mod layout;
 mod openapi;
 mod paging;
 mod query;
