@@ -83,6 +83,34 @@ impl ResponseCache {
         }
     }
 
+    /// The largest body a streamed export may leave in the cache: an eighth of the budget, so a
+    /// few big exports cannot push out every page (`0` when the cache is off).
+    pub fn entry_limit(&self) -> usize {
+        self.inner.as_ref().map_or(0, |c| {
+            let budget = c.policy().max_capacity().unwrap_or(0) / 8;
+            usize::try_from(budget.min(u64::from(u32::MAX))).unwrap_or(usize::MAX)
+        })
+    }
+
+    /// The cached body for `key`, if any (a lookup; a miss is counted when the caller then
+    /// computes the body and offers it with [`Self::insert`]).
+    pub async fn get(&self, key: &str) -> Option<Bytes> {
+        let cache = self.inner.as_ref()?;
+        self.counters.lookups.fetch_add(1, Ordering::Relaxed);
+        let hit = cache.get(key).await;
+        if hit.is_none() {
+            self.counters.misses.fetch_add(1, Ordering::Relaxed);
+        }
+        hit
+    }
+
+    /// Stores a body computed after a [`Self::get`] miss.
+    pub async fn insert(&self, key: String, body: Bytes) {
+        if let Some(cache) = &self.inner {
+            cache.insert(key, body).await;
+        }
+    }
+
     /// The cached body for `key`, or the one `compute` produces (stored on success).
     pub async fn get_or_compute<F>(&self, key: String, compute: F) -> Result<Bytes>
     where

@@ -280,16 +280,28 @@ async fn export(
     if not_modified(&headers, &p.etag) {
         return Ok(not_modified_response(&p.etag, p.pinned));
     }
-    let df = state.engine.read(p.loaded.table.clone())?;
-    let planned = plan(
-        df,
-        &p.query,
-        &p.loaded.manifest.schema,
-        p.query.paged,
-        false,
-    )?;
-    let stream = state.engine.stream(planned.rows).await?;
-    let body = Body::from_stream(encoded(stream, format));
+    // Exports small enough are kept whole once streamed, and served from memory after.
+    let body = match state.cache.get(&p.etag).await {
+        Some(bytes) => Body::from(bytes),
+        None => {
+            let df = state.engine.read(p.loaded.table.clone())?;
+            let planned = plan(
+                df,
+                &p.query,
+                &p.loaded.manifest.schema,
+                p.query.paged,
+                false,
+            )?;
+            let stream = state.engine.stream(planned.rows).await?;
+            let keep = Keep {
+                cache: state.cache.clone(),
+                key: p.etag.clone(),
+                limit: state.cache.entry_limit(),
+                kept: Vec::new(),
+            };
+            Body::from_stream(encoded(stream, format, keep))
+        }
+    };
     let mut resp = (StatusCode::OK, body).into_response();
     let h = resp.headers_mut();
     h.insert(
@@ -323,16 +335,46 @@ fn last_position(batch: &RecordBatch, hidden: usize) -> Result<After> {
     Ok(After { keys, row })
 }
 
+/// A copy of an export's bytes as they are sent, stored in the result cache once the export
+/// completes, unless it grew past `limit` (then the copy is dropped at once).
+struct Keep {
+    cache: crate::cache::ResponseCache,
+    key: String,
+    limit: usize,
+    kept: Vec<u8>,
+}
+
+impl Keep {
+    fn add(&mut self, chunk: &[u8]) {
+        if self.limit == 0 {
+            return;
+        }
+        if self.kept.len() + chunk.len() > self.limit {
+            self.limit = 0;
+            self.kept = Vec::new();
+        } else {
+            self.kept.extend_from_slice(chunk);
+        }
+    }
+
+    async fn finish(self) {
+        if self.limit > 0 {
+            self.cache.insert(self.key, Bytes::from(self.kept)).await;
+        }
+    }
+}
+
 /// Encodes batches as they arrive. An error after the status line was sent can only cut the
 /// body short; it is logged and the stream ends with an error so the client sees a broken
 /// transfer, not a complete-looking file.
 fn encoded(
     stream: BatchStream,
     format: Format,
+    keep: Keep,
 ) -> impl futures::Stream<Item = Result<Bytes>> + Send {
     futures::stream::unfold(
-        (stream, true, false),
-        move |(mut stream, first, failed)| async move {
+        (stream, true, false, Some(keep)),
+        move |(mut stream, first, failed, mut keep)| async move {
             if failed {
                 return None;
             }
@@ -342,7 +384,12 @@ fn encoded(
                     let empty = arrow::record_batch::RecordBatch::new_empty(stream.schema.clone());
                     encode::csv(&empty, true)
                 }
-                None => return None,
+                None => {
+                    if let Some(k) = keep.take() {
+                        k.finish().await;
+                    }
+                    return None;
+                }
                 Some(Err(e)) => {
                     tracing::error!(error = %e, "export failed mid-stream");
                     Err(e)
@@ -353,7 +400,12 @@ fn encoded(
                 },
             };
             let failed = chunk.is_err();
-            Some((chunk.map(Bytes::from), (stream, false, failed)))
+            match (&chunk, keep.as_mut()) {
+                (Ok(bytes), Some(k)) => k.add(bytes),
+                // A failed export is never kept.
+                _ => keep = None,
+            }
+            Some((chunk.map(Bytes::from), (stream, false, failed, keep)))
         },
     )
 }

@@ -482,6 +482,118 @@ async fn aggregation_groups_and_counts_like_a_reference() {
 }
 
 #[tokio::test]
+async fn aggregates_filter_sort_and_page_alike_in_every_format() {
+    let app = TestApp::sample().await;
+    // Reference: girls' names per year, with count, sum, average, minimum and maximum.
+    let mut by_year = std::collections::BTreeMap::<i64, Vec<i64>>::new();
+    for r in prenoms().iter().filter(|r| &r[1] == "F") {
+        by_year
+            .entry(r[2].parse().unwrap())
+            .or_default()
+            .push(r[0].parse().unwrap());
+    }
+    let mut want: Vec<(i64, u64, i64, f64, i64, i64)> = by_year
+        .iter()
+        .map(|(y, v)| {
+            let sum: i64 = v.iter().sum();
+            let (min, max) = (*v.iter().min().unwrap(), *v.iter().max().unwrap());
+            (
+                *y,
+                v.len() as u64,
+                sum,
+                sum as f64 / v.len() as f64,
+                min,
+                max,
+            )
+        })
+        .collect();
+    want.sort_by(|a, b| b.2.cmp(&a.2).then(a.0.cmp(&b.0)));
+    let n = "nombre_prenoms_declares";
+    let query = format!(
+        "sexe__exact=F&annee__groupby&prenoms__count&{n}__sum&{n}__avg&{n}__min&{n}__max&{n}__sum__sort=desc"
+    );
+    let close = |a: f64, b: f64| (a - b).abs() < 1e-9 * b.abs().max(1.0);
+    let check = |got: Vec<(i64, u64, i64, f64, i64, i64)>, what: &str| {
+        assert_eq!(got.len(), want.len(), "{what}");
+        for (g, w) in got.iter().zip(&want) {
+            assert!(
+                g.0 == w.0
+                    && g.1 == w.1
+                    && g.2 == w.2
+                    && close(g.3, w.3)
+                    && g.4 == w.4
+                    && g.5 == w.5,
+                "{what}: {g:?} != {w:?}"
+            );
+        }
+    };
+    let row = |g: &Value| {
+        (
+            g["annee"].as_i64().unwrap(),
+            g["prenoms__count"].as_u64().unwrap(),
+            g[format!("{n}__sum")].as_i64().unwrap(),
+            g[format!("{n}__avg")].as_f64().unwrap(),
+            g[format!("{n}__min")].as_i64().unwrap(),
+            g[format!("{n}__max")].as_i64().unwrap(),
+        )
+    };
+    // JSON, three groups a page, following `links.next`.
+    let mut got = Vec::new();
+    let mut uri = format!("{PRENOMS}?{query}&page_size=3");
+    loop {
+        let v = app.get(&uri).await.json();
+        assert_eq!(v["meta"]["total"], want.len() as u64);
+        got.extend(v["data"].as_array().unwrap().iter().map(row));
+        match v["links"]["next"].as_str() {
+            Some(next) => uri = next.strip_prefix("http://qanat.test").unwrap().to_string(),
+            None => break,
+        }
+    }
+    check(got, "JSON pages");
+    // NDJSON, whole result.
+    let nd = app.get(&format!("{PRENOMS}.ndjson?{query}")).await.text();
+    let got = nd
+        .lines()
+        .map(|l| row(&serde_json::from_str::<Value>(l).unwrap()))
+        .collect();
+    check(got, "NDJSON");
+    // CSV, whole result, header first.
+    let csv = app.get(&format!("{PRENOMS}.csv?{query}")).await.text();
+    let mut lines = csv.lines();
+    assert_eq!(
+        lines.next(),
+        Some(format!("annee,prenoms__count,{n}__sum,{n}__avg,{n}__min,{n}__max").as_str())
+    );
+    let got = lines
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (
+                f[0].parse().unwrap(),
+                f[1].parse().unwrap(),
+                f[2].parse().unwrap(),
+                f[3].parse().unwrap(),
+                f[4].parse().unwrap(),
+                f[5].parse().unwrap(),
+            )
+        })
+        .collect();
+    check(got, "CSV");
+    // A page of the CSV equals the same JSON page.
+    let page2 = app
+        .get(&format!("{PRENOMS}.csv?{query}&page_size=3&page=2"))
+        .await
+        .text();
+    assert_eq!(page2.lines().count(), 4);
+    assert!(
+        page2
+            .lines()
+            .nth(1)
+            .unwrap()
+            .starts_with(&format!("{},", want[3].0))
+    );
+}
+
+#[tokio::test]
 async fn etags_are_stable_and_answer_304() {
     let app = TestApp::sample().await;
     let uri = format!("{DEPTS}?code__exact=01");
@@ -568,4 +680,39 @@ async fn metrics_count_cache_hits_misses_and_evictions() {
     assert_eq!(metric(&text, "qanat_cache_misses_total"), 6);
     assert!(metric(&text, "qanat_cache_evictions_total") >= 1, "{text}");
     assert!(metric(&text, "qanat_cache_bytes") <= 20000);
+}
+
+#[tokio::test]
+async fn exports_are_kept_once_streamed_when_small_enough() {
+    let app = TestApp::sample().await;
+    let uri = format!("{PRENOMS}.csv?sexe__exact=F&annee__exact=2019");
+    let first = app.get(&uri).await;
+    let second = app.get(&uri).await;
+    assert_eq!((first.status.as_u16(), second.status.as_u16()), (200, 200));
+    assert_eq!(first.body, second.body);
+    assert_eq!(first.headers["etag"], second.headers["etag"]);
+    assert_eq!(second.headers["content-type"], "text/csv; charset=utf-8");
+    let nd = app
+        .get(&format!("{PRENOMS}.ndjson?sexe__exact=F&annee__exact=2019"))
+        .await;
+    assert_eq!(nd.text().lines().count() + 1, first.text().lines().count());
+    let text = app.get("/metrics").await.text();
+    // CSV: a miss, then a hit served from memory; NDJSON is another entry.
+    assert_eq!(metric(&text, "qanat_cache_lookups_total"), 3);
+    assert_eq!(metric(&text, "qanat_cache_hits_total"), 1);
+    assert_eq!(metric(&text, "qanat_cache_entries"), 2);
+
+    // An export larger than an eighth of the budget streams every time and is not kept.
+    let tiny = TestApp::with_settings(
+        &crate::support::repo_path("datasets"),
+        "cache_bytes = 20000\n",
+    )
+    .await;
+    let a = tiny.get(&format!("{PRENOMS}.csv")).await;
+    let b = tiny.get(&format!("{PRENOMS}.csv")).await;
+    assert_eq!(a.body, b.body);
+    assert!(a.body.len() > 2_500);
+    let text = tiny.get("/metrics").await.text();
+    assert_eq!(metric(&text, "qanat_cache_misses_total"), 2);
+    assert_eq!(metric(&text, "qanat_cache_entries"), 0);
 }
