@@ -6,6 +6,7 @@ mod errors;
 mod failures;
 mod ingest;
 mod layout;
+mod memory;
 mod openapi;
 mod paging;
 mod query;
