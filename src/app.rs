@@ -7,14 +7,19 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 
 use crate::cache::ResponseCache;
+use crate::catalog::manifest::Manifest;
+use crate::catalog::schema::{ROW_COLUMN, arrow_schema};
 use crate::catalog::spec::{DatasetSpec, load_dir};
 use crate::catalog::{Catalog, Entry, Loaded};
 use crate::config::Settings;
 use crate::error::{Error, Result};
 use crate::ingest::{self, Outcome};
 use crate::query::Engine;
+use crate::query::plan::column;
+use crate::query::resident::{Budget, Resident};
 use crate::state::AppState;
 use crate::storage::Storage;
+use datafusion::catalog::TableProvider;
 
 /// The catalog's dataset files plus CSV files named on the command line.
 pub fn specs(settings: &Settings, files: &[PathBuf]) -> Result<Vec<DatasetSpec>> {
@@ -37,6 +42,7 @@ pub fn state(settings: Settings, specs: Vec<DatasetSpec>) -> Result<AppState> {
         engine: Arc::new(engine),
         storage,
         cache: ResponseCache::new(settings.cache_bytes),
+        resident: Budget::new(settings.resident_bytes),
         settings: Arc::new(settings),
     })
 }
@@ -48,12 +54,44 @@ pub async fn load_current(state: &AppState, entry: &Entry) -> Result<bool> {
     };
     let table = state.engine.table(&state.storage, &manifest)?;
     let versions = state.storage.version_infos(&entry.spec.id).await?;
+    let resident = make_resident(state, &manifest, &table).await?;
+    let table = match &resident {
+        Some(r) => r.table(state.settings.limits.query_threads)?,
+        None => table,
+    };
     entry.set_current(Arc::new(Loaded {
         manifest,
         table,
+        resident,
         versions,
     }));
     Ok(true)
+}
+
+/// Reads a version into memory when it fits what is left of the resident budget.
+async fn make_resident(
+    state: &AppState,
+    manifest: &Manifest,
+    table: &Arc<dyn TableProvider>,
+) -> Result<Option<Arc<Resident>>> {
+    let Some(ticket) = Resident::reserve(&state.resident, manifest) else {
+        tracing::info!(dataset = %manifest.id, estimate = Resident::estimate(manifest),
+            free = state.resident.limit() - state.resident.used(),
+            "served from Parquet: over the resident budget");
+        return Ok(None);
+    };
+    let df = state
+        .engine
+        .read(Arc::clone(table))?
+        .sort(vec![column(ROW_COLUMN).sort(true, false)])?;
+    let batches = state.engine.collect_all(df).await?;
+    let schema = arrow_schema(&manifest.schema);
+    let manifest = manifest.clone();
+    let resident =
+        tokio::task::spawn_blocking(move || Resident::build(batches, schema, &manifest, ticket))
+            .await
+            .map_err(Error::internal)?;
+    Ok(resident.map(Arc::new))
 }
 
 /// A version of a dataset: the current one, or an older one still kept in storage (opened once,
@@ -93,9 +131,11 @@ pub async fn loaded_version(state: &AppState, id: &str, version: &str) -> Result
         )));
     };
     let table = state.engine.table(&state.storage, &manifest)?;
+    // Older versions are read from Parquet: memory goes to the versions most asked for.
     let loaded = Arc::new(Loaded {
         manifest,
         table,
+        resident: None,
         versions: Vec::new(),
     });
     entry.remember(Arc::clone(&loaded));

@@ -29,6 +29,9 @@ pub struct Cli {
     /// Byte budget of the result cache (0 turns it off)
     #[arg(long, global = true, env = "QANAT_CACHE_BYTES", value_name = "N")]
     pub cache_bytes: Option<u64>,
+    /// Byte budget of datasets held decoded in memory (0 serves every one from Parquet)
+    #[arg(long, global = true, env = "QANAT_RESIDENT_BYTES", value_name = "N")]
+    pub resident_bytes: Option<u64>,
     /// Base URL of the links in responses (default: from the request's Host)
     #[arg(long, global = true, env = "QANAT_PUBLIC_URL", value_name = "URL")]
     pub public_url: Option<String>,
@@ -110,6 +113,9 @@ impl Cli {
         }
         if let Some(v) = self.cache_bytes {
             s.cache_bytes = v;
+        }
+        if let Some(v) = self.resident_bytes {
+            s.resident_bytes = v;
         }
         if let Some(v) = &self.public_url {
             s.public_url = Some(v.clone());

@@ -20,6 +20,8 @@ pub struct Settings {
     pub public_url: Option<String>,
     /// Byte budget of the result cache; `0` turns it off.
     pub cache_bytes: u64,
+    /// Byte budget of the datasets held decoded in memory; `0` serves every one from Parquet.
+    pub resident_bytes: u64,
     pub limits: Limits,
     pub ingest: IngestSettings,
 }
@@ -57,6 +59,7 @@ impl Default for Settings {
             addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
             public_url: None,
             cache_bytes: 64 * 1024 * 1024,
+            resident_bytes: 1024 * 1024 * 1024,
             limits: Limits::default(),
             ingest: IngestSettings::default(),
         }
@@ -97,6 +100,7 @@ pub struct FileSettings {
     pub addr: Option<String>,
     pub public_url: Option<String>,
     pub cache_bytes: Option<u64>,
+    pub resident_bytes: Option<u64>,
     #[serde(default)]
     pub limits: FileLimits,
     #[serde(default)]
@@ -150,6 +154,9 @@ impl Settings {
         }
         if let Some(v) = f.cache_bytes {
             self.cache_bytes = v;
+        }
+        if let Some(v) = f.resident_bytes {
+            self.resident_bytes = v;
         }
         let l = &mut self.limits;
         set(&mut l.default_page_size, f.limits.default_page_size);

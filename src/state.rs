@@ -15,4 +15,6 @@ pub struct AppState {
     pub engine: Arc<Engine>,
     pub storage: Storage,
     pub cache: ResponseCache,
+    /// Memory for datasets held decoded.
+    pub resident: Arc<crate::query::resident::Budget>,
 }

@@ -21,6 +21,8 @@ use spec::DatasetSpec;
 pub struct Loaded {
     pub manifest: Manifest,
     pub table: Arc<dyn TableProvider>,
+    /// The rows in memory, when the version fits the resident budget (`table` then reads them).
+    pub resident: Option<Arc<crate::query::resident::Resident>>,
     /// The versions kept in storage when this one was loaded, newest first.
     pub versions: Vec<manifest::VersionInfo>,
 }

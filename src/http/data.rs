@@ -21,7 +21,9 @@ use crate::query::BatchStream;
 use crate::query::cursor::{self, After, Cursor};
 use crate::query::params::{self, DataQuery};
 use crate::query::plan::plan;
+use crate::query::resident::{self, Resident};
 use crate::state::AppState;
+use std::sync::Arc;
 
 /// A page of rows (documentation of the body the handler writes directly).
 #[derive(Debug, Serialize, ToSchema)]
@@ -155,29 +157,11 @@ pub async fn page(
 
 async fn render_page(state: &AppState, base: &str, p: &Prepared) -> Result<Bytes> {
     let (m, q, id) = (&p.loaded.manifest, &p.query, &p.id);
-    let df = state.engine.read(p.loaded.table.clone())?;
     let keyed = !q.is_aggregate();
-    let planned = plan(df, q, &m.schema, true, keyed)?;
-    let rows = state.engine.collect(planned.rows);
-    let total = async {
-        match planned.total {
-            Some(df) => state.engine.count(df).await,
-            None => Ok(m.rows),
-        }
+    let (batches, total, after) = match &p.loaded.resident {
+        Some(r) if Resident::serves(q) => resident_page(state, r, q).await?,
+        _ => planned_page(state, p).await?,
     };
-    let (mut batches, total) = tokio::try_join!(rows, total)?;
-    // The next page starts after the last row shown: its keys are the hidden last columns.
-    let mut after = None;
-    if keyed {
-        let hidden = q.sorts.len() + 1;
-        if let Some(last) = batches.iter().rev().find(|b| b.num_rows() > 0) {
-            after = Some(last_position(last, hidden)?);
-        }
-        for b in &mut batches {
-            let visible: Vec<usize> = (0..b.num_columns() - hidden).collect();
-            *b = b.project(&visible).map_err(Error::internal)?;
-        }
-    }
     let data = encode::json_array(&batches)?;
     let shown = q.page.saturating_mul(q.page_size);
     let next = (shown < total && (after.is_some() || !keyed)).then(|| Cursor {
@@ -284,15 +268,22 @@ async fn export(
     let body = match state.cache.get(&p.etag).await {
         Some(bytes) => Body::from(bytes),
         None => {
-            let df = state.engine.read(p.loaded.table.clone())?;
-            let planned = plan(
-                df,
-                &p.query,
-                &p.loaded.manifest.schema,
-                p.query.paged,
-                false,
-            )?;
-            let stream = state.engine.stream(planned.rows).await?;
+            let stream = match &p.loaded.resident {
+                Some(r) if Resident::serves(&p.query) => {
+                    resident::stream(&state.engine, Arc::clone(r), p.query.clone()).await?
+                }
+                _ => {
+                    let df = state.engine.read(p.loaded.table.clone())?;
+                    let planned = plan(
+                        df,
+                        &p.query,
+                        &p.loaded.manifest.schema,
+                        p.query.paged,
+                        false,
+                    )?;
+                    state.engine.stream(planned.rows).await?
+                }
+            };
             let keep = Keep {
                 cache: state.cache.clone(),
                 key: p.etag.clone(),
@@ -317,6 +308,62 @@ async fn export(
     }
     set_cache_headers(h, &p.etag, p.pinned);
     Ok(resp)
+}
+
+/// A page in file order from rows held in memory: total and rows in one pass, no plan.
+async fn resident_page(
+    state: &AppState,
+    r: &Arc<Resident>,
+    q: &DataQuery,
+) -> Result<(Vec<RecordBatch>, u64, Option<After>)> {
+    let after_row = q
+        .cursor
+        .as_ref()
+        .and_then(|c| c.after.as_ref())
+        .map(|a| a.row);
+    let offset = if after_row.is_some() { 0 } else { q.offset()? };
+    let (r, q2, size) = (Arc::clone(r), q.clone(), q.page_size as usize);
+    let sel = state
+        .engine
+        .run(move || r.select(&q2, after_row, offset, Some(size)))
+        .await?;
+    let after = sel.last_row.map(|row| After {
+        keys: Vec::new(),
+        row,
+    });
+    Ok((sel.batches, sel.total, after))
+}
+
+/// A page planned in DataFusion, its total counted alongside.
+async fn planned_page(
+    state: &AppState,
+    p: &Prepared,
+) -> Result<(Vec<RecordBatch>, u64, Option<After>)> {
+    let (m, q) = (&p.loaded.manifest, &p.query);
+    let df = state.engine.read(p.loaded.table.clone())?;
+    let keyed = !q.is_aggregate();
+    let planned = plan(df, q, &m.schema, true, keyed)?;
+    let rows = state.engine.collect(planned.rows);
+    let total = async {
+        match planned.total {
+            Some(df) => state.engine.count(df).await,
+            None => Ok(m.rows),
+        }
+    };
+    let (mut batches, total) = tokio::try_join!(rows, total)?;
+    // The next page starts after the last row shown: its keys are the hidden last columns.
+    let mut after = None;
+    if keyed {
+        let hidden = q.sorts.len() + 1;
+        if let Some(last) = batches.iter().rev().find(|b| b.num_rows() > 0) {
+            after = Some(last_position(last, hidden)?);
+        }
+        for b in &mut batches {
+            let visible: Vec<usize> = (0..b.num_columns() - hidden).collect();
+            *b = b.project(&visible).map_err(Error::internal)?;
+        }
+    }
+    Ok((batches, total, after))
 }
 
 /// The position of a batch's last row, from its `hidden` last columns (sort keys, row number).

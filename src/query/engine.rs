@@ -117,6 +117,25 @@ impl Engine {
         }
     }
 
+    /// Runs a query to completion with no deadline (loading a version into memory).
+    pub async fn collect_all(&self, df: DataFrame) -> Result<Vec<RecordBatch>> {
+        let task = AbortOnDrop(self.handle().spawn(df.collect()));
+        task.join().await?.map_err(Error::from_engine)
+    }
+
+    /// Runs CPU-bound work on the query runtime, within the deadline.
+    pub async fn run<T, F>(&self, work: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> Result<T> + Send + 'static,
+    {
+        let task = AbortOnDrop(self.handle().spawn(async move { work() }));
+        match tokio::time::timeout(self.deadline, task.join()).await {
+            Err(_) => Err(self.timed_out()),
+            Ok(joined) => joined?,
+        }
+    }
+
     /// Counts the rows of a query within the deadline.
     pub async fn count(&self, df: DataFrame) -> Result<u64> {
         let task = AbortOnDrop(self.handle().spawn(df.count()));
@@ -168,6 +187,28 @@ impl Engine {
         };
         let task = AbortOnDrop(self.handle().spawn(run));
         task.join().await?.map_err(Error::from_engine)
+    }
+
+    /// Streams batches that `produce` sends from a blocking thread of the query runtime (a walk
+    /// over resident rows); as with [`Self::stream`], the first is awaited within the deadline,
+    /// and a closed connection makes the next send fail, which ends the walk.
+    pub async fn stream_from<F>(&self, schema: SchemaRef, produce: F) -> Result<BatchStream>
+    where
+        F: FnOnce(&mpsc::Sender<datafusion::error::Result<RecordBatch>>) + Send + 'static,
+    {
+        let (tx, mut rx) = mpsc::channel(2);
+        let task = AbortOnDrop(self.handle().spawn_blocking(move || produce(&tx)));
+        let first = match tokio::time::timeout(self.deadline, rx.recv()).await {
+            Err(_) => return Err(self.timed_out()),
+            Ok(None) => None,
+            Ok(Some(item)) => Some(item.map_err(Error::from_engine)?),
+        };
+        Ok(BatchStream {
+            schema,
+            first,
+            rx,
+            _task: task,
+        })
     }
 
     /// Starts a query whose result is streamed. The first batch is awaited here, within the

@@ -4,6 +4,7 @@ pub mod cursor;
 pub mod engine;
 pub mod params;
 pub mod plan;
+pub mod resident;
 
 pub use engine::{BatchStream, Engine};
 pub use params::DataQuery;

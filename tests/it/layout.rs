@@ -34,7 +34,8 @@ async fn app() -> TestApp {
         ("sorted.csv", &csv),
         ("sorted.toml", &sorted),
     ];
-    TestApp::with_files(&files, "").await
+    // Read from Parquet, not from memory, so that the scans show.
+    TestApp::with_files(&files, "resident_bytes = 0\n").await
 }
 
 /// Runs the filtered (unpaged) query of `raw` on the current version and reports its scans.

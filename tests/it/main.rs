@@ -10,5 +10,6 @@ mod memory;
 mod openapi;
 mod paging;
 mod query;
+mod resident;
 mod socket;
 mod support;

@@ -1,0 +1,491 @@
+//! Datasets held in memory. A version that fits the resident budget is decoded once, when it is
+//! published; its repetitive string columns also get dictionary codes. The common request — a
+//! page in file order under filters — is then answered without planning anything: one pass over
+//! the filter columns gives the exact total and the page's rows together, equality on a coded
+//! column is a comparison of small integers, and a cursor seeks to its row directly. Sorted and
+//! aggregated queries run in DataFusion over the same batches (a `MemTable`).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use arrow::array::{Array, AsArray, BooleanArray, RecordBatch, StringArray};
+use arrow::buffer::BooleanBuffer;
+use arrow::datatypes::SchemaRef;
+use datafusion::catalog::TableProvider;
+use datafusion::common::DFSchema;
+use datafusion::datasource::MemTable;
+use datafusion::execution::context::ExecutionProps;
+use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
+use datafusion::physical_expr::{PhysicalExpr, create_physical_expr};
+use datafusion::scalar::ScalarValue;
+
+use super::params::{DataQuery, Filter, Op};
+use super::plan::{column, filter_expr};
+use crate::catalog::manifest::Manifest;
+use crate::catalog::schema::{ColumnType, ROW_COLUMN};
+use crate::error::{Error, Result};
+
+/// A code for each distinct value fits in 16 bits; this one stands for null.
+const NULL_CODE: u16 = u16::MAX;
+
+/// Memory set aside for resident datasets, shared by all of them.
+#[derive(Debug)]
+pub struct Budget {
+    limit: u64,
+    used: AtomicU64,
+}
+
+impl Budget {
+    pub fn new(limit: u64) -> Arc<Self> {
+        Arc::new(Budget {
+            limit,
+            used: AtomicU64::new(0),
+        })
+    }
+
+    pub fn used(&self) -> u64 {
+        self.used.load(Ordering::Relaxed)
+    }
+
+    pub fn limit(&self) -> u64 {
+        self.limit
+    }
+
+    /// Reserves `bytes` if they fit.
+    fn reserve(self: &Arc<Self>, bytes: u64) -> Option<Reservation> {
+        let mut used = self.used.load(Ordering::Relaxed);
+        loop {
+            if used + bytes > self.limit {
+                return None;
+            }
+            match self.used.compare_exchange(
+                used,
+                used + bytes,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => {
+                    return Some(Reservation {
+                        budget: Arc::clone(self),
+                        bytes,
+                    });
+                }
+                Err(now) => used = now,
+            }
+        }
+    }
+}
+
+/// Budget held by a resident version, given back when the version is dropped.
+#[derive(Debug)]
+struct Reservation {
+    budget: Arc<Budget>,
+    bytes: u64,
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        self.budget.used.fetch_sub(self.bytes, Ordering::Relaxed);
+    }
+}
+
+/// Dictionary codes of a string column: one per row, over the whole version.
+struct Codes {
+    lookup: HashMap<String, u16>,
+    keys: Vec<u16>,
+}
+
+/// A version's rows in memory, in file order (`__row` is the row's index).
+pub struct Resident {
+    pub schema: SchemaRef,
+    batches: Vec<RecordBatch>,
+    /// Index of each batch's first row.
+    starts: Vec<usize>,
+    rows: usize,
+    codes: HashMap<String, Codes>,
+    _reservation: Reservation,
+}
+
+/// What a page needs from a resident version.
+pub struct Selection {
+    /// The page's rows, with the query's columns.
+    pub batches: Vec<RecordBatch>,
+    /// Rows matching the filters.
+    pub total: u64,
+    /// Row number of the page's last row.
+    pub last_row: Option<i64>,
+}
+
+impl Resident {
+    /// Decodes `batches` (a whole version, in file order) if the budget allows: the Parquet's
+    /// size is checked against an estimate first, so a dataset far too big is never read.
+    pub fn estimate(manifest: &Manifest) -> u64 {
+        // Arrow holds text much as the CSV does, plus offsets; numbers take 8 bytes.
+        let gz = manifest.source.uri.ends_with(".gz");
+        manifest.source.bytes * if gz { 12 } else { 2 } + manifest.rows * 16
+    }
+
+    pub fn reserve(budget: &Arc<Budget>, manifest: &Manifest) -> Option<ReservationTicket> {
+        budget
+            .reserve(Self::estimate(manifest))
+            .map(ReservationTicket)
+    }
+
+    /// Builds the resident form of a version from its batches, holding `ticket`'s budget
+    /// (adjusted to the real size, or refused when that does not fit).
+    pub fn build(
+        batches: Vec<RecordBatch>,
+        schema: SchemaRef,
+        manifest: &Manifest,
+        ticket: ReservationTicket,
+    ) -> Option<Self> {
+        let mut starts = Vec::with_capacity(batches.len());
+        let mut rows = 0;
+        for b in &batches {
+            starts.push(rows);
+            rows += b.num_rows();
+        }
+        let mut codes = HashMap::new();
+        for (i, col) in manifest.schema.iter().enumerate() {
+            let repetitive = manifest
+                .profile
+                .get(i)
+                .is_some_and(|p| p.distinct < u64::from(NULL_CODE) / 2);
+            if col.kind != ColumnType::String || !repetitive {
+                continue;
+            }
+            if let Some(c) = encode(&batches, i, rows) {
+                codes.insert(col.name.clone(), c);
+            }
+        }
+        let bytes = batches
+            .iter()
+            .map(|b| b.get_array_memory_size() as u64)
+            .sum::<u64>()
+            + codes.values().map(|c| c.keys.len() as u64 * 2).sum::<u64>();
+        let ReservationTicket(mut reservation) = ticket;
+        // Settle the estimate against the real size.
+        if bytes > reservation.bytes {
+            let more = reservation.budget.reserve(bytes - reservation.bytes)?;
+            reservation.bytes += more.bytes;
+            std::mem::forget(more);
+        } else {
+            let less = reservation.bytes - bytes;
+            reservation.budget.used.fetch_sub(less, Ordering::Relaxed);
+            reservation.bytes = bytes;
+        }
+        Some(Resident {
+            schema,
+            batches,
+            starts,
+            rows,
+            codes,
+            _reservation: reservation,
+        })
+    }
+
+    /// The same rows as a DataFusion table, split into `partitions` runs of consecutive
+    /// batches, each in file order.
+    pub fn table(&self, partitions: usize) -> Result<Arc<dyn TableProvider>> {
+        let per = self.batches.len().div_ceil(partitions.max(1)).max(1);
+        let parts: Vec<Vec<RecordBatch>> = self.batches.chunks(per).map(<[_]>::to_vec).collect();
+        let parts = if parts.is_empty() {
+            vec![Vec::new()]
+        } else {
+            parts
+        };
+        let table = MemTable::try_new(Arc::clone(&self.schema), parts)?
+            .with_sort_order(vec![vec![column(ROW_COLUMN).sort(true, false)]]);
+        Ok(Arc::new(table))
+    }
+
+    /// Whether a query is answered here: rows in file order (no sort, no aggregation).
+    pub fn serves(q: &DataQuery) -> bool {
+        !q.is_aggregate() && q.sorts.is_empty()
+    }
+
+    /// The rows of a query in file order: those after `after_row` (a cursor's row), skipping
+    /// `offset` matches, at most `limit` (all when `None`), with the exact total.
+    pub fn select(
+        &self,
+        q: &DataQuery,
+        after_row: Option<i64>,
+        offset: usize,
+        limit: Option<usize>,
+    ) -> Result<Selection> {
+        let mut batches = Vec::new();
+        let (total, last_row) = self.scan(q, after_row, offset, limit, true, |b| {
+            batches.push(b);
+            true
+        })?;
+        Ok(Selection {
+            batches,
+            total: total.unwrap_or_default(),
+            last_row,
+        })
+    }
+
+    /// Walks the matching rows in file order, handing each batch of them to `emit` (which may
+    /// stop the walk by answering `false`). With `count`, every batch is tested to the end and
+    /// the exact total returned; otherwise the walk stops once `limit` rows were emitted.
+    pub fn scan(
+        &self,
+        q: &DataQuery,
+        after_row: Option<i64>,
+        offset: usize,
+        limit: Option<usize>,
+        count: bool,
+        mut emit: impl FnMut(RecordBatch) -> bool,
+    ) -> Result<(Option<u64>, Option<i64>)> {
+        let projection: Vec<usize> = match &q.columns {
+            Some(cols) => cols
+                .iter()
+                .map(|c| self.schema.index_of(c))
+                .collect::<std::result::Result<_, _>>()
+                .map_err(Error::internal)?,
+            None => (0..self.schema.fields().len() - 1).collect(),
+        };
+        let filters = self.compile(&q.filters)?;
+        let first_row = after_row.map_or(0, |r| usize::try_from(r + 1).unwrap_or(0));
+        let mut total = 0u64;
+        let mut to_skip = offset;
+        let mut wanted = limit.unwrap_or(usize::MAX);
+        let mut last_row = None;
+        for (b, batch) in self.batches.iter().enumerate() {
+            let start = self.starts[b];
+            let n = batch.num_rows();
+            let done = wanted == 0;
+            if done && !count {
+                break;
+            }
+            // Batches before the cursor only count.
+            let before = start + n <= first_row;
+            if !count && before {
+                continue;
+            }
+            let mask = self.mask(&filters, batch, start)?;
+            total += mask.as_ref().map_or(n, |m| m.true_count()) as u64;
+            if done || before {
+                continue;
+            }
+            let from = first_row.saturating_sub(start);
+            let rows = batch.slice(from, n - from);
+            let mut picked = match &mask {
+                Some(m) => {
+                    let m = m.slice(from, n - from);
+                    arrow::compute::filter_record_batch(&rows, &m).map_err(Error::internal)?
+                }
+                None => rows,
+            };
+            let skip = to_skip.min(picked.num_rows());
+            to_skip -= skip;
+            let take = wanted.min(picked.num_rows() - skip);
+            if take == 0 {
+                continue;
+            }
+            picked = picked.slice(skip, take);
+            wanted -= take;
+            last_row = picked
+                .column(picked.num_columns() - 1)
+                .as_primitive::<arrow::datatypes::Int64Type>()
+                .values()
+                .last()
+                .copied();
+            if !emit(picked.project(&projection).map_err(Error::internal)?) {
+                break;
+            }
+        }
+        Ok((count.then_some(total), last_row))
+    }
+
+    /// Each filter as a test on codes, where its column has them and the operator is one of
+    /// equality, or as a DataFusion expression evaluated on the batch.
+    fn compile(&self, filters: &[Filter]) -> Result<Vec<Compiled<'_>>> {
+        let df_schema = DFSchema::try_from(self.schema.as_ref().clone())?;
+        let props = ExecutionProps::new();
+        filters
+            .iter()
+            .map(|f| {
+                if let Some(codes) = self.codes.get(&f.column)
+                    && let Some(test) = CodeTest::of(f, codes)
+                {
+                    return Ok(Compiled::Codes(&codes.keys, test));
+                }
+                let expr = create_physical_expr(
+                    &filter_expr(f),
+                    &df_schema,
+                    &props,
+                    &PhysicalPlanningContext::default(),
+                )?;
+                Ok(Compiled::Expr(expr))
+            })
+            .collect()
+    }
+
+    /// Rows of one batch passing every filter (`None`: no filters, all pass).
+    fn mask(
+        &self,
+        filters: &[Compiled<'_>],
+        batch: &RecordBatch,
+        start: usize,
+    ) -> Result<Option<BooleanArray>> {
+        let mut mask: Option<BooleanArray> = None;
+        for f in filters {
+            let m = match f {
+                Compiled::Codes(keys, test) => {
+                    let keys = &keys[start..start + batch.num_rows()];
+                    BooleanArray::new(
+                        BooleanBuffer::collect_bool(keys.len(), |i| test.pass(keys[i])),
+                        None,
+                    )
+                }
+                Compiled::Expr(e) => {
+                    let v = e.evaluate(batch)?.into_array(batch.num_rows())?;
+                    let b = v.as_boolean();
+                    // A null outcome does not pass, as in a WHERE clause.
+                    match b.nulls() {
+                        Some(nulls) => BooleanArray::new(b.values() & nulls.inner(), None),
+                        None => b.clone(),
+                    }
+                }
+            };
+            mask = Some(match mask {
+                None => m,
+                Some(prev) => arrow::compute::and(&prev, &m).map_err(Error::internal)?,
+            });
+        }
+        Ok(mask)
+    }
+
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+}
+
+/// Budget reserved for a version about to be decoded.
+pub struct ReservationTicket(Reservation);
+
+enum Compiled<'a> {
+    Codes(&'a [u16], CodeTest),
+    Expr(Arc<dyn PhysicalExpr>),
+}
+
+/// Which codes pass: a table indexed by code (the null code included).
+struct CodeTest {
+    pass: Vec<bool>,
+}
+
+impl CodeTest {
+    fn of(f: &Filter, codes: &Codes) -> Option<Self> {
+        let size = codes.lookup.len();
+        let code_of = |v: &ScalarValue| match v {
+            ScalarValue::Utf8(Some(s)) => Some(codes.lookup.get(s).copied()),
+            _ => None,
+        };
+        let mut pass = vec![false; size + 1];
+        let null_slot = size;
+        let listed = |pass: &mut Vec<bool>, value: bool| -> Option<()> {
+            for v in &f.values {
+                if let Some(c) = code_of(v)? {
+                    pass[c as usize] = value;
+                }
+            }
+            Some(())
+        };
+        match f.op {
+            Op::Exact | Op::In => listed(&mut pass, true)?,
+            // Negatives keep nulls: a missing value differs from any given one.
+            Op::Differs | Op::NotIn => {
+                pass.iter_mut().for_each(|p| *p = true);
+                listed(&mut pass, false)?;
+            }
+            Op::IsNull => pass[null_slot] = true,
+            Op::IsNotNull => {
+                pass.iter_mut().for_each(|p| *p = true);
+                pass[null_slot] = false;
+            }
+            _ => return None,
+        }
+        Some(CodeTest { pass })
+    }
+
+    #[inline]
+    fn pass(&self, key: u16) -> bool {
+        let slot = if key == NULL_CODE {
+            self.pass.len() - 1
+        } else {
+            key as usize
+        };
+        self.pass[slot]
+    }
+}
+
+/// Codes for a string column, or `None` when it has too many distinct values.
+fn encode(batches: &[RecordBatch], col: usize, rows: usize) -> Option<Codes> {
+    let mut lookup: HashMap<String, u16> = HashMap::new();
+    let mut keys = Vec::with_capacity(rows);
+    for b in batches {
+        let arr = b.column(col).as_any().downcast_ref::<StringArray>()?;
+        for v in arr.iter() {
+            keys.push(match v {
+                None => NULL_CODE,
+                Some(s) => match lookup.get(s) {
+                    Some(c) => *c,
+                    None => {
+                        let c = u16::try_from(lookup.len())
+                            .ok()
+                            .filter(|c| *c < NULL_CODE)?;
+                        lookup.insert(s.to_string(), c);
+                        c
+                    }
+                },
+            });
+        }
+    }
+    Some(Codes { lookup, keys })
+}
+
+/// Streams the rows of a file-order query (an export) from a resident version.
+pub async fn stream(
+    engine: &super::Engine,
+    resident: Arc<Resident>,
+    q: DataQuery,
+) -> Result<super::BatchStream> {
+    let projection: Vec<usize> = match &q.columns {
+        Some(cols) => cols
+            .iter()
+            .map(|c| resident.schema.index_of(c))
+            .collect::<std::result::Result<_, _>>()
+            .map_err(Error::internal)?,
+        None => (0..resident.schema.fields().len() - 1).collect(),
+    };
+    let schema = Arc::new(
+        resident
+            .schema
+            .project(&projection)
+            .map_err(Error::internal)?,
+    );
+    let after_row = q
+        .cursor
+        .as_ref()
+        .and_then(|c| c.after.as_ref())
+        .map(|a| a.row);
+    let (offset, limit) = match (q.paged, after_row) {
+        (false, _) => (0, None),
+        (true, Some(_)) => (0, Some(q.page_size as usize)),
+        (true, None) => (q.offset()?, Some(q.page_size as usize)),
+    };
+    engine
+        .stream_from(schema, move |tx| {
+            let walked = resident.scan(&q, after_row, offset, limit, false, |b| {
+                tx.blocking_send(Ok(b)).is_ok()
+            });
+            if let Err(e) = walked {
+                let _ = tx.blocking_send(Err(datafusion::error::DataFusionError::Execution(
+                    e.to_string(),
+                )));
+            }
+        })
+        .await
+}
