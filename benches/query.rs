@@ -1,5 +1,5 @@
 //! Micro-benchmarks of the request path's parts: parsing the filter grammar, planning a query
-//! with DataFusion, and encoding results as JSON and CSV. `cargo bench` runs them; end-to-end
+//! with DataFusion, answering pages from resident rows, and encoding results as JSON and CSV. `cargo bench` runs them; end-to-end
 //! figures against the peers come from `../shared/bench/serve`.
 
 use std::sync::Arc;
@@ -96,6 +96,53 @@ fn plan(c: &mut Criterion) {
     });
 }
 
+/// The resident path: a 200,000-row dataset held in memory, pages answered by one pass.
+fn resident(c: &mut Criterion) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("trips.csv");
+    let mut text = String::from("trip_id,stop_sequence,category\n");
+    let categories = ["Bus", "Tramway", "Train", "Ferry", "Metro"];
+    for i in 0..200_000 {
+        text.push_str(&format!("T{i:07},{},{}\n", i % 40, categories[i * 7 % 5]));
+    }
+    std::fs::write(&csv, text).unwrap();
+    let mut settings = qanat::config::Settings {
+        storage: "memory://".into(),
+        ..Default::default()
+    };
+    settings.datasets_dir = dir.path().join("none");
+    let specs = qanat::app::specs(&settings, std::slice::from_ref(&csv)).unwrap();
+    let state = qanat::app::state(settings, specs).unwrap();
+    rt.block_on(qanat::app::ingest_and_load(&state, &[], false))
+        .unwrap();
+    let loaded = state.catalog.loaded("trips").unwrap();
+    let resident = loaded.resident.clone().expect("held in memory");
+    let schema = &loaded.manifest.schema;
+    let limits = Limits::default();
+    let eq = params::parse("category__exact=Tramway&page_size=100", schema, &limits).unwrap();
+    c.bench_function(
+        "resident page: equality on a coded column, 200k rows",
+        |b| b.iter(|| resident.select(&eq, None, 0, Some(100)).unwrap()),
+    );
+    let range = params::parse(
+        "stop_sequence__greater=20&stop_sequence__strictly_less=25&page_size=100",
+        schema,
+        &limits,
+    )
+    .unwrap();
+    c.bench_function("resident page: integer range, 200k rows", |b| {
+        b.iter(|| resident.select(&range, None, 0, Some(100)).unwrap())
+    });
+    let all = params::parse("page_size=100", schema, &limits).unwrap();
+    c.bench_function("resident page after row 150,000 (cursor)", |b| {
+        b.iter(|| resident.select(&all, Some(149_999), 0, Some(100)).unwrap())
+    });
+    c.bench_function("resident page 1,501 (offset)", |b| {
+        b.iter(|| resident.select(&all, None, 150_000, Some(100)).unwrap())
+    });
+}
+
 fn encode(c: &mut Criterion) {
     let page = batch(100);
     c.bench_function("encode 100 rows as JSON", |b| {
@@ -110,5 +157,5 @@ fn encode(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, parse, plan, encode);
+criterion_group!(benches, parse, plan, resident, encode);
 criterion_main!(benches);

@@ -160,6 +160,14 @@ async fn render_page(state: &AppState, base: &str, p: &Prepared) -> Result<Bytes
     let keyed = !q.is_aggregate();
     let (batches, total, after) = match &p.loaded.resident {
         Some(r) if Resident::serves(q) => resident_page(state, r, q).await?,
+        Some(r) if r.serves_aggregate(q) => {
+            let (r, q2) = (Arc::clone(r), q.clone());
+            let (page, groups) = state
+                .engine
+                .run(move || resident::group_page(&r, &q2, true))
+                .await?;
+            (vec![page], groups, None)
+        }
         _ => planned_page(state, p).await?,
     };
     let data = encode::json_array(&batches)?;
@@ -271,6 +279,9 @@ async fn export(
             let stream = match &p.loaded.resident {
                 Some(r) if Resident::serves(&p.query) => {
                     resident::stream(&state.engine, Arc::clone(r), p.query.clone()).await?
+                }
+                Some(r) if r.serves_aggregate(&p.query) => {
+                    resident::stream_groups(&state.engine, Arc::clone(r), p.query.clone()).await?
                 }
                 _ => {
                     let df = state.engine.read(p.loaded.table.clone())?;

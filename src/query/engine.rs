@@ -61,7 +61,11 @@ impl Engine {
             FairSpillPool::new(limits.memory_bytes),
             NonZeroUsize::new(5).expect("non-zero"),
         );
-        let mut env = RuntimeEnvBuilder::new().with_memory_pool(Arc::new(pool));
+        // Versions are immutable, so a file's footer and page index, once read, stay true: they
+        // are kept (64 MiB of them) instead of being read per request, as are the listings.
+        let mut env = RuntimeEnvBuilder::new()
+            .with_memory_pool(Arc::new(pool))
+            .with_metadata_cache_limit(64 * 1024 * 1024);
         if !limits.spill_to_disk {
             env = env.with_disk_manager_builder(
                 DiskManagerBuilder::default().with_mode(DiskManagerMode::Disabled),
@@ -143,6 +147,15 @@ impl Engine {
             Err(_) => Err(self.timed_out()),
             Ok(joined) => Ok(joined?.map_err(Error::from_engine)? as u64),
         }
+    }
+
+    /// Parquet files whose footer and page index are held in memory.
+    pub fn cached_footers(&self) -> usize {
+        self.ctx
+            .runtime_env()
+            .cache_manager
+            .get_file_metadata_cache()
+            .len()
     }
 
     /// Runs a query and reports what its Parquet scans skipped, from DataFusion's execution

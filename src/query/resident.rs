@@ -9,9 +9,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use arrow::array::{Array, AsArray, BooleanArray, RecordBatch, StringArray};
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Int64Array, RecordBatch, StringArray};
 use arrow::buffer::BooleanBuffer;
+use arrow::compute::{SortColumn, SortOptions, lexsort_to_indices, take};
 use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{DataType, Field, Schema};
 use datafusion::catalog::TableProvider;
 use datafusion::common::DFSchema;
 use datafusion::datasource::MemTable;
@@ -20,7 +22,7 @@ use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext
 use datafusion::physical_expr::{PhysicalExpr, create_physical_expr};
 use datafusion::scalar::ScalarValue;
 
-use super::params::{DataQuery, Filter, Op};
+use super::params::{Agg, DataQuery, Filter, Op};
 use super::plan::{column, filter_expr};
 use crate::catalog::manifest::Manifest;
 use crate::catalog::schema::{ColumnType, ROW_COLUMN};
@@ -28,6 +30,9 @@ use crate::error::{Error, Result};
 
 /// A code for each distinct value fits in 16 bits; this one stands for null.
 const NULL_CODE: u16 = u16::MAX;
+
+/// Group combinations counted in a table by [`Resident::aggregate`].
+const MAX_GROUP_SLOTS: usize = 1 << 20;
 
 /// Memory set aside for resident datasets, shared by all of them.
 #[derive(Debug)]
@@ -93,6 +98,8 @@ impl Drop for Reservation {
 /// Dictionary codes of a string column: one per row, over the whole version.
 struct Codes {
     lookup: HashMap<String, u16>,
+    /// The value of each code.
+    values: Vec<String>,
     keys: Vec<u16>,
 }
 
@@ -264,6 +271,13 @@ impl Resident {
             if !count && before {
                 continue;
             }
+            // A batch that only counts, under one coded filter: count codes, build no mask.
+            if (done || before)
+                && let [Compiled::Codes(keys, test)] = filters.as_slice()
+            {
+                total += test.count(&keys[start..start + n]) as u64;
+                continue;
+            }
             let mask = self.mask(&filters, batch, start)?;
             total += mask.as_ref().map_or(n, |m| m.true_count()) as u64;
             if done || before {
@@ -361,6 +375,111 @@ impl Resident {
     pub fn rows(&self) -> usize {
         self.rows
     }
+
+    /// Whether an aggregation is answered here: groups of coded columns (few enough
+    /// combinations to count in a table), counts only. Sums and averages go to DataFusion,
+    /// whose floating-point results they must equal to the last digit.
+    pub fn serves_aggregate(&self, q: &DataQuery) -> bool {
+        let slots = q.group_by.iter().try_fold(1usize, |acc, g| {
+            let c = self.codes.get(g)?;
+            acc.checked_mul(c.values.len() + 1)
+        });
+        q.is_aggregate()
+            && !q.group_by.is_empty()
+            && slots.is_some_and(|s| s <= MAX_GROUP_SLOTS)
+            && q.aggregates.iter().all(|a| a.agg == Agg::Count)
+    }
+
+    /// Every group of an aggregation [`Self::serves_aggregate`] accepts, with its counts, in
+    /// the order DataFusion would give: the requested sorts, then the group keys (nulls last).
+    pub fn aggregate(&self, q: &DataQuery) -> Result<RecordBatch> {
+        let groups: Vec<&Codes> = q
+            .group_by
+            .iter()
+            .map(|g| {
+                self.codes
+                    .get(g)
+                    .ok_or_else(|| Error::internal("not coded"))
+            })
+            .collect::<Result<_>>()?;
+        // Slot of a row: its codes in mixed radix, the null code taking the last digit.
+        let radix: Vec<usize> = groups.iter().map(|c| c.values.len() + 1).collect();
+        let slots: usize = radix.iter().product();
+        let digit = |c: &Codes, row: usize| match c.keys[row] {
+            NULL_CODE => c.values.len(),
+            k => k as usize,
+        };
+        let counted: Vec<usize> = q
+            .aggregates
+            .iter()
+            .map(|a| self.schema.index_of(&a.column).map_err(Error::internal))
+            .collect::<Result<_>>()?;
+        let filters = self.compile(&q.filters)?;
+        let mut rows_in = vec![0u64; slots];
+        let mut counts = vec![vec![0i64; slots]; counted.len()];
+        for (b, batch) in self.batches.iter().enumerate() {
+            let start = self.starts[b];
+            let mask = self.mask(&filters, batch, start)?;
+            for i in 0..batch.num_rows() {
+                if mask.as_ref().is_some_and(|m| !m.value(i)) {
+                    continue;
+                }
+                let row = start + i;
+                let slot = groups
+                    .iter()
+                    .zip(&radix)
+                    .fold(0, |acc, (c, r)| acc * r + digit(c, row));
+                rows_in[slot] += 1;
+                for (k, col) in counted.iter().enumerate() {
+                    if batch.column(*col).is_valid(i) {
+                        counts[k][slot] += 1;
+                    }
+                }
+            }
+        }
+        // One output row per slot holding rows.
+        let present: Vec<usize> = (0..slots).filter(|s| rows_in[*s] > 0).collect();
+        let mut columns: Vec<ArrayRef> = Vec::new();
+        for (g, c) in groups.iter().enumerate() {
+            let below: usize = radix[g + 1..].iter().product();
+            let values: StringArray = present
+                .iter()
+                .map(|s| c.values.get(s / below % radix[g]).map(String::as_str))
+                .collect();
+            columns.push(Arc::new(values));
+        }
+        for per_slot in &counts {
+            let values = Int64Array::from_iter_values(present.iter().map(|s| per_slot[*s]));
+            columns.push(Arc::new(values));
+        }
+        let batch = RecordBatch::try_new(group_schema(q), columns).map_err(Error::internal)?;
+        // Sorts, then group keys: the order of `plan`.
+        let mut keys: Vec<SortColumn> = Vec::new();
+        let sort_col = |name: &str, descending: bool| -> Result<SortColumn> {
+            let i = batch.schema().index_of(name).map_err(Error::internal)?;
+            Ok(SortColumn {
+                values: Arc::clone(batch.column(i)),
+                options: Some(SortOptions {
+                    descending,
+                    nulls_first: false,
+                }),
+            })
+        };
+        for s in &q.sorts {
+            keys.push(sort_col(&s.key, s.descending)?);
+        }
+        for g in &q.group_by {
+            keys.push(sort_col(g, false)?);
+        }
+        let order = lexsort_to_indices(&keys, None).map_err(Error::internal)?;
+        let sorted = batch
+            .columns()
+            .iter()
+            .map(|c| take(c, &order, None))
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(Error::internal)?;
+        RecordBatch::try_new(batch.schema(), sorted).map_err(Error::internal)
+    }
 }
 
 /// Budget reserved for a version about to be decoded.
@@ -371,9 +490,12 @@ enum Compiled<'a> {
     Expr(Arc<dyn PhysicalExpr>),
 }
 
-/// Which codes pass: a table indexed by code (the null code included).
+/// Which codes pass: a table indexed by code (the null code included), and the one code that
+/// passes when there is only one (a plain equality, counted by comparing integers, which the
+/// compiler turns into vector instructions).
 struct CodeTest {
     pass: Vec<bool>,
+    only: Option<u16>,
 }
 
 impl CodeTest {
@@ -407,7 +529,20 @@ impl CodeTest {
             }
             _ => return None,
         }
-        Some(CodeTest { pass })
+        let mut passing = pass.iter().enumerate().filter(|(_, p)| **p).map(|(c, _)| c);
+        let only = match (passing.next(), passing.next()) {
+            (Some(c), None) if c != null_slot => u16::try_from(c).ok(),
+            _ => None,
+        };
+        Some(CodeTest { pass, only })
+    }
+
+    /// How many of these codes pass.
+    fn count(&self, keys: &[u16]) -> usize {
+        match self.only {
+            Some(code) => keys.iter().filter(|k| **k == code).count(),
+            None => keys.iter().filter(|k| self.pass(**k)).count(),
+        }
     }
 
     #[inline]
@@ -424,6 +559,7 @@ impl CodeTest {
 /// Codes for a string column, or `None` when it has too many distinct values.
 fn encode(batches: &[RecordBatch], col: usize, rows: usize) -> Option<Codes> {
     let mut lookup: HashMap<String, u16> = HashMap::new();
+    let mut values = Vec::new();
     let mut keys = Vec::with_capacity(rows);
     for b in batches {
         let arr = b.column(col).as_any().downcast_ref::<StringArray>()?;
@@ -437,13 +573,18 @@ fn encode(batches: &[RecordBatch], col: usize, rows: usize) -> Option<Codes> {
                             .ok()
                             .filter(|c| *c < NULL_CODE)?;
                         lookup.insert(s.to_string(), c);
+                        values.push(s.to_string());
                         c
                     }
                 },
             });
         }
     }
-    Some(Codes { lookup, keys })
+    Some(Codes {
+        lookup,
+        values,
+        keys,
+    })
 }
 
 /// Streams the rows of a file-order query (an export) from a resident version.
@@ -486,6 +627,47 @@ pub async fn stream(
                     e.to_string(),
                 )));
             }
+        })
+        .await
+}
+
+/// The columns of a counted aggregation, as DataFusion names and types them.
+fn group_schema(q: &DataQuery) -> SchemaRef {
+    let groups = q
+        .group_by
+        .iter()
+        .map(|g| Field::new(g, DataType::Utf8, true));
+    let counts = q
+        .aggregates
+        .iter()
+        .map(|a| Field::new(a.output_name(), DataType::Int64, false));
+    Arc::new(Schema::new(groups.chain(counts).collect::<Vec<_>>()))
+}
+
+/// A page of groups (all of them when the query is not paged), with the number of groups.
+pub fn group_page(r: &Resident, q: &DataQuery, paged: bool) -> Result<(RecordBatch, u64)> {
+    let all = r.aggregate(q)?;
+    let n = all.num_rows();
+    if !paged {
+        return Ok((all, n as u64));
+    }
+    let from = q.offset()?.min(n);
+    let len = (q.page_size as usize).min(n - from);
+    Ok((all.slice(from, len), n as u64))
+}
+
+/// Streams a counted aggregation (an export) from a resident version.
+pub async fn stream_groups(
+    engine: &super::Engine,
+    resident: Arc<Resident>,
+    q: DataQuery,
+) -> Result<super::BatchStream> {
+    engine
+        .stream_from(group_schema(&q), move |tx| {
+            let item = group_page(&resident, &q, q.paged)
+                .map(|(batch, _)| batch)
+                .map_err(|e| datafusion::error::DataFusionError::Execution(e.to_string()));
+            let _ = tx.blocking_send(item);
         })
         .await
 }

@@ -80,6 +80,8 @@ async fn selective_filters_read_a_fraction_of_the_row_groups() {
     let r = scan(&app, "sorted", "id__greater=17000").await;
     assert_eq!(r.rows, 3_000);
     assert_eq!(r.pages_pruned, 2, "{r:?}");
+    // Each file's footer and page index were read once and are kept for the next requests.
+    assert_eq!(app.state.engine.cached_footers(), 2);
 }
 
 #[tokio::test]

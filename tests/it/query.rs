@@ -716,3 +716,18 @@ async fn exports_are_kept_once_streamed_when_small_enough() {
     assert_eq!(metric(&text, "qanat_cache_misses_total"), 2);
     assert_eq!(metric(&text, "qanat_cache_entries"), 0);
 }
+
+#[tokio::test]
+async fn identical_concurrent_misses_are_computed_once() {
+    let app = TestApp::sample().await;
+    let uri = format!("{PRENOMS}?sexe__exact=M&nombre_prenoms_declares__sort=desc&page_size=30");
+    let replies = futures::future::join_all((0..8).map(|_| app.get(&uri))).await;
+    assert!(
+        replies
+            .iter()
+            .all(|r| r.status == 200 && r.body == replies[0].body)
+    );
+    let text = app.get("/metrics").await.text();
+    assert_eq!(metric(&text, "qanat_cache_lookups_total"), 8);
+    assert_eq!(metric(&text, "qanat_cache_misses_total"), 1, "{text}");
+}

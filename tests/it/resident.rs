@@ -25,6 +25,22 @@ async fn resident_and_parquet_answers_are_identical() {
         );
     }
     assert!(app.state.resident.used() > 0);
+    // Which queries the in-memory paths take (the others run in DataFusion).
+    let loaded = app.state.catalog.loaded("prenoms-paris").unwrap();
+    let r = loaded.resident.as_ref().unwrap();
+    let parse = |raw: &str| {
+        qanat::query::params::parse(raw, &loaded.manifest.schema, &app.state.settings.limits)
+            .unwrap()
+    };
+    assert!(qanat::query::resident::Resident::serves(&parse(
+        "sexe__exact=F&page=3"
+    )));
+    assert!(!qanat::query::resident::Resident::serves(&parse(
+        "annee__sort=asc"
+    )));
+    assert!(r.serves_aggregate(&parse("prenoms__groupby&sexe__groupby&annee__count")));
+    assert!(!r.serves_aggregate(&parse("sexe__groupby&nombre_prenoms_declares__sum")));
+    assert!(!r.serves_aggregate(&parse("annee__groupby&sexe__count")));
     let parquet = qanat::http::router(parquet);
 
     let prenoms = "/api/datasets/prenoms-paris/data";
@@ -58,6 +74,21 @@ async fn resident_and_parquet_answers_are_identical() {
         // Sorted and aggregated queries run in DataFusion, over memory or over Parquet.
         format!("{prenoms}?nombre_prenoms_declares__sort=desc&page_size=5&page=3"),
         format!("{prenoms}?sexe__groupby&annee__groupby&nombre_prenoms_declares__sum"),
+        // Counted groups of coded columns are answered from memory too.
+        format!("{prenoms}?sexe__groupby&sexe__count"),
+        format!(
+            "{prenoms}?prenoms__groupby&annee__count&annee__count__sort=desc&page_size=50&page=2"
+        ),
+        format!(
+            "{prenoms}?prenoms__groupby&sexe__groupby&prenoms__count&annee__greater=2015&prenoms__sort=desc&page_size=20&page=3"
+        ),
+        format!("{prenoms}.csv?sexe__groupby&annee__count&annee__strictly_greater=2020"),
+        format!(
+            "{prenoms}.ndjson?prenoms__groupby&sexe__count&sexe__count__sort=asc&page_size=7&page=4"
+        ),
+        format!("{prenoms}?sexe__groupby&prenoms__count&prenoms__exact=Nobody"),
+        format!("{gares}?parent_station__groupby&stop_id__count"),
+        format!("{pluie}?nom_usuel__groupby&rr__count&rr__count__sort=desc"),
     ];
     // Cursor walks: the second page of a few queries, through `links.next`.
     for first in [
