@@ -89,6 +89,25 @@ struct Reservation {
     bytes: u64,
 }
 
+impl Reservation {
+    /// Settles an estimate against the real size: gives back the excess, or takes what is
+    /// missing if the budget has it (`None` otherwise, the reservation then dropped whole).
+    fn resize(&mut self, bytes: u64) -> Option<()> {
+        if bytes > self.bytes {
+            let mut more = self.budget.reserve(bytes - self.bytes)?;
+            // The extra bytes now belong to this reservation: dropping `more` gives back none.
+            self.bytes += more.bytes;
+            more.bytes = 0;
+        } else {
+            self.budget
+                .used
+                .fetch_sub(self.bytes - bytes, Ordering::Relaxed);
+            self.bytes = bytes;
+        }
+        Some(())
+    }
+}
+
 impl Drop for Reservation {
     fn drop(&mut self) {
         self.budget.used.fetch_sub(self.bytes, Ordering::Relaxed);
@@ -172,16 +191,7 @@ impl Resident {
             .sum::<u64>()
             + codes.values().map(|c| c.keys.len() as u64 * 2).sum::<u64>();
         let ReservationTicket(mut reservation) = ticket;
-        // Settle the estimate against the real size.
-        if bytes > reservation.bytes {
-            let more = reservation.budget.reserve(bytes - reservation.bytes)?;
-            reservation.bytes += more.bytes;
-            std::mem::forget(more);
-        } else {
-            let less = reservation.bytes - bytes;
-            reservation.budget.used.fetch_sub(less, Ordering::Relaxed);
-            reservation.bytes = bytes;
-        }
+        reservation.resize(bytes)?;
         Some(Resident {
             schema,
             batches,
@@ -670,4 +680,24 @@ pub async fn stream_groups(
             let _ = tx.blocking_send(item);
         })
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reservations_settle_against_the_budget_and_give_back() {
+        let budget = Budget::new(100);
+        let mut r = budget.reserve(60).unwrap();
+        assert!(budget.reserve(50).is_none());
+        r.resize(30).unwrap();
+        assert_eq!(budget.used(), 30);
+        r.resize(90).unwrap();
+        assert_eq!(budget.used(), 90);
+        assert!(r.resize(200).is_none());
+        assert_eq!(budget.used(), 90);
+        drop(r);
+        assert_eq!(budget.used(), 0);
+    }
 }
