@@ -173,6 +173,11 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                 ));
             }
             let specs = app::specs(&settings, &[])?;
+            // Nothing is served from this process: versions are not read into memory.
+            let settings = Settings {
+                resident_bytes: 0,
+                ..settings
+            };
             let state = app::state(settings, specs)?;
             let results = app::ingest_and_load(&state, ids, *force).await?;
             Ok(report(&results))
