@@ -61,19 +61,11 @@ fn parse(c: &mut Criterion) {
     });
 }
 
-fn plan(c: &mut Criterion) {
+/// A server state serving one CSV, ingested into memory storage.
+fn served(name: &str, text: &str) -> qanat::state::AppState {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let csv = dir.path().join("stops.csv");
-    let mut text = String::from("trip_id,stop_sequence,stop_lat,category,service_date\n");
-    for i in 0..1000 {
-        text.push_str(&format!(
-            "CAS-{i},{},{},Tramway,2030-06-{:02}\n",
-            i % 40,
-            33.5 + i as f64 * 1e-3,
-            i % 28 + 1
-        ));
-    }
+    let csv = dir.path().join(format!("{name}.csv"));
     std::fs::write(&csv, text).unwrap();
     let mut settings = qanat::config::Settings {
         storage: "memory://".into(),
@@ -84,6 +76,20 @@ fn plan(c: &mut Criterion) {
     let state = qanat::app::state(settings, specs).unwrap();
     rt.block_on(qanat::app::ingest_and_load(&state, &[], false))
         .unwrap();
+    state
+}
+
+fn plan(c: &mut Criterion) {
+    let mut text = String::from("trip_id,stop_sequence,stop_lat,category,service_date\n");
+    for i in 0..1000 {
+        text.push_str(&format!(
+            "CAS-{i},{},{},Tramway,2030-06-{:02}\n",
+            i % 40,
+            33.5 + i as f64 * 1e-3,
+            i % 28 + 1
+        ));
+    }
+    let state = served("stops", &text);
     let loaded = state.catalog.loaded("stops").unwrap();
     let q = params::parse(QUERY, &loaded.manifest.schema, &Limits::default()).unwrap();
     c.bench_function("plan and optimise a filtered page", |b| {
@@ -98,24 +104,12 @@ fn plan(c: &mut Criterion) {
 
 /// The resident path: a 200,000-row dataset held in memory, pages answered by one pass.
 fn resident(c: &mut Criterion) {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let csv = dir.path().join("trips.csv");
     let mut text = String::from("trip_id,stop_sequence,category\n");
     let categories = ["Bus", "Tramway", "Train", "Ferry", "Metro"];
     for i in 0..200_000 {
         text.push_str(&format!("T{i:07},{},{}\n", i % 40, categories[i * 7 % 5]));
     }
-    std::fs::write(&csv, text).unwrap();
-    let mut settings = qanat::config::Settings {
-        storage: "memory://".into(),
-        ..Default::default()
-    };
-    settings.datasets_dir = dir.path().join("none");
-    let specs = qanat::app::specs(&settings, std::slice::from_ref(&csv)).unwrap();
-    let state = qanat::app::state(settings, specs).unwrap();
-    rt.block_on(qanat::app::ingest_and_load(&state, &[], false))
-        .unwrap();
+    let state = served("trips", &text);
     let loaded = state.catalog.loaded("trips").unwrap();
     let resident = loaded.resident.clone().expect("held in memory");
     let schema = &loaded.manifest.schema;

@@ -202,15 +202,13 @@ impl Engine {
         task.join().await?.map_err(Error::from_engine)
     }
 
-    /// Streams batches that `produce` sends from a blocking thread of the query runtime (a walk
-    /// over resident rows); as with [`Self::stream`], the first is awaited within the deadline,
-    /// and a closed connection makes the next send fail, which ends the walk.
-    pub async fn stream_from<F>(&self, schema: SchemaRef, produce: F) -> Result<BatchStream>
-    where
-        F: FnOnce(&mpsc::Sender<datafusion::error::Result<RecordBatch>>) + Send + 'static,
-    {
-        let (tx, mut rx) = mpsc::channel(2);
-        let task = AbortOnDrop(self.handle().spawn_blocking(move || produce(&tx)));
+    /// A stream whose first batch has arrived within the deadline (or that is empty).
+    async fn started(
+        &self,
+        schema: SchemaRef,
+        mut rx: mpsc::Receiver<datafusion::error::Result<RecordBatch>>,
+        task: AbortOnDrop<()>,
+    ) -> Result<BatchStream> {
         let first = match tokio::time::timeout(self.deadline, rx.recv()).await {
             Err(_) => return Err(self.timed_out()),
             Ok(None) => None,
@@ -224,12 +222,24 @@ impl Engine {
         })
     }
 
+    /// Streams batches that `produce` sends from a blocking thread of the query runtime (a walk
+    /// over resident rows); as with [`Self::stream`], the first is awaited within the deadline,
+    /// and a closed connection makes the next send fail, which ends the walk.
+    pub async fn stream_from<F>(&self, schema: SchemaRef, produce: F) -> Result<BatchStream>
+    where
+        F: FnOnce(&mpsc::Sender<datafusion::error::Result<RecordBatch>>) + Send + 'static,
+    {
+        let (tx, rx) = mpsc::channel(2);
+        let task = AbortOnDrop(self.handle().spawn_blocking(move || produce(&tx)));
+        self.started(schema, rx, task).await
+    }
+
     /// Starts a query whose result is streamed. The first batch is awaited here, within the
     /// deadline, so that an early failure still gets a real status; the rest arrives through a
     /// small channel, so memory stays bounded and a closed connection cancels the query.
     pub async fn stream(&self, df: DataFrame) -> Result<BatchStream> {
         let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
-        let (tx, mut rx) = mpsc::channel(2);
+        let (tx, rx) = mpsc::channel(2);
         let task = AbortOnDrop(self.handle().spawn(async move {
             let mut stream = match df.execute_stream().await {
                 Ok(s) => s,
@@ -244,17 +254,7 @@ impl Engine {
                 }
             }
         }));
-        let first = match tokio::time::timeout(self.deadline, rx.recv()).await {
-            Err(_) => return Err(self.timed_out()),
-            Ok(None) => None,
-            Ok(Some(item)) => Some(item.map_err(Error::from_engine)?),
-        };
-        Ok(BatchStream {
-            schema,
-            first,
-            rx,
-            _task: task,
-        })
+        self.started(schema, rx, task).await
     }
 }
 

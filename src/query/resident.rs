@@ -255,14 +255,7 @@ impl Resident {
         count: bool,
         mut emit: impl FnMut(RecordBatch) -> bool,
     ) -> Result<(Option<u64>, Option<i64>)> {
-        let projection: Vec<usize> = match &q.columns {
-            Some(cols) => cols
-                .iter()
-                .map(|c| self.schema.index_of(c))
-                .collect::<std::result::Result<_, _>>()
-                .map_err(Error::internal)?,
-            None => (0..self.schema.fields().len() - 1).collect(),
-        };
+        let projection = self.projection(q)?;
         let filters = self.compile(&q.filters)?;
         let first_row = after_row.map_or(0, |r| usize::try_from(r + 1).unwrap_or(0));
         let mut total = 0u64;
@@ -321,6 +314,17 @@ impl Resident {
             }
         }
         Ok((count.then_some(total), last_row))
+    }
+
+    /// Indexes of the columns a query returns (all but the row number by default).
+    fn projection(&self, q: &DataQuery) -> Result<Vec<usize>> {
+        match &q.columns {
+            Some(cols) => cols
+                .iter()
+                .map(|c| self.schema.index_of(c).map_err(Error::internal))
+                .collect(),
+            None => Ok((0..self.schema.fields().len() - 1).collect()),
+        }
     }
 
     /// Each filter as a test on codes, where its column has them and the operator is one of
@@ -603,14 +607,7 @@ pub async fn stream(
     resident: Arc<Resident>,
     q: DataQuery,
 ) -> Result<super::BatchStream> {
-    let projection: Vec<usize> = match &q.columns {
-        Some(cols) => cols
-            .iter()
-            .map(|c| resident.schema.index_of(c))
-            .collect::<std::result::Result<_, _>>()
-            .map_err(Error::internal)?,
-        None => (0..resident.schema.fields().len() - 1).collect(),
-    };
+    let projection = resident.projection(&q)?;
     let schema = Arc::new(
         resident
             .schema
