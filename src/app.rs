@@ -52,6 +52,13 @@ pub async fn load_current(state: &AppState, entry: &Entry) -> Result<bool> {
     let Some(manifest) = state.storage.current_manifest(&entry.spec.id).await? else {
         return Ok(false);
     };
+    // Already served (an unchanged source, a failed refresh): nothing to read again.
+    if entry
+        .current()
+        .is_some_and(|c| c.manifest.version == manifest.version)
+    {
+        return Ok(true);
+    }
     let table = state.engine.table(&state.storage, &manifest)?;
     let versions = state.storage.version_infos(&entry.spec.id).await?;
     let resident = make_resident(state, &manifest, &table).await?;

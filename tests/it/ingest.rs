@@ -314,6 +314,11 @@ async fn versions_switch_only_when_complete_and_unchanged_sources_do_no_work() {
         again[0].1,
         Ok(qanat::ingest::Outcome::Unchanged(_))
     ));
+    // The version served stays as it was, not read again.
+    assert!(std::sync::Arc::ptr_eq(
+        &held,
+        &app.state.catalog.loaded("v").unwrap()
+    ));
     assert_eq!(
         std::fs::read_dir(app.storage_dir().join("v"))
             .unwrap()
