@@ -185,13 +185,7 @@ fn from_json(v: &Value, col: &Column) -> Option<ScalarValue> {
 mod tests {
     use super::*;
 
-    fn schema() -> Vec<Column> {
-        vec![
-            Column::new("city", ColumnType::String),
-            Column::new("pop", ColumnType::Integer),
-            Column::new("lat", ColumnType::Float),
-        ]
-    }
+    use crate::query::params::tests::schema;
 
     #[test]
     fn cursors_round_trip_with_typed_keys() {

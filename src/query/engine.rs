@@ -112,13 +112,20 @@ impl Engine {
         ))
     }
 
+    /// Waits for a spawned task within the deadline; past it the task is aborted.
+    async fn within_deadline<T>(&self, task: AbortOnDrop<T>) -> Result<T> {
+        match tokio::time::timeout(self.deadline, task.join()).await {
+            Err(_) => Err(self.timed_out()),
+            Ok(joined) => joined,
+        }
+    }
+
     /// Runs a bounded query (a page) to completion within the deadline.
     pub async fn collect(&self, df: DataFrame) -> Result<Vec<RecordBatch>> {
         let task = AbortOnDrop(self.handle().spawn(df.collect()));
-        match tokio::time::timeout(self.deadline, task.join()).await {
-            Err(_) => Err(self.timed_out()),
-            Ok(joined) => joined?.map_err(Error::from_engine),
-        }
+        self.within_deadline(task)
+            .await?
+            .map_err(Error::from_engine)
     }
 
     /// Runs a query to completion with no deadline (loading a version into memory).
@@ -134,19 +141,17 @@ impl Engine {
         F: FnOnce() -> Result<T> + Send + 'static,
     {
         let task = AbortOnDrop(self.handle().spawn(async move { work() }));
-        match tokio::time::timeout(self.deadline, task.join()).await {
-            Err(_) => Err(self.timed_out()),
-            Ok(joined) => joined?,
-        }
+        self.within_deadline(task).await?
     }
 
     /// Counts the rows of a query within the deadline.
     pub async fn count(&self, df: DataFrame) -> Result<u64> {
         let task = AbortOnDrop(self.handle().spawn(df.count()));
-        match tokio::time::timeout(self.deadline, task.join()).await {
-            Err(_) => Err(self.timed_out()),
-            Ok(joined) => Ok(joined?.map_err(Error::from_engine)? as u64),
-        }
+        let rows = self
+            .within_deadline(task)
+            .await?
+            .map_err(Error::from_engine)?;
+        Ok(rows as u64)
     }
 
     /// Parquet files whose footer and page index are held in memory.

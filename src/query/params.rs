@@ -595,11 +595,12 @@ pub fn typed(col: &Column, value: &str, key: &str) -> Result<ScalarValue> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn schema() -> Vec<Column> {
+    /// A schema with a column of each type (also used by the cursor tests).
+    pub(crate) fn schema() -> Vec<Column> {
         vec![
             Column::new("city", ColumnType::String),
             Column::new("pop", ColumnType::Integer),

@@ -144,14 +144,15 @@ pub struct Selection {
 }
 
 impl Resident {
-    /// Decodes `batches` (a whole version, in file order) if the budget allows: the Parquet's
-    /// size is checked against an estimate first, so a dataset far too big is never read.
+    /// The memory a version is expected to take decoded, from its source's size and rows.
     pub fn estimate(manifest: &Manifest) -> u64 {
         // Arrow holds text much as the CSV does, plus offsets; numbers take 8 bytes.
         let gz = manifest.source.uri.ends_with(".gz");
         manifest.source.bytes * if gz { 12 } else { 2 } + manifest.rows * 16
     }
 
+    /// Reserves a version's estimate before it is read, so that a dataset far too big for the
+    /// budget is never decoded.
     pub fn reserve(budget: &Arc<Budget>, manifest: &Manifest) -> Option<ReservationTicket> {
         budget
             .reserve(Self::estimate(manifest))
