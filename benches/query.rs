@@ -8,8 +8,8 @@ use arrow::array::{Float64Array, Int64Array, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
 use arrow::record_batch::RecordBatch;
 use criterion::{Criterion, criterion_group, criterion_main};
-use qanat::catalog::schema::{Column, ColumnType};
 use qanat::config::Limits;
+use qanat::dataset::schema::{Column, ColumnType};
 use qanat::query::params;
 
 fn schema() -> Vec<Column> {
@@ -71,10 +71,10 @@ fn served(name: &str, text: &str) -> qanat::state::AppState {
         storage: "memory://".into(),
         ..Default::default()
     };
-    settings.datasets_dir = dir.path().join("none");
+    settings.datasets = dir.path().join("none");
     let specs = qanat::app::specs(&settings, std::slice::from_ref(&csv)).unwrap();
     let state = qanat::app::state(settings, specs).unwrap();
-    rt.block_on(qanat::app::ingest_and_load(&state, &[], false))
+    rt.block_on(state.catalog.ingest_and_load(&[], false))
         .unwrap();
     state
 }
@@ -94,7 +94,7 @@ fn plan(c: &mut Criterion) {
     let q = params::parse(QUERY, &loaded.manifest.schema, &Limits::default()).unwrap();
     c.bench_function("plan and optimise a filtered page", |b| {
         b.iter(|| {
-            let df = state.engine.read(loaded.table.clone()).unwrap();
+            let df = state.executor.engine().read(loaded.table.clone()).unwrap();
             let planned =
                 qanat::query::plan::plan(df, &q, &loaded.manifest.schema, true, true).unwrap();
             planned.rows.into_optimized_plan().unwrap()

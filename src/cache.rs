@@ -131,19 +131,8 @@ impl ResponseCache {
     }
 }
 
-/// Errors of a shared computation arrive behind an `Arc`; each waiter gets its own copy with
-/// the same status and message.
+/// Errors of a shared computation arrive behind an `Arc`; the only waiter gets the error
+/// itself, several share it (with its status and message).
 fn unshare(e: Arc<Error>) -> Error {
-    match Arc::try_unwrap(e) {
-        Ok(e) => e,
-        Err(shared) => match &*shared {
-            Error::BadRequest(m) => Error::BadRequest(m.clone()),
-            Error::NotFound(m) => Error::NotFound(m.clone()),
-            Error::TooLarge(m) => Error::TooLarge(m.clone()),
-            Error::Gone(m) => Error::Gone(m.clone()),
-            Error::Overloaded(m) => Error::Overloaded(m.clone()),
-            Error::Unavailable(m) => Error::Unavailable(m.clone()),
-            other => Error::Internal(other.to_string()),
-        },
-    }
+    Arc::try_unwrap(e).unwrap_or_else(Error::Shared)
 }

@@ -1,55 +1,34 @@
-//! The command line: `serve`, `ingest` and `openapi`, with options that are also `QANAT_*`
-//! environment variables and keys of the `--config` file.
+//! The command line: `serve`, `ingest`, `openapi` and `export`, with the options of
+//! [`Settings`] (also `QANAT_*` environment variables and keys of the `--config` file).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::app;
-use crate::config::{FileSettings, Settings, parse_addr};
+use crate::config::{Layers, Settings};
+use crate::dataset::spec::DatasetSpec;
+use crate::encode;
 use crate::error::{Error, Result};
+use crate::ingest::Outcome;
+use crate::query::params;
 
 #[derive(Debug, Parser)]
 #[command(
     name = "qanat",
     version,
-    about = "Serve published CSV files as a queryable API"
+    about = "Serve published CSV files as a queryable API",
+    after_help = "Every option is also a key of the --config file and an environment variable: \
+QANAT_LIMITS__MAX_PAGE_SIZE for [limits] max_page_size, QANAT_ADDR or QANAT_MAX_PAGE_SIZE where \
+the name is unique. Flags win over the environment, which wins over the file."
 )]
 pub struct Cli {
-    /// Directory of dataset files (`<id>.toml`)
-    #[arg(long, global = true, env = "QANAT_DATASETS", value_name = "DIR")]
-    pub datasets: Option<PathBuf>,
-    /// Where Parquet versions are stored: a path, file://, s3://bucket/prefix or memory://
-    #[arg(long, global = true, env = "QANAT_STORAGE", value_name = "URL")]
-    pub storage: Option<String>,
-    /// Address to listen on
-    #[arg(long, global = true, env = "QANAT_ADDR", value_name = "HOST:PORT")]
-    pub addr: Option<String>,
-    /// Byte budget of the result cache (0 turns it off)
-    #[arg(long, global = true, env = "QANAT_CACHE_BYTES", value_name = "N")]
-    pub cache_bytes: Option<u64>,
-    /// Byte budget of datasets held decoded in memory (0 serves every one from Parquet)
-    #[arg(long, global = true, env = "QANAT_RESIDENT_BYTES", value_name = "N")]
-    pub resident_bytes: Option<u64>,
-    /// Base URL of the links in responses (default: from the request's Host)
-    #[arg(long, global = true, env = "QANAT_PUBLIC_URL", value_name = "URL")]
-    pub public_url: Option<String>,
-    /// Largest page_size a request may ask for
-    #[arg(long, global = true, env = "QANAT_MAX_PAGE_SIZE", value_name = "N")]
-    pub max_page_size: Option<u64>,
-    /// Deadline of one query, in milliseconds
-    #[arg(long, global = true, env = "QANAT_QUERY_TIMEOUT_MS", value_name = "MS")]
-    pub query_timeout_ms: Option<u64>,
-    /// Memory the query engine may use, in bytes
-    #[arg(long, global = true, env = "QANAT_MEMORY_BYTES", value_name = "N")]
-    pub memory_bytes: Option<usize>,
-    /// Threads that execute queries
-    #[arg(long, global = true, env = "QANAT_QUERY_THREADS", value_name = "N")]
-    pub query_threads: Option<usize>,
-    /// TOML configuration file (flags and environment override it)
+    /// TOML configuration file (environment and flags override it)
     #[arg(long, global = true, env = "QANAT_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub settings: Settings,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -92,55 +71,32 @@ pub enum Command {
 }
 
 impl Cli {
-    /// Defaults ← config file ← environment and flags (clap already put flags over env).
-    pub fn settings(&self) -> Result<Settings> {
-        let mut s = Settings::default();
-        if let Some(path) = &self.config {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| Error::Config(format!("--config {}: {e}", path.display())))?;
-            let file: FileSettings = toml::from_str(&text)
-                .map_err(|e| Error::Config(format!("--config {}: {e}", path.display())))?;
-            s.apply_file(file)?;
+    /// Parses the process's arguments, keeping the matches that say which flags were given.
+    pub fn parse_args() -> (Self, ArgMatches) {
+        let matches = Cli::command().get_matches();
+        match Cli::from_arg_matches(&matches) {
+            Ok(cli) => (cli, matches),
+            Err(e) => e.exit(),
         }
-        if let Some(v) = &self.datasets {
-            s.datasets_dir = v.clone();
-        }
-        if let Some(v) = &self.storage {
-            s.storage = v.clone();
-        }
-        if let Some(v) = &self.addr {
-            s.addr = parse_addr(v)?;
-        }
-        if let Some(v) = self.cache_bytes {
-            s.cache_bytes = v;
-        }
-        if let Some(v) = self.resident_bytes {
-            s.resident_bytes = v;
-        }
-        if let Some(v) = &self.public_url {
-            s.public_url = Some(v.clone());
-        }
-        if let Some(v) = self.max_page_size {
-            s.limits.max_page_size = v;
-            s.limits.default_page_size = s.limits.default_page_size.min(v);
-        }
-        if let Some(v) = self.query_timeout_ms {
-            s.limits.query_timeout = std::time::Duration::from_millis(v);
-        }
-        if let Some(v) = self.memory_bytes {
-            s.limits.memory_bytes = v;
-        }
-        if let Some(v) = self.query_threads {
-            s.limits.query_threads = v;
-        }
-        s.validate()?;
-        Ok(s)
+    }
+
+    /// Defaults ← config file ← environment ← flags given, validated.
+    pub fn settings(&self, matches: &ArgMatches) -> Result<Settings> {
+        let file = match &self.config {
+            Some(path) => Some(Layers::file_at(path)?),
+            None => None,
+        };
+        Settings::layered(Layers {
+            file,
+            env: std::env::vars().collect(),
+            flags: Some((&self.settings, matches)),
+        })
     }
 }
 
 /// Runs a parsed command line.
-pub async fn run(cli: Cli) -> Result<ExitCode> {
-    let settings = cli.settings()?;
+pub async fn run(cli: Cli, matches: ArgMatches) -> Result<ExitCode> {
+    let settings = cli.settings(&matches)?;
     match &cli.command {
         Command::Export {
             file,
@@ -155,15 +111,15 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                 ),
                 None => Box::new(std::io::BufWriter::new(std::io::stdout())),
             };
-            let outcome = app::export(settings, file, *names, *text, out).await?;
+            let outcome = export(settings, file, *names, *text, out).await?;
             eprintln!("{}", outcome.summary());
             Ok(ExitCode::SUCCESS)
         }
         Command::Openapi => {
             let specs = app::specs(&settings, &[])?;
             let ids: Vec<String> = specs.into_iter().map(|s| s.id).collect();
-            let doc = crate::openapi::document(&ids);
-            println!("{}", doc.to_pretty_json().map_err(Error::internal)?);
+            let doc = crate::http::openapi_document(&ids);
+            println!("{}", doc.to_pretty_json()?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Ingest { ids, all, force } => {
@@ -179,16 +135,16 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                 ..settings
             };
             let state = app::state(settings, specs)?;
-            let results = app::ingest_and_load(&state, ids, *force).await?;
+            let results = state.catalog.ingest_and_load(ids, *force).await?;
             Ok(report(&results))
         }
         Command::Serve { files } => {
             let specs = app::specs(&settings, files)?;
             let addr = settings.addr;
             let state = app::state(settings, specs)?;
-            let results = app::ingest_and_load(&state, &[], false).await?;
+            let results = state.catalog.ingest_and_load(&[], false).await?;
             report(&results);
-            let _refreshers = app::spawn_refreshers(&state);
+            let _refreshers = state.catalog.spawn_refreshers();
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
                 .map_err(|e| Error::Config(format!("cannot listen on {addr}: {e}")))?;
@@ -202,8 +158,50 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
+/// Ingests one file into memory, as `serve` would read it, and writes the stored table as CSV
+/// in file order, headed by the published labels (or the API names).
+pub async fn export(
+    mut settings: Settings,
+    file: &std::path::Path,
+    names: bool,
+    text: bool,
+    mut out: Box<dyn std::io::Write + Send>,
+) -> Result<Outcome> {
+    settings.storage = "memory://".into();
+    let mut spec = DatasetSpec::for_file(file)?;
+    spec.all_text = text;
+    let id = spec.id.clone();
+    let state = app::state(settings, vec![spec])?;
+    let mut results = state.catalog.ingest_and_load(&[], true).await?;
+    let (_, outcome) = results
+        .pop()
+        .ok_or_else(|| Error::internal("nothing was ingested"))?;
+    let outcome = outcome?;
+    let loaded = state.catalog.loaded(&id)?;
+    let schema = &loaded.manifest.schema;
+    let headerless = schema.iter().all(|c| c.label.is_empty());
+    // A file without a header is headed by the column names.
+    let header = schema.iter().map(|c| {
+        if names || headerless {
+            c.name.as_str()
+        } else {
+            c.label.as_str()
+        }
+    });
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(header).map_err(|e| Error::Io(e.into()))?;
+    out.write_all(&w.into_inner().map_err(|e| Error::Io(e.into_error()))?)?;
+    let query = params::parse("", schema, &state.settings.limits)?;
+    let mut stream = state.executor.stream(&loaded, &query).await?;
+    while let Some(batch) = stream.next().await {
+        out.write_all(&encode::csv(&batch?, false)?)?;
+    }
+    out.flush()?;
+    Ok(outcome)
+}
+
 /// Prints one line per dataset; failure if any ingest failed.
-fn report(results: &[(String, Result<crate::ingest::Outcome>)]) -> ExitCode {
+fn report(results: &[(String, Result<Outcome>)]) -> ExitCode {
     let mut failed = false;
     for (_, r) in results {
         match r {

@@ -1,225 +1,299 @@
-//! Settings: built-in defaults, then a TOML file, then `QANAT_*` environment variables and flags.
+//! Settings, declared once: each field of [`Settings`] (and of its sections [`Limits`] and
+//! [`IngestSettings`]) is a key of the TOML file, an environment variable and a flag, with its
+//! default in its `#[arg]` attribute and its help in its doc comment. Layers, later ones winning:
+//! built-in defaults ← the `--config` TOML file ← environment (`QANAT_LIMITS__MAX_PAGE_SIZE`
+//! for any key, `QANAT_ADDR` or `QANAT_MAX_PAGE_SIZE` where the key's last part is unique) ←
+//! flags given on the command line; then validated. [figment] does the layering, so a bad value
+//! is reported with the key and the layer it came from.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Parser};
+use figment::providers::{Format, Serialized, Toml};
+use figment::value::{Dict, Value};
+use figment::{Figment, Provider};
+use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::error::{Error, Result};
 
 /// Validated settings the whole process runs with.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, clap::Args)]
+#[serde(deny_unknown_fields)]
 pub struct Settings {
-    /// Directory of `<id>.toml` dataset files.
-    pub datasets_dir: PathBuf,
-    /// Where Parquet versions live: a path, `file://`, `s3://bucket/prefix` or `memory://`.
+    /// Directory of dataset files (`<id>.toml`)
+    #[arg(long, global = true, value_name = "DIR", default_value = "datasets")]
+    pub datasets: PathBuf,
+    /// Where Parquet versions are stored: a path, file://, s3://bucket/prefix or memory://
+    #[arg(long, global = true, value_name = "URL", default_value = "./data")]
     pub storage: String,
+    /// Address to listen on
+    #[arg(long, global = true, value_name = "HOST:PORT", default_value = "127.0.0.1:8080",
+        value_parser = parse_addr)]
+    #[serde(deserialize_with = "addr_text")]
     pub addr: SocketAddr,
-    /// Base of the absolute URLs in `links`; by default taken from the request's `Host`.
+    /// Base URL of the links in responses (default: from the request's Host)
+    #[arg(long, global = true, value_name = "URL")]
     pub public_url: Option<String>,
-    /// Byte budget of the result cache; `0` turns it off.
+    /// Byte budget of the result cache (0 turns it off)
+    #[arg(long, global = true, value_name = "N", default_value_t = 64 * 1024 * 1024)]
     pub cache_bytes: u64,
-    /// Byte budget of the datasets held decoded in memory; `0` serves every one from Parquet.
+    /// Byte budget of datasets held decoded in memory (0 serves every one from Parquet)
+    #[arg(long, global = true, value_name = "N", default_value_t = 1024 * 1024 * 1024)]
     pub resident_bytes: u64,
+    #[command(flatten)]
     pub limits: Limits,
+    #[command(flatten)]
     pub ingest: IngestSettings,
 }
 
-/// Bounds on what one request may ask for.
-#[derive(Debug, Clone)]
+/// Bounds on what one request may ask for (the `[limits]` table).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, clap::Args)]
+#[serde(deny_unknown_fields)]
 pub struct Limits {
+    /// Rows a page when page_size is not given
+    #[arg(long, global = true, value_name = "N", default_value_t = 20)]
     pub default_page_size: u64,
+    /// Largest page_size a request may ask for (in /api/datasets too)
+    #[arg(long, global = true, value_name = "N", default_value_t = 1000)]
     pub max_page_size: u64,
+    /// Filter, sort and aggregation parameters one request may hold
+    #[arg(long, global = true, value_name = "N", default_value_t = 50)]
     pub max_filters: usize,
+    /// Values one `__in` list may hold
+    #[arg(long, global = true, value_name = "N", default_value_t = 1000)]
     pub max_in_values: usize,
-    pub query_timeout: Duration,
-    /// Memory the query engine may hold across all running queries.
+    /// Deadline of one query, in milliseconds
+    #[arg(long, global = true, value_name = "MS", default_value_t = 10_000)]
+    pub query_timeout_ms: u64,
+    /// Memory the query engine may hold across all running queries, in bytes
+    #[arg(long, global = true, value_name = "N", default_value_t = 1024 * 1024 * 1024)]
     pub memory_bytes: usize,
-    /// Threads of the runtime that executes queries (the sockets have their own).
+    /// Threads of the runtime that executes queries and ingests (the sockets have their own)
+    #[arg(long, global = true, value_name = "N", default_value_t = cores())]
     pub query_threads: usize,
     /// Whether sorts and aggregations over the memory budget may spill to temporary files;
-    /// without it they answer 503.
+    /// without it they answer 503
+    #[arg(long, global = true, value_name = "BOOL", default_value_t = true,
+        action = clap::ArgAction::Set)]
     pub spill_to_disk: bool,
 }
 
-#[derive(Debug, Clone)]
+/// How sources are fetched and versions kept (the `[ingest]` table).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, clap::Args)]
+#[serde(deny_unknown_fields)]
 pub struct IngestSettings {
-    pub http_timeout: Duration,
+    /// Deadline of one download, in milliseconds
+    #[arg(long, global = true, value_name = "MS", default_value_t = 300_000)]
+    pub http_timeout_ms: u64,
+    /// Largest source a download may bring, in bytes
+    #[arg(long, global = true, value_name = "N", default_value_t = 4 * 1024 * 1024 * 1024)]
     pub max_download_bytes: u64,
-    /// Versions kept per dataset, the current one included.
+    /// Versions kept per dataset, the current one included
+    #[arg(long, global = true, value_name = "N", default_value_t = 3)]
     pub keep_versions: usize,
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
+/// The settings alone as a command line, to read the defaults declared on them.
+#[derive(Parser)]
+#[command(no_binary_name = true)]
+struct Defaults {
+    #[command(flatten)]
+    settings: Settings,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings {
-            datasets_dir: PathBuf::from("datasets"),
-            storage: "./data".into(),
-            addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
-            public_url: None,
-            cache_bytes: 64 * 1024 * 1024,
-            resident_bytes: 1024 * 1024 * 1024,
-            limits: Limits::default(),
-            ingest: IngestSettings::default(),
-        }
+        Defaults::parse_from(std::iter::empty::<String>()).settings
+    }
+}
+
+impl Limits {
+    pub fn query_timeout(&self) -> Duration {
+        Duration::from_millis(self.query_timeout_ms)
     }
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits {
-            default_page_size: 20,
-            max_page_size: 1000,
-            max_filters: 50,
-            max_in_values: 1000,
-            query_timeout: Duration::from_secs(10),
-            memory_bytes: 1024 * 1024 * 1024,
-            query_threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
-            spill_to_disk: true,
-        }
+        Settings::default().limits
+    }
+}
+
+impl IngestSettings {
+    pub fn http_timeout(&self) -> Duration {
+        Duration::from_millis(self.http_timeout_ms)
     }
 }
 
 impl Default for IngestSettings {
     fn default() -> Self {
-        IngestSettings {
-            http_timeout: Duration::from_secs(300),
-            max_download_bytes: 4 * 1024 * 1024 * 1024,
-            keep_versions: 3,
-        }
+        Settings::default().ingest
     }
 }
 
-/// The TOML file's shape: every key optional, unknown keys refused so that typos are caught.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FileSettings {
-    pub datasets: Option<PathBuf>,
-    pub storage: Option<String>,
-    pub addr: Option<String>,
-    pub public_url: Option<String>,
-    pub cache_bytes: Option<u64>,
-    pub resident_bytes: Option<u64>,
-    #[serde(default)]
-    pub limits: FileLimits,
-    #[serde(default)]
-    pub ingest: FileIngest,
+/// The layers above the defaults.
+#[derive(Default)]
+pub struct Layers<'a> {
+    /// The TOML file's text and where it came from (for messages).
+    pub file: Option<(String, String)>,
+    /// `QANAT_*` environment variables (others are ignored).
+    pub env: Vec<(String, String)>,
+    /// The settings parsed from the command line, with the matches that say which were given.
+    pub flags: Option<(&'a Settings, &'a ArgMatches)>,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FileLimits {
-    pub default_page_size: Option<u64>,
-    pub max_page_size: Option<u64>,
-    pub max_filters: Option<usize>,
-    pub max_in_values: Option<usize>,
-    pub query_timeout_ms: Option<u64>,
-    pub memory_bytes: Option<usize>,
-    pub query_threads: Option<usize>,
-    pub spill_to_disk: Option<bool>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FileIngest {
-    pub http_timeout_ms: Option<u64>,
-    pub max_download_bytes: Option<u64>,
-    pub keep_versions: Option<usize>,
+impl Layers<'_> {
+    /// The file at `path`, read now; a file that cannot be read is an error naming it.
+    pub fn file_at(path: &Path) -> Result<(String, String)> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::Config(format!("--config {}: {e}", path.display())))?;
+        Ok((text, format!("--config {}", path.display())))
+    }
 }
 
 impl Settings {
     /// Settings from a TOML text laid over the defaults (tests use this directly).
     pub fn from_toml_str(text: &str) -> Result<Self> {
-        let file: FileSettings =
-            toml::from_str(text).map_err(|e| Error::Config(format!("configuration: {e}")))?;
-        let mut s = Settings::default();
-        s.apply_file(file)?;
-        s.validate()?;
-        Ok(s)
+        Settings::layered(Layers {
+            file: Some((text.to_string(), "configuration".into())),
+            ..Layers::default()
+        })
     }
 
-    pub fn apply_file(&mut self, f: FileSettings) -> Result<()> {
-        if let Some(v) = f.datasets {
-            self.datasets_dir = v;
+    /// Defaults ← file ← environment ← flags, validated.
+    pub fn layered(layers: Layers<'_>) -> Result<Self> {
+        let keys = leaf_keys();
+        let mut figment = Figment::from(Serialized::defaults(Settings::default()));
+        if let Some((text, origin)) = &layers.file {
+            // Parsed here first, so that a syntax error names the file and the line.
+            toml::from_str::<toml::Table>(text)
+                .map_err(|e| Error::Config(format!("{origin}: {e}")))?;
+            figment = figment.merge(Toml::string(text));
         }
-        if let Some(v) = f.storage {
-            self.storage = v;
+        for (path, value) in env_overrides(&layers.env, &keys)? {
+            figment = figment.merge(Serialized::default(&path, value));
         }
-        if let Some(v) = f.addr {
-            self.addr = parse_addr(&v)?;
+        if let Some((parsed, matches)) = layers.flags {
+            let given = Figment::from(Serialized::defaults(parsed));
+            for (path, id) in &keys {
+                if matches.value_source(id) == Some(ValueSource::CommandLine)
+                    && let Ok(value) = given.find_value(path)
+                {
+                    figment = figment.merge(Serialized::default(path, value));
+                }
+            }
         }
-        if f.public_url.is_some() {
-            self.public_url = f.public_url;
-        }
-        if let Some(v) = f.cache_bytes {
-            self.cache_bytes = v;
-        }
-        if let Some(v) = f.resident_bytes {
-            self.resident_bytes = v;
-        }
-        let l = &mut self.limits;
-        set(&mut l.default_page_size, f.limits.default_page_size);
-        set(&mut l.max_page_size, f.limits.max_page_size);
-        set(&mut l.max_filters, f.limits.max_filters);
-        set(&mut l.max_in_values, f.limits.max_in_values);
-        set(&mut l.memory_bytes, f.limits.memory_bytes);
-        set(&mut l.query_threads, f.limits.query_threads);
-        set(&mut l.spill_to_disk, f.limits.spill_to_disk);
-        if let Some(ms) = f.limits.query_timeout_ms {
-            l.query_timeout = Duration::from_millis(ms);
-        }
-        let i = &mut self.ingest;
-        set(&mut i.max_download_bytes, f.ingest.max_download_bytes);
-        set(&mut i.keep_versions, f.ingest.keep_versions);
-        if let Some(ms) = f.ingest.http_timeout_ms {
-            i.http_timeout = Duration::from_millis(ms);
-        }
-        Ok(())
+        let settings: Settings = figment
+            .extract()
+            .map_err(|e| Error::Config(format!("configuration: {e}")))?;
+        settings.validate()?;
+        Ok(settings)
     }
 
     /// Refuses settings that cannot work, naming the key and the valid range.
     pub fn validate(&self) -> Result<()> {
         let l = &self.limits;
+        let bad = |msg: String| Err(Error::Config(msg));
         if l.max_page_size == 0 {
-            return Err(Error::Config(
-                "limits.max_page_size must be at least 1".into(),
-            ));
+            return bad("limits.max_page_size must be at least 1".into());
         }
         if l.default_page_size == 0 || l.default_page_size > l.max_page_size {
-            return Err(Error::Config(format!(
+            return bad(format!(
                 "limits.default_page_size must be between 1 and max_page_size ({})",
                 l.max_page_size
-            )));
+            ));
         }
         if l.query_threads == 0 {
-            return Err(Error::Config(
-                "limits.query_threads must be at least 1".into(),
-            ));
+            return bad("limits.query_threads must be at least 1".into());
         }
-        if l.query_timeout.is_zero() {
-            return Err(Error::Config(
-                "limits.query_timeout_ms must be at least 1".into(),
-            ));
+        if l.query_timeout_ms == 0 {
+            return bad("limits.query_timeout_ms must be at least 1".into());
         }
         if l.memory_bytes < 16 * 1024 * 1024 {
-            return Err(Error::Config(
-                "limits.memory_bytes must be at least 16 MiB".into(),
-            ));
+            return bad("limits.memory_bytes must be at least 16 MiB".into());
         }
         if self.ingest.keep_versions == 0 {
-            return Err(Error::Config(
-                "ingest.keep_versions must be at least 1".into(),
-            ));
+            return bad("ingest.keep_versions must be at least 1".into());
         }
         Ok(())
     }
 }
 
-fn set<T>(slot: &mut T, value: Option<T>) {
-    if let Some(v) = value {
-        *slot = v;
+/// Every setting's key path (`limits.max_page_size`) and its flag's id (its last part), read
+/// from the serialised defaults, so that the list can never miss a setting.
+fn leaf_keys() -> BTreeMap<String, String> {
+    fn walk(prefix: &str, dict: &Dict, out: &mut BTreeMap<String, String>) {
+        for (k, v) in dict {
+            let path = if prefix.is_empty() {
+                k.clone()
+            } else {
+                format!("{prefix}.{k}")
+            };
+            match v {
+                Value::Dict(_, inner) => walk(&path, inner, out),
+                _ => {
+                    out.insert(path, k.clone());
+                }
+            }
+        }
     }
+    let mut out = BTreeMap::new();
+    // `public_url` is unset by default, and absent from the serialised form: added by name.
+    out.insert("public_url".into(), "public_url".into());
+    if let Ok(dict) = Figment::from(Serialized::defaults(Settings::default())).data()
+        && let Some(root) = dict.values().next()
+    {
+        walk("", root, &mut out);
+    }
+    out
+}
+
+/// The environment's settings as key paths and values. `QANAT_SECTION__KEY` names any key and
+/// must name one that exists; `QANAT_KEY` names a top-level key or a key whose last part is
+/// unique; other `QANAT_*` variables (`QANAT_LOG`, `QANAT_CONFIG`) are not settings.
+fn env_overrides(
+    env: &[(String, String)],
+    keys: &BTreeMap<String, String>,
+) -> Result<Vec<(String, Value)>> {
+    let mut out = Vec::new();
+    for (name, text) in env {
+        let Some(rest) = name.strip_prefix("QANAT_") else {
+            continue;
+        };
+        let key = rest.to_ascii_lowercase();
+        let path = if key.contains("__") {
+            let path = key.replace("__", ".");
+            if !keys.contains_key(&path) {
+                let known: Vec<String> = keys
+                    .keys()
+                    .map(|k| format!("QANAT_{}", k.replace('.', "__").to_ascii_uppercase()))
+                    .collect();
+                return Err(Error::Config(format!(
+                    "environment variable {name} names no setting; settings are {}",
+                    known.join(", ")
+                )));
+            }
+            path
+        } else {
+            let mut by_leaf = keys.iter().filter(|(_, leaf)| **leaf == key);
+            match (by_leaf.next(), by_leaf.next()) {
+                (Some((path, _)), None) => path.clone(),
+                _ => continue,
+            }
+        };
+        // Read as figment reads environment values: numbers and booleans by their form.
+        let value: Value = text.parse().unwrap_or_else(|never| match never {});
+        out.push((path, value));
+    }
+    Ok(out)
 }
 
 pub fn parse_addr(text: &str) -> Result<SocketAddr> {
@@ -234,9 +308,22 @@ pub fn parse_addr(text: &str) -> Result<SocketAddr> {
         })
 }
 
+/// An address as text, with a host name resolved (`localhost:8080`).
+fn addr_text<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<SocketAddr, D::Error> {
+    let text = String::deserialize(d)?;
+    parse_addr(&text).map_err(serde::de::Error::custom)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
 
     #[test]
     fn toml_overrides_defaults() {
@@ -247,7 +334,7 @@ mod tests {
         assert_eq!(s.storage, "memory://");
         assert_eq!(s.cache_bytes, 0);
         assert_eq!(s.limits.max_page_size, 50);
-        assert_eq!(s.limits.query_timeout, Duration::from_millis(1500));
+        assert_eq!(s.limits.query_timeout(), Duration::from_millis(1500));
         assert_eq!(s.limits.default_page_size, 20);
     }
 
@@ -264,5 +351,71 @@ mod tests {
             e.contains("default_page_size must be between 1 and max_page_size (10)"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn every_key_is_a_flag_and_an_environment_variable() {
+        let keys = leaf_keys();
+        assert_eq!(keys.len(), 17, "{keys:?}");
+        assert_eq!(keys["limits.max_page_size"], "max_page_size");
+        let cmd = <Defaults as clap::CommandFactory>::command();
+        for id in keys.values() {
+            assert!(
+                cmd.get_arguments().any(|a| a.get_id() == id.as_str()),
+                "no flag for {id}"
+            );
+        }
+    }
+
+    #[test]
+    fn layers_apply_in_order_file_env_flags() {
+        let file = "storage = 'from-file'\n[limits]\nmax_page_size = 50\nmax_filters = 7\n";
+        let vars = env(&[
+            ("QANAT_LIMITS__MAX_PAGE_SIZE", "40"),
+            ("QANAT_STORAGE", "from-env"),
+            ("QANAT_INGEST__KEEP_VERSIONS", "5"),
+            ("QANAT_QUERY_TIMEOUT_MS", "1234"),
+            ("QANAT_LOG", "debug"),
+        ]);
+        let cli = Defaults::try_parse_from(["--max-page-size", "30", "--spill-to-disk", "false"])
+            .unwrap();
+        let matches = <Defaults as clap::CommandFactory>::command().get_matches_from([
+            "--max-page-size",
+            "30",
+            "--spill-to-disk",
+            "false",
+        ]);
+        let s = Settings::layered(Layers {
+            file: Some((file.into(), "test".into())),
+            env: vars,
+            flags: Some((&cli.settings, &matches)),
+        })
+        .unwrap();
+        assert_eq!(s.limits.max_page_size, 30, "flag over environment");
+        assert_eq!(s.storage, "from-env", "environment over file");
+        assert_eq!(s.limits.max_filters, 7, "file over defaults");
+        assert_eq!(s.ingest.keep_versions, 5);
+        assert_eq!(s.limits.query_timeout_ms, 1234, "unique last part");
+        assert!(!s.limits.spill_to_disk);
+        assert_eq!(s.cache_bytes, 64 * 1024 * 1024, "defaults");
+
+        let e = Settings::layered(Layers {
+            env: env(&[("QANAT_LIMITS__MAX_PAGE_SIZ", "3")]),
+            ..Layers::default()
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("QANAT_LIMITS__MAX_PAGE_SIZ names no setting"),
+            "{e}"
+        );
+        assert!(e.contains("QANAT_LIMITS__MAX_PAGE_SIZE"), "{e}");
+        let e = Settings::layered(Layers {
+            env: env(&[("QANAT_CACHE_BYTES", "lots")]),
+            ..Layers::default()
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("cache_bytes"), "{e}");
     }
 }

@@ -4,11 +4,13 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use datafusion::error::DataFusionError;
 use serde::Serialize;
+use std::sync::Arc;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Everything that can go wrong in qanat. Each variant's doc names the HTTP status it becomes;
-/// [`Error::status`] is the one place that mapping lives.
+/// [`Error::status`] is the one place that mapping lives. Errors of other crates are kept as
+/// sources, never flattened into text, so the log shows the whole chain.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// `400`: the request is malformed; the message says what was wrong and what would be right.
@@ -17,7 +19,8 @@ pub enum Error {
     /// `404`: no such dataset or route.
     #[error("{0}")]
     NotFound(String),
-    /// `413`: the request asks for more than the configured limits allow.
+    /// `413`: more than the configured limits allow (a request, or a source over
+    /// `ingest.max_download_bytes`).
     #[error("{0}")]
     TooLarge(String),
     /// `410`: a cursor or pinned URL names a version of the dataset that is no longer kept.
@@ -32,21 +35,52 @@ pub enum Error {
     /// `400` when met while parsing a dataset file or the configuration (never from HTTP input).
     #[error("{0}")]
     Config(String),
-    /// `500` from a request; at the command line, a failed ingest with its reason.
-    #[error("ingest of `{id}` failed: {reason}")]
-    Ingest { id: String, reason: String },
-    /// `500`: the query engine failed for a reason that is not the request's fault.
+    /// The status of its source: an ingest that failed, with the dataset it was for.
+    #[error("ingest of `{id}` failed: {source}")]
+    Ingest {
+        id: String,
+        #[source]
+        source: Box<Error>,
+    },
+    /// `500`: the query engine failed for a reason that is not the request's fault. Engine
+    /// errors reach this variant only through [`Error::from_engine`] (which `?` calls), so
+    /// those that are the request's fault or a resource limit get their own status.
     #[error("query engine: {0}")]
-    Engine(#[from] DataFusionError),
+    Engine(#[source] DataFusionError),
+    /// `500`: Arrow failed on data it was given.
+    #[error("arrow: {0}")]
+    Arrow(#[from] arrow::error::ArrowError),
+    /// `500`: the Parquet writer or reader failed.
+    #[error("parquet: {0}")]
+    Parquet(#[from] parquet::errors::ParquetError),
     /// `500`: object storage failed.
     #[error("storage: {0}")]
     Storage(#[from] object_store::Error),
     /// `500`: local I/O failed.
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
-    /// `500`: anything else internal.
+    /// `500`: a document could not be written or read as JSON.
+    #[error("json: {0}")]
+    Json(#[from] serde_json::Error),
+    /// `500`: an HTTP client could not be set up.
+    #[error("http client: {0}")]
+    Http(#[from] reqwest::Error),
+    /// `500`: a task on another thread panicked or was cancelled.
+    #[error("task: {0}")]
+    Task(#[from] tokio::task::JoinError),
+    /// The status of the error it shares: one failure handed to every caller that waited on the
+    /// same computation (identical requests computed once).
+    #[error(transparent)]
+    Shared(Arc<Error>),
+    /// `500`: a broken invariant, described.
     #[error("{0}")]
     Internal(String),
+}
+
+impl From<DataFusionError> for Error {
+    fn from(err: DataFusionError) -> Self {
+        Error::from_engine(err)
+    }
 }
 
 impl Error {
@@ -59,7 +93,8 @@ impl Error {
     }
 
     /// Classifies an engine error: resource exhaustion is the server's limit (503), plan and
-    /// schema errors are the request's fault (400), everything else is ours (500).
+    /// schema errors are the request's fault (400), an error of ours that travelled through the
+    /// engine is itself again, everything else is the engine's (500).
     pub fn from_engine(err: DataFusionError) -> Self {
         match err.find_root() {
             DataFusionError::ResourcesExhausted(_) => Error::Overloaded(
@@ -72,24 +107,30 @@ impl Error {
         }
     }
 
+    /// The error itself, looking through the wrappers that keep a status of their source.
+    fn kind(&self) -> &Error {
+        match self {
+            Error::Ingest { source, .. } => source.kind(),
+            Error::Shared(shared) => shared.kind(),
+            other => other,
+        }
+    }
+
     /// The one mapping from error to HTTP status.
     pub fn status(&self) -> StatusCode {
-        match self {
+        match self.kind() {
             Error::BadRequest(_) | Error::Config(_) => StatusCode::BAD_REQUEST,
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Error::Gone(_) => StatusCode::GONE,
             Error::Overloaded(_) | Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            Error::Ingest { .. }
-            | Error::Engine(_)
-            | Error::Storage(_)
-            | Error::Io(_)
-            | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
-    fn problem_type(&self) -> &'static str {
-        match self {
+    /// The URN naming the kind of problem, as problem+json bodies carry it.
+    pub fn problem_type(&self) -> &'static str {
+        match self.kind() {
             Error::BadRequest(_) | Error::Config(_) => "urn:qanat:problem:bad-request",
             Error::NotFound(_) => "urn:qanat:problem:not-found",
             Error::TooLarge(_) => "urn:qanat:problem:over-limit",
@@ -98,6 +139,12 @@ impl Error {
             Error::Unavailable(_) => "urn:qanat:problem:unavailable",
             _ => "urn:qanat:problem:internal",
         }
+    }
+
+    /// Whether the message may be shown to a client: everything but internal failures.
+    fn is_public(&self) -> bool {
+        !self.status().is_server_error()
+            || matches!(self.kind(), Error::Overloaded(_) | Error::Unavailable(_))
     }
 }
 
@@ -120,9 +167,7 @@ pub const PROBLEM_JSON: &str = "application/problem+json";
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let status = self.status();
-        let detail = if status.is_server_error()
-            && !matches!(self, Error::Overloaded(_) | Error::Unavailable(_))
-        {
+        let detail = if !self.is_public() {
             // The detail of an internal failure goes to the log, never to the client.
             tracing::error!(error = %self, "request failed");
             "the server failed to answer this request; the failure was logged".to_string()

@@ -1,21 +1,25 @@
 //! qanat: published CSV files served as a queryable API.
 //!
-//! - [`config`]: settings from defaults, a TOML file, the environment and flags.
-//! - [`cli`]: the `serve`, `ingest` and `openapi` commands.
-//! - [`catalog`]: dataset files, column naming, schemas, manifests, the served versions.
-//! - [`storage`]: the object store and the dataset layout on it.
-//! - [`ingest`]: fetch → sniff → infer → write Parquet → publish.
-//! - [`query`]: request parameters → typed filters → DataFusion plans → batches.
-//! - [`encode`]: JSON, NDJSON and CSV writers.
-//! - [`cache`]: the result cache.
-//! - [`http`]: the routes, one file per feature; [`openapi`]: the document they generate.
-//! - [`app`], [`state`]: assembling and running the server; [`error`]: the one error type.
+//! The layers, each using only those listed before it (no module imports one after it):
+//!
+//! - [`error`]: the one error type and its statuses; [`config`]: the settings tree.
+//! - [`values`]: typed values from published text (numbers, dates, datetimes, booleans).
+//! - [`dataset`]: what a dataset is: its dataset file, column names, schema, manifest.
+//! - [`storage`]: the object store, the dataset layout on it, tables over stored versions.
+//! - [`ingest`]: fetch → sniff → infer → write Parquet → switch the current version.
+//! - [`query`]: request parameters → validated query → the executor (memory or DataFusion).
+//! - [`catalog`]: the datasets served, their versions, ingests and refreshes.
+//! - [`encode`]: JSON, NDJSON and CSV writers; [`cache`]: the result cache.
+//! - [`openapi`]: the frame of the OpenAPI document; [`http`]: the routes, one file per feature,
+//!   which complete it.
+//! - [`state`], [`app`]: assembling and running the server; [`cli`]: the commands.
 
 pub mod app;
 pub mod cache;
 pub mod catalog;
 pub mod cli;
 pub mod config;
+pub mod dataset;
 pub mod encode;
 pub mod error;
 pub mod http;
@@ -24,5 +28,6 @@ pub mod openapi;
 pub mod query;
 pub mod state;
 pub mod storage;
+pub mod values;
 
 pub use error::{Error, Result};

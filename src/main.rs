@@ -2,11 +2,9 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = qanat::cli::Cli::parse();
+    let (cli, matches) = qanat::cli::Cli::parse_args();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("QANAT_LOG")
@@ -14,7 +12,7 @@ async fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    match qanat::cli::run(cli).await {
+    match qanat::cli::run(cli, matches).await {
         Ok(code) => code,
         Err(e) => {
             eprintln!("qanat: {e}");

@@ -1,5 +1,6 @@
-//! The OpenAPI 3.1 document: generated from the routed handlers (utoipa-axum), completed with
-//! the catalog's dataset ids.
+//! The OpenAPI 3.1 document's frame: its information, tags and shared schemas, and the
+//! completion with the catalog's dataset ids. The paths come from the routed handlers: the
+//! HTTP layer assembles the document from its routers (`http::openapi_document`).
 
 use utoipa::OpenApi;
 use utoipa::openapi::schema::{ObjectBuilder, Type};
@@ -22,12 +23,6 @@ The query grammar is data.gouv.fr's tabular API: `column__operator=value`.",
     components(schemas(crate::error::Problem))
 )]
 pub struct ApiDoc;
-
-/// The document of a catalog with these dataset ids, as `qanat openapi` prints it.
-pub fn document(ids: &[String]) -> utoipa::openapi::OpenApi {
-    let (_, api) = crate::http::api_router().split_for_parts();
-    finish(api, ids)
-}
 
 /// Lists the dataset ids as the `id` parameter's allowed values, so generated clients know them.
 pub fn finish(mut api: utoipa::openapi::OpenApi, ids: &[String]) -> utoipa::openapi::OpenApi {

@@ -5,16 +5,14 @@ use std::sync::Arc;
 use crate::cache::ResponseCache;
 use crate::catalog::Catalog;
 use crate::config::Settings;
-use crate::query::Engine;
+use crate::query::Executor;
 use crate::storage::Storage;
 
 #[derive(Clone)]
 pub struct AppState {
     pub settings: Arc<Settings>,
     pub catalog: Arc<Catalog>,
-    pub engine: Arc<Engine>,
+    pub executor: Arc<Executor>,
     pub storage: Storage,
     pub cache: ResponseCache,
-    /// Memory for datasets held decoded.
-    pub resident: Arc<crate::query::resident::Budget>,
 }

@@ -9,7 +9,14 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use url::Url;
 
-use crate::catalog::manifest::{Manifest, Pointer};
+use datafusion::catalog::TableProvider;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
+
+use crate::dataset::manifest::{Manifest, Pointer};
+use crate::dataset::schema::{Column, arrow_schema, file_order};
 use crate::error::{Error, Result};
 
 /// The store, the prefix under which datasets live, and the URL DataFusion reaches it by.
@@ -85,6 +92,25 @@ impl Storage {
         format!("{}{}/", self.base_url, self.version_dir(id, version))
     }
 
+    /// A DataFusion table over a version's Parquet files, in file order. The schema comes from
+    /// the manifest, so nothing is inferred per request, and the declared order lets file-order
+    /// pages skip sorting.
+    pub fn version_table(
+        &self,
+        id: &str,
+        version: &str,
+        schema: &[Column],
+    ) -> Result<Arc<dyn TableProvider>> {
+        let url = ListingTableUrl::parse(self.version_url(id, version))?;
+        let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
+            .with_file_extension(".parquet")
+            .with_file_sort_order(vec![vec![file_order()]]);
+        let config = ListingTableConfig::new(url)
+            .with_listing_options(options)
+            .with_schema(arrow_schema(schema));
+        Ok(Arc::new(ListingTable::try_new(config)?))
+    }
+
     fn pointer_path(&self, id: &str) -> Path {
         self.dataset_dir(id).clone().join("current.json")
     }
@@ -118,7 +144,7 @@ impl Storage {
     pub async fn version_infos(
         &self,
         id: &str,
-    ) -> Result<Vec<crate::catalog::manifest::VersionInfo>> {
+    ) -> Result<Vec<crate::dataset::manifest::VersionInfo>> {
         let mut infos = Vec::new();
         for v in self.versions(id).await?.iter().rev() {
             let path = self.version_dir(id, v).clone().join("manifest.json");
@@ -190,7 +216,7 @@ impl Storage {
     }
 
     async fn put_json<T: serde::Serialize>(&self, path: &Path, value: &T) -> Result<()> {
-        let body = serde_json::to_vec_pretty(value).map_err(Error::internal)?;
+        let body = serde_json::to_vec_pretty(value)?;
         self.store
             .put(path, PutPayload::from(Bytes::from(body)))
             .await?;

@@ -1,37 +1,24 @@
-//! The catalog: the datasets being served, each with the version currently published. A
-//! request takes an `Arc` of the version it starts on, so a switch never changes a query
-//! in flight.
+//! The catalog: the datasets being served, each with the version currently published, the
+//! older versions still kept that requests name, and the last ingest error. A request takes an
+//! `Arc` of the version it starts on, so a switch never changes a query in flight.
+//!
+//! [`versions`] resolves the version a request reads (the `410` for one no longer kept) and
+//! publishes stored versions; [`refresh`] ingests sources and keeps them fresh.
 
-pub mod manifest;
-pub mod names;
-pub mod schema;
-pub mod spec;
+pub mod refresh;
+pub mod versions;
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::Arc;
 
-use datafusion::catalog::TableProvider;
+// Locks that cannot be poisoned: a panicking request leaves the catalog usable.
+use parking_lot::{Mutex, RwLock};
 
+use crate::config::IngestSettings;
+use crate::dataset::spec::DatasetSpec;
 use crate::error::{Error, Result};
-use manifest::Manifest;
-use schema::Column;
-use spec::DatasetSpec;
-
-/// A published version, ready to query.
-pub struct Loaded {
-    pub manifest: Manifest,
-    pub table: Arc<dyn TableProvider>,
-    /// The rows in memory, when the version fits the resident budget (`table` then reads them).
-    pub resident: Option<Arc<crate::query::resident::Resident>>,
-    /// The versions kept in storage when this one was loaded, newest first.
-    pub versions: Vec<manifest::VersionInfo>,
-}
-
-impl Loaded {
-    pub fn column(&self, name: &str) -> Option<&Column> {
-        self.manifest.schema.iter().find(|c| c.name == name)
-    }
-}
+use crate::query::{Executor, Loaded};
+use crate::storage::Storage;
 
 /// One dataset of the catalog.
 pub struct Entry {
@@ -39,27 +26,24 @@ pub struct Entry {
     current: RwLock<Option<Arc<Loaded>>>,
     /// Older versions still kept in storage that a cursor or pinned URL asked for.
     older: Mutex<Vec<Arc<Loaded>>>,
-    last_error: RwLock<Option<String>>,
+    last_error: RwLock<Option<Arc<Error>>>,
 }
 
 impl Entry {
     pub fn current(&self) -> Option<Arc<Loaded>> {
-        self.current.read().expect("lock poisoned").clone()
+        self.current.read().clone()
     }
 
     /// Publishes a version, and forgets the older ones opened before that are no longer kept.
     pub fn set_current(&self, loaded: Arc<Loaded>) {
         let kept = |v: &str| loaded.versions.iter().any(|k| k.version == v);
-        self.older
-            .lock()
-            .expect("lock poisoned")
-            .retain(|o| kept(&o.manifest.version));
-        *self.current.write().expect("lock poisoned") = Some(loaded);
+        self.older.lock().retain(|o| kept(&o.manifest.version));
+        *self.current.write() = Some(loaded);
     }
 
     /// An older version opened before, if any.
     pub fn older(&self, version: &str) -> Option<Arc<Loaded>> {
-        let older = self.older.lock().expect("lock poisoned");
+        let older = self.older.lock();
         older
             .iter()
             .find(|o| o.manifest.version == version)
@@ -68,7 +52,7 @@ impl Entry {
 
     /// Remembers an older version opened for a request.
     pub fn remember(&self, loaded: Arc<Loaded>) {
-        let mut older = self.older.lock().expect("lock poisoned");
+        let mut older = self.older.lock();
         if !older
             .iter()
             .any(|o| o.manifest.version == loaded.manifest.version)
@@ -77,28 +61,40 @@ impl Entry {
         }
     }
 
-    pub fn last_error(&self) -> Option<String> {
-        self.last_error.read().expect("lock poisoned").clone()
+    /// Why the last ingest or refresh failed, if it did (the served version is then older).
+    pub fn last_error(&self) -> Option<Arc<Error>> {
+        self.last_error.read().clone()
     }
 
     pub fn clear_error(&self) {
-        *self.last_error.write().expect("lock poisoned") = None;
+        *self.last_error.write() = None;
     }
 
-    pub fn set_error(&self, err: String) {
-        *self.last_error.write().expect("lock poisoned") = Some(err);
+    /// Records why the last ingest or refresh failed, and hands the error back shared.
+    pub fn set_error(&self, err: Error) -> Arc<Error> {
+        let err = Arc::new(err);
+        *self.last_error.write() = Some(Arc::clone(&err));
+        err
     }
 }
 
-/// The datasets served, by id.
-#[derive(Default)]
+/// The datasets served, by id, with the storage their versions live in and the executor that
+/// opens them.
 pub struct Catalog {
     entries: BTreeMap<String, Arc<Entry>>,
+    storage: Storage,
+    executor: Arc<Executor>,
+    ingest: IngestSettings,
 }
 
 impl Catalog {
     /// A catalog of these specs; two with the same id are refused.
-    pub fn new(specs: Vec<DatasetSpec>) -> Result<Self> {
+    pub fn new(
+        specs: Vec<DatasetSpec>,
+        storage: Storage,
+        executor: Arc<Executor>,
+        ingest: IngestSettings,
+    ) -> Result<Self> {
         let mut entries = BTreeMap::new();
         for spec in specs {
             let id = spec.id.clone();
@@ -114,7 +110,12 @@ impl Catalog {
                 )));
             }
         }
-        Ok(Catalog { entries })
+        Ok(Catalog {
+            entries,
+            storage,
+            executor,
+            ingest,
+        })
     }
 
     pub fn ids(&self) -> Vec<String> {

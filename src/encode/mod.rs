@@ -2,7 +2,7 @@
 
 use arrow::record_batch::RecordBatch;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// Datetimes as API.md specifies: `YYYY-MM-DDTHH:MM:SS`, fractional seconds only when present,
 /// an offset only on columns whose source had one.
@@ -45,9 +45,9 @@ pub fn json_array(batches: &[RecordBatch]) -> Result<Vec<u8>> {
             .with_timestamp_tz_format(TIMESTAMP_TZ.into())
             .build::<_, arrow::json::writer::JsonArray>(&mut out);
         for b in batches {
-            w.write(b).map_err(Error::internal)?;
+            w.write(b)?;
         }
-        w.finish().map_err(Error::internal)?;
+        w.finish()?;
     }
     if out.is_empty() {
         out.extend_from_slice(b"[]");
@@ -64,8 +64,8 @@ pub fn ndjson(batch: &RecordBatch) -> Result<Vec<u8>> {
             .with_timestamp_format(TIMESTAMP.into())
             .with_timestamp_tz_format(TIMESTAMP_TZ.into())
             .build::<_, arrow::json::writer::LineDelimited>(&mut out);
-        w.write(batch).map_err(Error::internal)?;
-        w.finish().map_err(Error::internal)?;
+        w.write(batch)?;
+        w.finish()?;
     }
     Ok(out)
 }
@@ -80,7 +80,7 @@ pub fn csv(batch: &RecordBatch, header: bool) -> Result<Vec<u8>> {
             .with_timestamp_tz_format(TIMESTAMP_TZ.into())
             .with_date_format("%Y-%m-%d".into())
             .build(&mut out);
-        w.write(batch).map_err(Error::internal)?;
+        w.write(batch)?;
     }
     Ok(out)
 }

@@ -9,19 +9,11 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use utoipa::ToSchema;
 
-use arrow::record_batch::RecordBatch;
-use datafusion::scalar::ScalarValue;
-
 use super::{base_url, etag, not_modified, not_modified_response, set_cache_headers};
-use crate::app;
-use crate::catalog::Loaded;
 use crate::encode::{self, Format};
-use crate::error::{Error, Problem, Result};
-use crate::query::BatchStream;
-use crate::query::cursor::{self, After, Cursor};
-use crate::query::params::{self, DataQuery};
-use crate::query::plan::plan;
-use crate::query::resident::{self, Resident};
+use crate::error::{Problem, Result};
+use crate::query::params;
+use crate::query::{BatchStream, DataQuery, Loaded, Page};
 use crate::state::AppState;
 use std::sync::Arc;
 
@@ -57,7 +49,7 @@ pub struct PageMeta {
 /// What the data routes share: the version, the parsed query, the ETag.
 struct Prepared {
     id: String,
-    loaded: std::sync::Arc<Loaded>,
+    loaded: Arc<Loaded>,
     query: DataQuery,
     etag: String,
     /// Whether the request names its version (`{id}@{version}` or a cursor): its body can
@@ -74,40 +66,24 @@ async fn prepare(
     format: Format,
     base: &str,
 ) -> Result<Prepared> {
-    let (id, in_path) = match path_id.split_once('@') {
-        Some((id, v)) => (id, Some(v)),
-        None => (path_id, None),
-    };
-    let in_cursor = cursor::version_in(raw);
-    if let (Some(p), Some(c)) = (in_path, &in_cursor)
-        && p != c
-    {
-        return Err(Error::bad_request(format!(
-            "the cursor belongs to version {c}, not to version {p} named in the path"
-        )));
-    }
-    let loaded = match in_path.map(str::to_string).or(in_cursor) {
-        Some(v) => app::loaded_version(state, id, &v).await?,
-        None => state.catalog.loaded(id)?,
-    };
-    let query = params::parse(raw, &loaded.manifest.schema, &state.settings.limits)?;
+    let v = state.catalog.resolve(path_id, raw).await?;
+    let query = params::parse(raw, &v.loaded.manifest.schema, &state.settings.limits)?;
     let canonical = query.canonical(format == Format::Json || query.paged);
-    let pinned = in_path.is_some() || query.cursor.is_some();
     // JSON bodies carry absolute links, so the base URL is part of what they depend on.
     let etag = etag(&[
-        id,
-        &loaded.manifest.version,
+        &v.id,
+        &v.loaded.manifest.version,
         format.name(),
         &canonical,
         base,
-        if in_path.is_some() { "@" } else { "" },
+        if v.in_path { "@" } else { "" },
     ]);
     Ok(Prepared {
-        id: id.to_string(),
-        loaded,
+        id: v.id,
+        loaded: v.loaded,
         query,
         etag,
-        pinned,
+        pinned: v.pinned,
     })
 }
 
@@ -156,27 +132,14 @@ pub async fn page(
 }
 
 async fn render_page(state: &AppState, base: &str, p: &Prepared) -> Result<Bytes> {
+    let page = state.executor.page(&p.loaded, &p.query).await?;
+    page_body(base, p, page)
+}
+
+/// The JSON body of a page: rows, links that repeat the query, meta.
+fn page_body(base: &str, p: &Prepared, page: Page) -> Result<Bytes> {
     let (m, q, id) = (&p.loaded.manifest, &p.query, &p.id);
-    let keyed = !q.is_aggregate();
-    let (batches, total, after) = match &p.loaded.resident {
-        Some(r) if Resident::serves(q) => resident_page(state, r, q).await?,
-        Some(r) if r.serves_aggregate(q) => {
-            let (r, q2) = (Arc::clone(r), q.clone());
-            let (page, groups) = state
-                .engine
-                .run(move || resident::group_page(&r, &q2, true))
-                .await?;
-            (vec![page], groups, None)
-        }
-        _ => planned_page(state, p).await?,
-    };
-    let data = encode::json_array(&batches)?;
-    let shown = q.page.saturating_mul(q.page_size);
-    let next = (shown < total && (after.is_some() || !keyed)).then(|| Cursor {
-        version: m.version.clone(),
-        page: q.page + 1,
-        after,
-    });
+    let data = encode::json_array(&page.batches)?;
     // A walk that started on a version stays on it: links of a pinned request name it.
     let path = if p.pinned {
         format!("{base}/api/datasets/{id}@{}/data", m.version)
@@ -187,20 +150,19 @@ async fn render_page(state: &AppState, base: &str, p: &Prepared) -> Result<Bytes
     let link = |page: u64| format!("{path}?{}", q.query_string(Some(page)));
     let links = json!({
         "self": format!("{path}?{}", q.canonical(true)),
-        "next": next.map(|c| format!("{base}/api/datasets/{id}/data?{}", q.cursor_string(&c))),
+        "next": page.next.map(|c| format!("{base}/api/datasets/{id}/data?{}", q.cursor_string(&c))),
         "prev": (q.page > 1).then(|| link(q.page - 1)),
         "profile": format!("{base}/api/datasets/{id}/profile"),
         "openapi": format!("{base}/openapi.json"),
     });
-    let meta =
-        json!({"page": q.page, "page_size": q.page_size, "total": total, "version": m.version});
+    let meta = json!({"page": q.page, "page_size": q.page_size, "total": page.total, "version": m.version});
     let mut out = Vec::with_capacity(data.len() + 512);
     out.extend_from_slice(b"{\"data\":");
     out.extend_from_slice(&data);
     out.extend_from_slice(b",\"links\":");
-    serde_json::to_writer(&mut out, &links).map_err(Error::internal)?;
+    serde_json::to_writer(&mut out, &links)?;
     out.extend_from_slice(b",\"meta\":");
-    serde_json::to_writer(&mut out, &meta).map_err(Error::internal)?;
+    serde_json::to_writer(&mut out, &meta)?;
     out.push(b'}');
     Ok(Bytes::from(out))
 }
@@ -276,25 +238,7 @@ async fn export(
     let body = match state.cache.get(&p.etag).await {
         Some(bytes) => Body::from(bytes),
         None => {
-            let stream = match &p.loaded.resident {
-                Some(r) if Resident::serves(&p.query) => {
-                    resident::stream(&state.engine, Arc::clone(r), p.query.clone()).await?
-                }
-                Some(r) if r.serves_aggregate(&p.query) => {
-                    resident::stream_groups(&state.engine, Arc::clone(r), p.query.clone()).await?
-                }
-                _ => {
-                    let df = state.engine.read(p.loaded.table.clone())?;
-                    let planned = plan(
-                        df,
-                        &p.query,
-                        &p.loaded.manifest.schema,
-                        p.query.paged,
-                        false,
-                    )?;
-                    state.engine.stream(planned.rows).await?
-                }
-            };
+            let stream = state.executor.stream(&p.loaded, &p.query).await?;
             let keep = Keep {
                 cache: state.cache.clone(),
                 key: p.etag.clone(),
@@ -319,78 +263,6 @@ async fn export(
     }
     set_cache_headers(h, &p.etag, p.pinned);
     Ok(resp)
-}
-
-/// A page in file order from rows held in memory: total and rows in one pass, no plan.
-async fn resident_page(
-    state: &AppState,
-    r: &Arc<Resident>,
-    q: &DataQuery,
-) -> Result<(Vec<RecordBatch>, u64, Option<After>)> {
-    let after_row = q
-        .cursor
-        .as_ref()
-        .and_then(|c| c.after.as_ref())
-        .map(|a| a.row);
-    let offset = if after_row.is_some() { 0 } else { q.offset()? };
-    let (r, q2, size) = (Arc::clone(r), q.clone(), q.page_size as usize);
-    let sel = state
-        .engine
-        .run(move || r.select(&q2, after_row, offset, Some(size)))
-        .await?;
-    let after = sel.last_row.map(|row| After {
-        keys: Vec::new(),
-        row,
-    });
-    Ok((sel.batches, sel.total, after))
-}
-
-/// A page planned in DataFusion, its total counted alongside.
-async fn planned_page(
-    state: &AppState,
-    p: &Prepared,
-) -> Result<(Vec<RecordBatch>, u64, Option<After>)> {
-    let (m, q) = (&p.loaded.manifest, &p.query);
-    let df = state.engine.read(p.loaded.table.clone())?;
-    let keyed = !q.is_aggregate();
-    let planned = plan(df, q, &m.schema, true, keyed)?;
-    let rows = state.engine.collect(planned.rows);
-    let total = async {
-        match planned.total {
-            Some(df) => state.engine.count(df).await,
-            None => Ok(m.rows),
-        }
-    };
-    let (mut batches, total) = tokio::try_join!(rows, total)?;
-    // The next page starts after the last row shown: its keys are the hidden last columns.
-    let mut after = None;
-    if keyed {
-        let hidden = q.sorts.len() + 1;
-        if let Some(last) = batches.iter().rev().find(|b| b.num_rows() > 0) {
-            after = Some(last_position(last, hidden)?);
-        }
-        for b in &mut batches {
-            let visible: Vec<usize> = (0..b.num_columns() - hidden).collect();
-            *b = b.project(&visible).map_err(Error::internal)?;
-        }
-    }
-    Ok((batches, total, after))
-}
-
-/// The position of a batch's last row, from its `hidden` last columns (sort keys, row number).
-fn last_position(batch: &RecordBatch, hidden: usize) -> Result<After> {
-    let last = batch.num_rows() - 1;
-    let first_hidden = batch.num_columns() - hidden;
-    let value = |i: usize| ScalarValue::try_from_array(batch.column(i), last);
-    let keys = (first_hidden..batch.num_columns() - 1)
-        .map(value)
-        .collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(Error::internal)?;
-    let row = match value(batch.num_columns() - 1).map_err(Error::internal)? {
-        ScalarValue::Int64(Some(r)) => r,
-        other => return Err(Error::internal(format!("row number read as {other:?}"))),
-    };
-    Ok(After { keys, row })
 }
 
 /// A copy of an export's bytes as they are sent, stored in the result cache once the export

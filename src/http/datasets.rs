@@ -10,8 +10,9 @@ use utoipa::ToSchema;
 
 use super::base_url;
 use crate::catalog::Entry;
-use crate::catalog::manifest::{ColumnProfile, IngestReport, VersionInfo};
-use crate::catalog::schema::Column;
+use crate::config::Limits;
+use crate::dataset::manifest::{ColumnProfile, IngestReport, VersionInfo};
+use crate::dataset::schema::Column;
 use crate::error::{Error, Problem, Result};
 use crate::state::AppState;
 
@@ -93,11 +94,66 @@ fn summary(entry: &Entry, base: &str) -> DatasetSummary {
     }
 }
 
+/// A request of the catalog: the page, and the words searched.
+struct ListQuery {
+    page: u64,
+    page_size: u64,
+    words: Vec<String>,
+}
+
+impl ListQuery {
+    /// Parses a raw query string; page sizes follow the configured limits, as on data routes.
+    fn parse(raw: &str, limits: &Limits) -> Result<Self> {
+        let mut q = ListQuery {
+            page: 1,
+            page_size: limits.default_page_size,
+            words: Vec::new(),
+        };
+        let max = limits.max_page_size;
+        for (k, v) in url::form_urlencoded::parse(raw.as_bytes()) {
+            match k.as_ref() {
+                "page" => {
+                    q.page = v.parse().ok().filter(|p| *p >= 1).ok_or_else(|| {
+                        Error::bad_request(format!(
+                            "page `{v}` must be a whole number of at least 1"
+                        ))
+                    })?
+                }
+                "page_size" => {
+                    q.page_size = v
+                        .parse()
+                        .ok()
+                        .filter(|p| (1..=max).contains(p))
+                        .ok_or_else(|| {
+                            Error::bad_request(format!(
+                                "page_size `{v}` must be a whole number from 1 to {max}"
+                            ))
+                        })?
+                }
+                "q" => {
+                    q.words = v
+                        .split_whitespace()
+                        .map(crate::dataset::names::normalize)
+                        .filter(|w| !w.is_empty())
+                        .collect()
+                }
+                "" => {}
+                other => {
+                    return Err(Error::bad_request(format!(
+                        "unknown parameter `{other}`; valid parameters are page, page_size and q"
+                    )));
+                }
+            }
+        }
+        Ok(q)
+    }
+}
+
 /// The catalog, paged and searchable.
 #[utoipa::path(get, path = "/api/datasets", tag = "datasets",
     params(
         ("page" = Option<u64>, Query, description = "1-based page (default 1)"),
-        ("page_size" = Option<u64>, Query, description = "datasets a page (default 20, at most 1000)"),
+        ("page_size" = Option<u64>, Query, description = "datasets a page (default 20, at most 1000 unless configured)"),
         ("q" = Option<String>, Query, description = "words that must all appear in the id, title or description (case and accents ignored)"),
     ),
     responses(
@@ -109,46 +165,17 @@ pub async fn list(
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<DatasetList>> {
-    let (mut page, mut page_size, mut words) = (1u64, 20u64, Vec::new());
-    for (k, v) in url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
-        match k.as_ref() {
-            "page" => {
-                page = v.parse().ok().filter(|p| *p >= 1).ok_or_else(|| {
-                    Error::bad_request(format!("page `{v}` must be a whole number of at least 1"))
-                })?
-            }
-            "page_size" => {
-                page_size = v
-                    .parse()
-                    .ok()
-                    .filter(|p| (1..=1000).contains(p))
-                    .ok_or_else(|| {
-                        Error::bad_request(format!(
-                            "page_size `{v}` must be a whole number from 1 to 1000"
-                        ))
-                    })?
-            }
-            "q" => {
-                words = v
-                    .split_whitespace()
-                    .map(crate::catalog::names::normalize)
-                    .filter(|w| !w.is_empty())
-                    .collect()
-            }
-            "" => {}
-            other => {
-                return Err(Error::bad_request(format!(
-                    "unknown parameter `{other}`; valid parameters are page, page_size and q"
-                )));
-            }
-        }
-    }
+    let ListQuery {
+        page,
+        page_size,
+        words,
+    } = ListQuery::parse(&raw.unwrap_or_default(), &state.settings.limits)?;
     let base = base_url(&headers, &state.settings);
     let matching: Vec<&std::sync::Arc<Entry>> = state
         .catalog
         .entries()
         .filter(|e| {
-            let hay = crate::catalog::names::normalize(&format!(
+            let hay = crate::dataset::names::normalize(&format!(
                 "{} {} {}",
                 e.spec.id, e.spec.title, e.spec.description
             ));
@@ -216,7 +243,7 @@ pub async fn get(
             .as_ref()
             .map(|l| l.versions.clone())
             .unwrap_or_default(),
-        last_error: entry.last_error(),
+        last_error: entry.last_error().map(|e| e.to_string()),
     }))
 }
 

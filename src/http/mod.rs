@@ -33,6 +33,13 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(metrics::metrics))
 }
 
+/// The OpenAPI document of a catalog with these dataset ids, as `qanat openapi` prints it and
+/// `/openapi.json` serves it.
+pub fn openapi_document(ids: &[String]) -> utoipa::openapi::OpenApi {
+    let (_, api) = api_router().split_for_parts();
+    openapi::finish(api, ids)
+}
+
 /// The whole application: API routes, `/openapi.json`, `/docs`, problem+json for unknown routes
 /// and for panics.
 pub fn router(state: AppState) -> Router {

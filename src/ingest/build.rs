@@ -13,10 +13,10 @@ use arrow::record_batch::RecordBatch;
 
 use super::infer::{MAX_LISTED_REJECTS, row_problem};
 use super::reader::{Dialect, Notes, Progress, Records, clip, text};
-use super::values::{NumStyle, parse_any, parse_bool, parse_date, parse_datetime};
-use crate::catalog::manifest::RejectedRow;
-use crate::catalog::schema::{Column, ColumnType, UTC, arrow_schema};
-use crate::error::{Error, Result};
+use crate::dataset::manifest::RejectedRow;
+use crate::dataset::schema::{Column, ColumnType, UTC, arrow_schema};
+use crate::error::Result;
+use crate::values::{NumStyle, parse_any, parse_bool, parse_date, parse_datetime};
 
 /// Rows per Arrow batch handed to the Parquet writer.
 pub const BATCH_ROWS: usize = 64 * 1024;
@@ -181,7 +181,7 @@ pub fn build(
     let mut flush = |builders: &mut Vec<Builder>, rows: &mut Int64Builder| -> Result<()> {
         let mut arrays: Vec<ArrayRef> = builders.iter_mut().map(Builder::finish).collect();
         arrays.push(Arc::new(rows.finish()));
-        let batch = RecordBatch::try_new(schema.clone(), arrays).map_err(Error::internal)?;
+        let batch = RecordBatch::try_new(schema.clone(), arrays)?;
         sink(batch)
     };
     let (mut read, mut rejected_count, mut rejected) = (0u64, 0u64, Vec::new());

@@ -4,15 +4,15 @@
 use std::path::Path;
 
 use super::reader::{Dialect, Notes, Progress, Records, clip, text};
-use super::values::{
+use crate::dataset::manifest::ColumnDecision;
+use crate::dataset::names::column_names;
+use crate::dataset::schema::{Column, ColumnType};
+use crate::dataset::spec::DatasetSpec;
+use crate::error::{Error, Result};
+use crate::values::{
     DateLayout, NotNumber, NumStyle, parse_any, parse_bool, parse_date, parse_datetime,
     parse_grouped, parse_int,
 };
-use crate::catalog::manifest::ColumnDecision;
-use crate::catalog::names::column_names;
-use crate::catalog::schema::{Column, ColumnType};
-use crate::catalog::spec::DatasetSpec;
-use crate::error::{Error, Result};
 
 /// Rejected rows listed in the report; the rest are only counted.
 pub const MAX_LISTED_REJECTS: usize = 100;
@@ -342,7 +342,7 @@ fn header_is_data(
     typed > 0
 }
 
-/// Reads the whole file once and decides the schema.
+/// Reads the file (its first `limit` rows, or all) and decides the schema.
 pub fn infer(
     path: &Path,
     dialect: &Dialect,
@@ -369,13 +369,33 @@ pub fn infer(
         Some((_, rec)) => (vec![String::new(); rec.len()], 0, Some(rec.clone())),
     };
     let names = column_names(&labels);
-    let forced: Vec<Option<ColumnType>> = names
-        .iter()
-        .map(|n| match spec.all_text {
-            true => Some(ColumnType::String),
-            false => spec.columns.get(n).and_then(|c| c.kind),
-        })
-        .collect();
+    let forced = forced_types(spec, &names)?;
+    let mut scan = Scan::new(spec, dialect, &names, &labels, forced);
+    if let Some(rec) = first_row {
+        scan.observe(1, &rec);
+    }
+    // Footnotes below the table must not decide a column's type.
+    let mut notes = Notes::default();
+    let mut complete = true;
+    while let Some((line, rec)) = records.next_record()? {
+        if notes.hold(line, rec, names.len()) {
+            continue;
+        }
+        for (l, r) in notes.release() {
+            scan.observe(l, &r);
+        }
+        scan.observe(line, rec);
+        if limit.is_some_and(|l| scan.rows_read >= l) {
+            complete = false;
+            break;
+        }
+    }
+    Ok(scan.decide(spec, &labels, header_line, complete))
+}
+
+/// The types the dataset file sets (every column text with `all_text`); a `[columns.x]` that
+/// names no column is an error listing the columns.
+fn forced_types(spec: &DatasetSpec, names: &[String]) -> Result<Vec<Option<ColumnType>>> {
     for key in spec.columns.keys() {
         if !names.contains(key) {
             return Err(Error::Config(format!(
@@ -385,120 +405,155 @@ pub fn infer(
             )));
         }
     }
-    // Placeholder columns for row checks; datetime offsets of forced columns are not known yet,
-    // so forced datetimes accept either form until decided below.
-    let mut columns: Vec<Column> = names
+    Ok(names
         .iter()
-        .zip(&labels)
-        .map(|(name, label)| Column {
-            name: name.clone(),
-            label: label.clone(),
-            kind: ColumnType::String,
-            nullable: true,
-            description: spec.columns.get(name).and_then(|c| c.description.clone()),
-            with_offset: false,
+        .map(|n| match spec.all_text {
+            true => Some(ColumnType::String),
+            false => spec.columns.get(n).and_then(|c| c.kind),
         })
-        .collect();
-    let mut cands = vec![Candidates::default(); names.len()];
-    let mut forced_offset: Vec<Option<bool>> = vec![None; names.len()];
-    let lenient = dialect.lenient_styles();
-    let mut out = Inferred {
-        columns: Vec::new(),
-        forced: Vec::new(),
-        styles: Vec::new(),
-        decisions: Vec::new(),
-        header_line,
-        complete: true,
-        empty_columns: false,
-        header_is_data: false,
-        rows_read: 0,
-        distinct_share: Vec::new(),
-    };
-    let mut distinct: Vec<std::collections::HashSet<u64>> = vec![Default::default(); names.len()];
-    let mut observe = |line: u64, rec: &csv::ByteRecord, out: &mut Inferred| {
-        out.rows_read += 1;
+        .collect())
+}
+
+/// What the rows read so far say about each column.
+struct Scan<'a> {
+    dialect: &'a Dialect,
+    /// Placeholder columns for row checks; datetime offsets of forced columns are not known
+    /// yet, so forced datetimes accept either form until decided.
+    columns: Vec<Column>,
+    forced: Vec<Option<ColumnType>>,
+    forced_offset: Vec<Option<bool>>,
+    cands: Vec<Candidates>,
+    distinct: Vec<std::collections::HashSet<u64>>,
+    lenient: Vec<NumStyle>,
+    rows_read: u64,
+}
+
+impl<'a> Scan<'a> {
+    fn new(
+        spec: &DatasetSpec,
+        dialect: &'a Dialect,
+        names: &[String],
+        labels: &[String],
+        forced: Vec<Option<ColumnType>>,
+    ) -> Self {
+        let columns = names
+            .iter()
+            .zip(labels)
+            .map(|(name, label)| Column {
+                name: name.clone(),
+                label: label.clone(),
+                kind: ColumnType::String,
+                nullable: true,
+                description: spec.columns.get(name).and_then(|c| c.description.clone()),
+                with_offset: false,
+            })
+            .collect();
+        let n = names.len();
+        Scan {
+            dialect,
+            columns,
+            forced,
+            forced_offset: vec![None; n],
+            cands: vec![Candidates::default(); n],
+            distinct: vec![Default::default(); n],
+            lenient: dialect.lenient_styles(),
+            rows_read: 0,
+        }
+    }
+
+    fn observe(&mut self, line: u64, rec: &csv::ByteRecord) {
+        self.rows_read += 1;
         // Forced datetimes: the first value fixes whether the column carries offsets.
-        for (i, kind) in forced.iter().enumerate() {
+        for (i, kind) in self.forced.iter().enumerate() {
             if *kind == Some(ColumnType::Datetime)
-                && forced_offset[i].is_none()
+                && self.forced_offset[i].is_none()
                 && let Some(dt) = rec.get(i).and_then(|f| parse_datetime(&text(f)))
             {
-                forced_offset[i] = Some(dt.with_offset);
-                columns[i].with_offset = dt.with_offset;
+                self.forced_offset[i] = Some(dt.with_offset);
+                self.columns[i].with_offset = dt.with_offset;
             }
         }
         // The writing pass rejects and reports these rows; they decide nothing here.
-        if row_problem(rec, &columns, &forced, dialect, &lenient).is_some() {
+        let problem = row_problem(
+            rec,
+            &self.columns,
+            &self.forced,
+            self.dialect,
+            &self.lenient,
+        );
+        if problem.is_some() {
             return;
         }
         for (i, field) in rec.iter().enumerate() {
-            if let Some(seen) = distinct.get_mut(i)
+            if let Some(seen) = self.distinct.get_mut(i)
                 && seen.len() < DISTINCT_CAP
                 && !field.is_empty()
             {
                 seen.insert(xxhash_rust::xxh3::xxh3_64(field));
             }
-            if forced[i].is_some() {
+            if self.forced[i].is_some() {
                 continue;
             }
             let cell = text(field);
-            if !dialect.is_null_typed(&cell) {
-                cands[i].observe(&cell, line);
+            if !self.dialect.is_null_typed(&cell) {
+                self.cands[i].observe(&cell, line);
             }
         }
-    };
-    if let Some(rec) = first_row {
-        observe(1, &rec, &mut out);
     }
-    // Footnotes below the table must not decide a column's type.
-    let mut notes = Notes::default();
-    while let Some((line, rec)) = records.next_record()? {
-        if notes.hold(line, rec, names.len()) {
-            continue;
+
+    /// Each column's type, number styles and the reason, from what was seen.
+    fn decide(
+        mut self,
+        spec: &DatasetSpec,
+        labels: &[String],
+        header_line: u64,
+        complete: bool,
+    ) -> Inferred {
+        let mut styles = Vec::new();
+        let mut decisions = Vec::new();
+        for (i, col) in self.columns.iter_mut().enumerate() {
+            let (kind, with_offset, col_styles, reason) = match self.forced[i] {
+                Some(k) => (
+                    k,
+                    self.forced_offset[i].unwrap_or(false),
+                    self.lenient.clone(),
+                    "set in the dataset file".to_string(),
+                ),
+                None => {
+                    let (kind, offset, style, reason) = self.cands[i].decide(&self.dialect.grouped);
+                    (kind, offset, vec![style], reason)
+                }
+            };
+            col.kind = kind;
+            col.with_offset = with_offset;
+            styles.push(col_styles);
+            decisions.push(ColumnDecision {
+                name: col.name.clone(),
+                kind,
+                reason,
+            });
         }
-        for (l, r) in notes.release() {
-            observe(l, &r, &mut out);
-        }
-        observe(line, rec, &mut out);
-        if limit.is_some_and(|l| out.rows_read >= l) {
-            out.complete = false;
-            break;
+        let empty_columns =
+            (self.cands.iter().zip(&self.forced)).any(|(c, f)| f.is_none() && c.non_null == 0);
+        let header_is_data = self.dialect.header
+            && spec.csv.header.is_none()
+            && header_is_data(labels, &self.columns, &styles, &self.forced);
+        let rows = self.rows_read.max(1) as f64;
+        Inferred {
+            distinct_share: self
+                .distinct
+                .iter()
+                .map(|d| d.len() as f64 / rows)
+                .collect(),
+            columns: self.columns,
+            forced: self.forced,
+            styles,
+            decisions,
+            header_line,
+            complete,
+            empty_columns,
+            header_is_data,
+            rows_read: self.rows_read,
         }
     }
-    out.empty_columns = cands
-        .iter()
-        .zip(&forced)
-        .any(|(c, f)| f.is_none() && c.non_null == 0);
-    for (i, col) in columns.iter_mut().enumerate() {
-        let (kind, with_offset, styles, reason) = match forced[i] {
-            Some(k) => (
-                k,
-                forced_offset[i].unwrap_or(false),
-                lenient.clone(),
-                "set in the dataset file".to_string(),
-            ),
-            None => {
-                let (kind, offset, style, reason) = cands[i].decide(&dialect.grouped);
-                (kind, offset, vec![style], reason)
-            }
-        };
-        col.kind = kind;
-        col.with_offset = with_offset;
-        out.styles.push(styles);
-        out.decisions.push(ColumnDecision {
-            name: col.name.clone(),
-            kind,
-            reason,
-        });
-    }
-    out.header_is_data = dialect.header
-        && spec.csv.header.is_none()
-        && header_is_data(&labels, &columns, &out.styles, &forced);
-    out.columns = columns;
-    out.forced = forced;
-    out.distinct_share = distinct
-        .iter()
-        .map(|d| d.len() as f64 / out.rows_read.max(1) as f64)
-        .collect();
-    Ok(out)
 }

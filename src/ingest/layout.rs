@@ -8,6 +8,7 @@ use arrow::array::{ArrayRef, Int64Array};
 use arrow::record_batch::RecordBatch;
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::logical_expr::ident;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use futures::StreamExt;
 use object_store::ObjectStoreExt;
@@ -15,11 +16,9 @@ use parquet::arrow::AsyncArrowWriter;
 use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 
-use crate::catalog::schema::{Column, ColumnType, ROW_COLUMN, arrow_schema};
-use crate::catalog::spec::LayoutOptions;
+use crate::dataset::schema::{Column, ColumnType, ROW_COLUMN, arrow_schema, file_order};
+use crate::dataset::spec::LayoutOptions;
 use crate::error::{Error, Result};
-use crate::query::engine::listing_table;
-use crate::query::plan::column;
 use crate::storage::Storage;
 
 /// Rows per row group unless the dataset file says otherwise.
@@ -113,9 +112,7 @@ impl Layout {
     /// pages sized for pruning, delta-encoded row numbers, bloom filters as decided.
     pub fn writer_properties(&self) -> Result<WriterProperties> {
         let mut b = WriterProperties::builder()
-            .set_compression(Compression::ZSTD(
-                ZstdLevel::try_new(1).map_err(Error::internal)?,
-            ))
+            .set_compression(Compression::ZSTD(ZstdLevel::try_new(1)?))
             .set_max_row_group_row_count(Some(self.row_group_rows))
             .set_data_page_row_count_limit(PAGE_ROWS)
             .set_write_batch_size(PAGE_ROWS)
@@ -153,13 +150,13 @@ pub async fn sort_version(
     let ctx =
         SessionContext::new_with_config_rt(SessionConfig::new().with_target_partitions(1), env);
     ctx.register_object_store(&storage.base_url, Arc::clone(&storage.store));
-    let table = listing_table(storage, id, version, columns)?;
+    let table = storage.version_table(id, version, columns)?;
     let mut order: Vec<_> = layout
         .sort_by
         .iter()
-        .map(|(name, desc)| column(name).sort(!desc, false))
+        .map(|(name, desc)| ident(name).sort(!desc, false))
         .collect();
-    order.push(column(ROW_COLUMN).sort(true, false));
+    order.push(file_order());
     let mut stream = ctx.read_table(table)?.sort(order)?.execute_stream().await?;
 
     let schema = arrow_schema(columns);
@@ -168,8 +165,7 @@ pub async fn sort_version(
     let temp = dir.clone().join("sorted.tmp");
     let out = object_store::buffered::BufWriter::new(Arc::clone(&storage.store), temp.clone());
     let mut writer =
-        AsyncArrowWriter::try_new(out, Arc::clone(&schema), Some(layout.writer_properties()?))
-            .map_err(Error::internal)?;
+        AsyncArrowWriter::try_new(out, Arc::clone(&schema), Some(layout.writer_properties()?))?;
     let mut next: i64 = 0;
     while let Some(batch) = stream.next().await {
         let batch = batch?;
@@ -178,10 +174,10 @@ pub async fn sort_version(
         next += n;
         let mut cols = batch.columns().to_vec();
         cols[row_index] = numbers;
-        let batch = RecordBatch::try_new(Arc::clone(&schema), cols).map_err(Error::internal)?;
-        writer.write(&batch).await.map_err(Error::internal)?;
+        let batch = RecordBatch::try_new(Arc::clone(&schema), cols)?;
+        writer.write(&batch).await?;
     }
-    writer.close().await.map_err(Error::internal)?;
+    writer.close().await?;
     storage
         .store
         .rename(&temp, &dir.clone().join(data_file))

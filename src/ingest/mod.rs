@@ -8,17 +8,16 @@ pub mod profile;
 pub mod reader;
 pub mod sniff;
 pub mod source;
-pub mod values;
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use parquet::arrow::AsyncArrowWriter;
 
-use crate::catalog::manifest::{IngestReport, LAYOUT_VERSION, Manifest, SourceInfo};
-use crate::catalog::schema::arrow_schema;
-use crate::catalog::spec::{DatasetSpec, Source};
 use crate::config::IngestSettings;
+use crate::dataset::manifest::{ColumnProfile, IngestReport, LAYOUT_VERSION, Manifest, SourceInfo};
+use crate::dataset::schema::arrow_schema;
+use crate::dataset::spec::{DatasetSpec, Source};
 use crate::error::{Error, Result};
 use crate::storage::Storage;
 use reader::Dialect;
@@ -77,7 +76,7 @@ pub async fn ingest(
         Error::Ingest { .. } => e,
         other => Error::Ingest {
             id: spec.id.clone(),
-            reason: other.to_string(),
+            source: Box::new(other),
         },
     };
     run(spec, storage, settings, force).await.map_err(wrap)
@@ -90,55 +89,109 @@ async fn run(
     force: bool,
 ) -> Result<Outcome> {
     let started = Instant::now();
-    let source = spec.source()?;
     let options_digest = spec.read_options_digest();
     let current = storage.current_manifest(&spec.id).await?;
-    let reusable =
-        |m: &Manifest| !force && m.layout == LAYOUT_VERSION && m.options_digest == options_digest;
+    // The current version, when what it was read with still holds: then an unchanged source
+    // keeps it.
+    let reusable = current
+        .filter(|m| !force && m.layout == LAYOUT_VERSION && m.options_digest == options_digest);
+    let (fetched, pending) = match fetch_if_changed(spec, settings, reusable).await? {
+        Fetch::Unchanged(m) => return Ok(Outcome::Unchanged(m)),
+        Fetch::Changed(fetched, pending) => (fetched, pending),
+    };
+    tracing::info!(dataset = %spec.id, ms = started.elapsed().as_millis() as u64, "source fingerprinted");
+    let w = write_checked(spec, storage, *fetched, pending).await?;
+    let b = &w.typed.built;
+    if b.rows_read != b.rows_stored + b.rows_rejected {
+        let _ = storage.delete_version(&spec.id, &w.typed.version).await;
+        return Err(Error::internal(format!(
+            "row accounting failed: {} read, {} stored, {} rejected",
+            b.rows_read, b.rows_stored, b.rows_rejected
+        )));
+    }
+    let manifest = manifest_of(spec, w, options_digest, started);
+    storage.write_manifest(&manifest).await?;
+    storage.switch_current(&spec.id, &manifest.version).await?;
+    prune(storage, &spec.id, &manifest.version, settings.keep_versions).await;
+    Ok(Outcome::Ingested(Box::new(manifest)))
+}
 
-    // A local file whose size and mtime match is taken as unchanged without reading it.
-    if let (Some(m), Source::Local(path)) = (&current, &source)
-        && reusable(m)
-        && m.source.modified.is_some()
-        && source::local_stamp(path)
-            == Some((m.source.bytes, m.source.modified.unwrap_or_default()))
+/// Whether the source changed since the version that can be kept.
+enum Fetch {
+    Unchanged(Box<Manifest>),
+    /// The source, fetched, and for a local file the full byte pass still running beside the
+    /// parsing (its facts replace the first bytes' once it ends).
+    Changed(Box<source::Fetched>, Option<source::FullPass>),
+}
+
+/// Fetches the source unless it is known unchanged: a local file by size and modification
+/// time, a remote one by a conditional request, either by its SHA-256.
+async fn fetch_if_changed(
+    spec: &DatasetSpec,
+    settings: &IngestSettings,
+    reusable: Option<Manifest>,
+) -> Result<Fetch> {
+    let source = spec.source()?;
+    if let (Some(m), Source::Local(path)) = (&reusable, &source)
+        && let Some(modified) = m.source.modified
+        && source::local_stamp(path) == Some((m.source.bytes, modified))
     {
-        return Ok(Outcome::Unchanged(Box::new(m.clone())));
+        return Ok(Fetch::Unchanged(Box::new(m.clone())));
     }
     // A first or forced ingest of a local file needs no hash up front: the full byte pass (hash,
     // UTF-8 check) runs beside the parsing, which starts from the first 64 KiB.
-    let early = match &source {
-        Source::Local(path) if current.as_ref().is_none_or(|m| !reusable(m)) => {
-            source::fetch_local_early(path)?
+    if let (None, Source::Local(path)) = (&reusable, &source)
+        && let Some((fetched, full)) = source::fetch_local_early(path)?
+    {
+        return Ok(Fetch::Changed(Box::new(fetched), Some(full)));
+    }
+    // A remote source is asked whether it changed since the version served.
+    let validators = reusable
+        .as_ref()
+        .map(|m| (&m.source.etag, &m.source.last_modified))
+        .filter(|(e, l)| e.is_some() || l.is_some());
+    let fetched = source::fetch(&source, settings, validators).await?;
+    match (fetched, reusable) {
+        (None, Some(m)) => Ok(Fetch::Unchanged(Box::new(m))),
+        (None, None) => Err(Error::internal(
+            "the source answered `not modified` to a request that named no version",
+        )),
+        (Some(f), Some(m)) if m.source.sha256 == f.facts.sha256 => {
+            Ok(Fetch::Unchanged(Box::new(m)))
         }
-        _ => None,
-    };
-    let (mut fetched, mut pending) = match early {
-        Some((fetched, full)) => (fetched, Some(full)),
-        None => {
-            // A remote source is asked whether it changed since the version served.
-            let validators = current
-                .as_ref()
-                .filter(|m| reusable(m))
-                .map(|m| (&m.source.etag, &m.source.last_modified))
-                .filter(|(e, l)| e.is_some() || l.is_some());
-            let Some(fetched) = source::fetch(&source, settings, validators).await? else {
-                let m = current.expect("validators come from the current manifest");
-                return Ok(Outcome::Unchanged(Box::new(m)));
-            };
-            tracing::info!(dataset = %spec.id, ms = started.elapsed().as_millis() as u64, "source fingerprinted");
-            if let Some(m) = &current
-                && reusable(m)
-                && m.source.sha256 == fetched.facts.sha256
-            {
-                return Ok(Outcome::Unchanged(Box::new(m.clone())));
-            }
-            (fetched, None)
-        }
-    };
+        (Some(f), _) => Ok(Fetch::Changed(Box::new(f), None)),
+    }
+}
 
-    let (dialect, encoding_note, delimiter_note, inferred, built, profile, version) = loop {
-        let (mut dialect, encoding_note, delimiter_note) = detect_dialect(spec, &fetched.facts);
+/// A version written with the types decided for it.
+struct Typed {
+    version: String,
+    /// The dialect as finally read (a header found to be data turns `header` off).
+    dialect: Dialect,
+    inferred: infer::Inferred,
+    built: build::Built,
+    profile: Vec<ColumnProfile>,
+}
+
+/// A version written and checked, with what its manifest reports.
+struct WrittenVersion {
+    typed: Typed,
+    fetched: source::Fetched,
+    encoding_note: String,
+    delimiter_note: String,
+}
+
+/// Writes a version in the dialect detected from the first bytes; if the full byte pass then
+/// says the encoding differs (a Latin-1 byte deep down), that version is abandoned and the file
+/// read again.
+async fn write_checked(
+    spec: &DatasetSpec,
+    storage: &Storage,
+    mut fetched: source::Fetched,
+    mut pending: Option<source::FullPass>,
+) -> Result<WrittenVersion> {
+    loop {
+        let (dialect, encoding_note, delimiter_note) = detect_dialect(spec, &fetched.facts);
         if dialect.encoding == encoding_rs::UTF_8
             && let Some(at) = fetched.facts.first_invalid_utf8
             && fetched.facts.bom.is_none()
@@ -149,108 +202,139 @@ async fn run(
              remove the setting to detect the encoding, or name the right one (e.g. \"windows-1252\")"
             )));
         }
-        // Types come from the first rows, and the file is written in one pass; a later value that
-        // does not fit (rare) abandons that version and decides the types from every row.
-        let mut limit = Some(SAMPLE_ROWS);
-        let (inferred, built, profile, version) = loop {
-            let inferred = infer_blocking(spec, &dialect, &fetched, limit).await?;
-            if inferred.header_is_data {
-                // Read again with the first line as a row and positional names.
-                dialect.header = false;
-                continue;
-            }
-            if !inferred.complete && inferred.empty_columns {
-                // A column empty in the first rows could be anything below them.
-                limit = None;
-                continue;
-            }
-            tracing::info!(dataset = %spec.id, ms = started.elapsed().as_millis() as u64, complete = inferred.complete, "types decided");
-            let version = new_version_id(&fetched.facts.sample);
-            let layout = layout::Layout::decide(
-                &spec.layout,
-                &spec.id,
-                &inferred.columns,
-                &inferred.distinct_share,
-                inferred.complete,
-            )?;
-            let written = write_version(
-                storage,
-                &spec.id,
-                &version,
-                &fetched.path,
-                &dialect,
-                &inferred,
-                &layout,
-            )
-            .await;
-            let written = match written {
-                Ok(Written::Built(built, profile)) if !layout.sort_by.is_empty() => {
-                    let sorted = layout::sort_version(
-                        storage,
-                        &spec.id,
-                        &version,
-                        &inferred.columns,
-                        &layout,
-                        DATA_FILE,
-                    )
-                    .await;
-                    tracing::info!(dataset = %spec.id, ms = started.elapsed().as_millis() as u64, "rows sorted");
-                    sorted.map(|()| Written::Built(built, profile))
-                }
-                other => other,
-            };
-            match written {
-                Ok(Written::Built(built, profile)) => break (inferred, built, profile, version),
-                Ok(Written::Widen(w)) if limit.is_some() => {
-                    tracing::info!(dataset = %spec.id, column = %w.column, line = w.line, value = %w.value,
-                    "a value does not fit the type decided from the first rows; reading every row");
-                    let _ = storage.delete_version(&spec.id, &version).await;
-                    limit = None;
-                }
-                Ok(Written::Widen(w)) => {
-                    let _ = storage.delete_version(&spec.id, &version).await;
-                    return Err(Error::internal(format!(
-                        "line {}: column `{}` changed between passes (`{}`); is the source being rewritten?",
-                        w.line, w.column, w.value
-                    )));
-                }
-                Err(e) => {
-                    // Nothing points at a partial version; removing it only saves space.
-                    let _ = storage.delete_version(&spec.id, &version).await;
-                    return Err(e);
-                }
-            }
-        };
+        let typed = write_typed(spec, storage, dialect, &fetched).await?;
         if let Some(full) = pending.take() {
-            let full = full.await.map_err(Error::internal)??;
-            // The encoding was chosen from the first bytes; if the whole file says otherwise (a
-            // Latin-1 byte deep down), that version is abandoned and the file read again.
+            let full = full.await??;
             let differs =
                 full.first_invalid_utf8.is_some() != fetched.facts.first_invalid_utf8.is_some();
             fetched.facts = full;
             if differs {
-                let _ = storage.delete_version(&spec.id, &version).await;
+                let _ = storage.delete_version(&spec.id, &typed.version).await;
                 continue;
             }
         }
-        break (
-            dialect,
+        return Ok(WrittenVersion {
+            typed,
+            fetched,
             encoding_note,
             delimiter_note,
-            inferred,
-            built,
-            profile,
-            version,
-        );
-    };
-    if built.rows_read != built.rows_stored + built.rows_rejected {
-        let _ = storage.delete_version(&spec.id, &version).await;
-        return Err(Error::internal(format!(
-            "row accounting failed: {} read, {} stored, {} rejected",
-            built.rows_read, built.rows_stored, built.rows_rejected
-        )));
+        });
     }
+}
 
+/// Decides the types from the first rows and writes the file in one pass; a later value that
+/// does not fit (rare) abandons that version and decides the types from every row.
+async fn write_typed(
+    spec: &DatasetSpec,
+    storage: &Storage,
+    mut dialect: Dialect,
+    fetched: &source::Fetched,
+) -> Result<Typed> {
+    let mut limit = Some(SAMPLE_ROWS);
+    loop {
+        let inferred = infer_blocking(spec, &dialect, fetched, limit).await?;
+        if inferred.header_is_data {
+            // Read again with the first line as a row and positional names.
+            dialect.header = false;
+            continue;
+        }
+        if !inferred.complete && inferred.empty_columns {
+            // A column empty in the first rows could be anything below them.
+            limit = None;
+            continue;
+        }
+        tracing::info!(dataset = %spec.id, complete = inferred.complete, "types decided");
+        let version = new_version_id(&fetched.facts.sample);
+        let written = write_laid_out(storage, spec, &version, fetched, &dialect, &inferred).await;
+        match written {
+            Ok(Written::Built(built, profile)) => {
+                return Ok(Typed {
+                    version,
+                    dialect,
+                    inferred,
+                    built,
+                    profile,
+                });
+            }
+            Ok(Written::Widen(w)) if limit.is_some() => {
+                tracing::info!(dataset = %spec.id, column = %w.column, line = w.line, value = %w.value,
+                    "a value does not fit the type decided from the first rows; reading every row");
+                let _ = storage.delete_version(&spec.id, &version).await;
+                limit = None;
+            }
+            Ok(Written::Widen(w)) => {
+                let _ = storage.delete_version(&spec.id, &version).await;
+                return Err(Error::internal(format!(
+                    "line {}: column `{}` changed between passes (`{}`); is the source being rewritten?",
+                    w.line, w.column, w.value
+                )));
+            }
+            Err(e) => {
+                // Nothing points at a partial version; removing it only saves space.
+                let _ = storage.delete_version(&spec.id, &version).await;
+                return Err(e);
+            }
+        }
+    }
+}
+
+/// Writes a version in the layout decided for it, sorted by `[layout] sort_by` when set.
+async fn write_laid_out(
+    storage: &Storage,
+    spec: &DatasetSpec,
+    version: &str,
+    fetched: &source::Fetched,
+    dialect: &Dialect,
+    inferred: &infer::Inferred,
+) -> Result<Written> {
+    let layout = layout::Layout::decide(
+        &spec.layout,
+        &spec.id,
+        &inferred.columns,
+        &inferred.distinct_share,
+        inferred.complete,
+    )?;
+    let written = write_version(
+        storage,
+        &spec.id,
+        version,
+        &fetched.path,
+        dialect,
+        inferred,
+        &layout,
+    )
+    .await?;
+    if let Written::Built(..) = &written
+        && !layout.sort_by.is_empty()
+    {
+        let columns = &inferred.columns;
+        layout::sort_version(storage, &spec.id, version, columns, &layout, DATA_FILE).await?;
+        tracing::info!(dataset = %spec.id, "rows sorted");
+    }
+    Ok(written)
+}
+
+/// The manifest of a written version: schema with nullability from the profile, the report with
+/// each column's decision recounted over the stored rows, and the warnings a reader should see.
+fn manifest_of(
+    spec: &DatasetSpec,
+    w: WrittenVersion,
+    options_digest: String,
+    started: Instant,
+) -> Manifest {
+    let WrittenVersion {
+        typed,
+        fetched,
+        encoding_note,
+        delimiter_note,
+    } = w;
+    let Typed {
+        version,
+        dialect,
+        inferred,
+        built,
+        profile,
+    } = typed;
     let mut columns = inferred.columns;
     for (col, prof) in columns.iter_mut().zip(&profile) {
         col.nullable = prof.nulls > 0;
@@ -265,28 +349,10 @@ async fn run(
             d
         })
         .collect();
-    let mut warnings = Vec::new();
-    if !dialect.header && spec.csv.header.is_none() {
-        warnings.push(
-            "the first line holds values, not names: it is read as a row and the columns are named column_1, column_2, …; set `[csv] header = true` if it is a header".into(),
-        );
-    }
-    if dialect.preamble > 0 {
-        warnings.push(format!(
-            "{} records above the header (titles or blank lines) were skipped; the header is on line {}",
-            dialect.preamble, inferred.header_line
-        ));
-    }
-    if built.rows_rejected > 0 {
-        warnings.push(format!(
-            "{} rows rejected; the first {} are listed with their line numbers",
-            built.rows_rejected,
-            built.rejected.len()
-        ));
-    }
-    let manifest = Manifest {
+    let warnings = warnings(spec, &dialect, inferred.header_line, &built);
+    Manifest {
         id: spec.id.clone(),
-        version: version.clone(),
+        version,
         created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         layout: LAYOUT_VERSION,
         source: SourceInfo {
@@ -315,11 +381,36 @@ async fn run(
             duration_ms: started.elapsed().as_millis() as u64,
         },
         profile,
-    };
-    storage.write_manifest(&manifest).await?;
-    storage.switch_current(&spec.id, &version).await?;
-    prune(storage, &spec.id, &version, settings.keep_versions).await;
-    Ok(Outcome::Ingested(Box::new(manifest)))
+    }
+}
+
+/// What a reader of the report should know about how the file was read.
+fn warnings(
+    spec: &DatasetSpec,
+    dialect: &Dialect,
+    header_line: u64,
+    built: &build::Built,
+) -> Vec<String> {
+    let mut warnings = Vec::new();
+    if !dialect.header && spec.csv.header.is_none() {
+        warnings.push(
+            "the first line holds values, not names: it is read as a row and the columns are named column_1, column_2, …; set `[csv] header = true` if it is a header".into(),
+        );
+    }
+    if dialect.preamble > 0 {
+        warnings.push(format!(
+            "{} records above the header (titles or blank lines) were skipped; the header is on line {}",
+            dialect.preamble, header_line
+        ));
+    }
+    if built.rows_rejected > 0 {
+        warnings.push(format!(
+            "{} rows rejected; the first {} are listed with their line numbers",
+            built.rows_rejected,
+            built.rejected.len()
+        ));
+    }
+    warnings
 }
 
 fn detect_dialect(spec: &DatasetSpec, facts: &sniff::ByteFacts) -> (Dialect, String, String) {
@@ -376,8 +467,7 @@ async fn write_version(
     let props = layout.writer_properties()?;
     let object = storage.version_dir(id, version).clone().join(DATA_FILE);
     let out = object_store::buffered::BufWriter::new(Arc::clone(&storage.store), object);
-    let mut writer =
-        AsyncArrowWriter::try_new(out, schema, Some(props)).map_err(Error::internal)?;
+    let mut writer = AsyncArrowWriter::try_new(out, schema, Some(props))?;
 
     let (tx, mut rx) = tokio::sync::mpsc::channel(2);
     let (path, dialect) = (path.to_path_buf(), dialect.clone());
@@ -411,13 +501,13 @@ async fn write_version(
         }
     }
     drop(rx);
-    let built = producer.await.map_err(Error::internal)?;
+    let built = producer.await?;
     if let Some(e) = write_error {
         return Err(e);
     }
     match built? {
         build::BuildOutcome::Built(built) => {
-            writer.close().await.map_err(Error::internal)?;
+            writer.close().await?;
             Ok(Written::Built(built, profiler.finish()))
         }
         build::BuildOutcome::Widen(w) => {
@@ -429,7 +519,7 @@ async fn write_version(
 
 /// A version written with its profile, or abandoned for a value that did not fit.
 enum Written {
-    Built(build::Built, Vec<crate::catalog::manifest::ColumnProfile>),
+    Built(build::Built, Vec<ColumnProfile>),
     Widen(build::Widen),
 }
 
@@ -445,9 +535,7 @@ async fn infer_blocking(
 ) -> Result<infer::Inferred> {
     let (spec, dialect, path) = (spec.clone(), dialect.clone(), fetched.path.clone());
     let total = fetched.facts.bytes;
-    tokio::task::spawn_blocking(move || infer::infer(&path, &dialect, &spec, total, limit))
-        .await
-        .map_err(Error::internal)?
+    tokio::task::spawn_blocking(move || infer::infer(&path, &dialect, &spec, total, limit)).await?
 }
 
 /// `all 1000 values are …` with the count of the whole column.

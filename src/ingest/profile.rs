@@ -10,8 +10,8 @@ use arrow::record_batch::RecordBatch;
 use serde_json::Value;
 use xxhash_rust::xxh3::xxh3_64;
 
-use crate::catalog::manifest::{ColumnProfile, TopValue};
-use crate::catalog::schema::{Column, ColumnType};
+use crate::dataset::manifest::{ColumnProfile, TopValue};
+use crate::dataset::schema::{Column, ColumnType};
 
 /// HyperLogLog precision: 2^12 registers, about 1.6 % standard error, 4 KiB a column.
 const HLL_BITS: u32 = 12;
@@ -188,7 +188,7 @@ impl Profiler {
         }
     }
 
-    /// Counts a batch laid out as [`crate::catalog::schema::arrow_schema`] (the columns, then
+    /// Counts a batch laid out as [`crate::dataset::schema::arrow_schema`] (the columns, then
     /// the row number, which is not profiled).
     pub fn see(&mut self, batch: &RecordBatch) {
         for (stats, array) in self.stats.iter_mut().zip(batch.columns()) {

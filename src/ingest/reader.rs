@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use encoding_rs::Encoding;
 
-use super::values::{DEFAULT_NULL_MARKERS, NumStyle};
 use crate::error::{Error, Result};
+use crate::values::{DEFAULT_NULL_MARKERS, NumStyle};
 
 /// How to read one source file.
 #[derive(Debug, Clone)]

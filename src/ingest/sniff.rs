@@ -89,6 +89,16 @@ fn records(text: &[u8], delim: u8, quote: u8, escape: Option<u8>) -> Vec<Vec<boo
     out
 }
 
+/// A delimiter, quote and escape, how consistently they split the sample, and the split.
+struct Split {
+    d: u8,
+    q: u8,
+    e: Option<u8>,
+    consistency: f64,
+    fields: usize,
+    recs: Vec<Vec<bool>>,
+}
+
 /// Chooses the delimiter and quote that split the sample into the most consistent number of
 /// fields (at least two), then finds the header: the first record filled in at least half,
 /// below any title or blank lines. Forced choices from the dataset file are kept.
@@ -96,28 +106,47 @@ pub fn detect_layout(sample: &str, delimiter: Option<u8>, quote: Option<u8>) -> 
     // Only whole lines: the last one may be cut in the middle.
     let end = sample.rfind('\n').map_or(sample.len(), |i| i + 1);
     let text = &sample.as_bytes()[..end];
-    let delims: Vec<u8> = delimiter.map_or(CANDIDATES.to_vec(), |d| vec![d]);
     let quotes: Vec<u8> = quote.map_or(vec![b'"', b'\''], |q| vec![q]);
-    /// A delimiter and quote pair, how consistently it splits the sample, and the split.
-    struct Split {
-        d: u8,
-        q: u8,
-        e: Option<u8>,
-        consistency: f64,
-        fields: usize,
-        recs: Vec<Vec<bool>>,
+    let mut best = best_split(text, delimiter, &quotes);
+    // A space splits prose too, so it is taken only when every record, header included, splits
+    // into the same number of fields (three or more) and no usual delimiter does as well.
+    if delimiter.is_none() && best.as_ref().is_none_or(|b| b.consistency < 1.0 - 1e-9) {
+        best = space_split(text, &quotes).or(best);
     }
-    let mut best: Option<Split> = None;
+    match best {
+        Some(split) => layout_of(split, delimiter.is_some()),
+        None => {
+            let d = delimiter.unwrap_or(b',');
+            let q = quote.unwrap_or(b'"');
+            let preamble = records(text, d, q, None)
+                .iter()
+                .take_while(|r| !r.iter().any(|f| *f))
+                .count();
+            Layout {
+                delimiter: d,
+                quote: q,
+                escape: None,
+                preamble,
+                fields: 1,
+                note: format!("{} (one column)", describe(d)),
+            }
+        }
+    }
+}
+
+/// The candidate reading that splits most consistently (ties to the earlier candidate: `,`
+/// before `;`…, `"` before `'`, then to more fields).
+fn best_split(text: &[u8], delimiter: Option<u8>, quotes: &[u8]) -> Option<Split> {
+    let delims: Vec<u8> = delimiter.map_or(CANDIDATES.to_vec(), |d| vec![d]);
     // A backslash escape is tried only where the sample has one before a quote, and kept only
     // when it splits strictly better (ties go to the plain reading).
-    let escapes: Vec<Option<u8>> = if text
-        .windows(2)
-        .any(|w| w[0] == b'\\' && (w[1] == b'"' || w[1] == b'\''))
-    {
-        vec![None, Some(b'\\')]
+    let escaped = (text.windows(2)).any(|w| w[0] == b'\\' && (w[1] == b'"' || w[1] == b'\''));
+    let escapes: &[Option<u8>] = if escaped {
+        &[None, Some(b'\\')]
     } else {
-        vec![None]
+        &[None]
     };
+    let mut best: Option<Split> = None;
     for &d in &delims {
         for (&q, &e) in quotes
             .iter()
@@ -132,7 +161,6 @@ pub fn detect_layout(sample: &str, delimiter: Option<u8>, quote: Option<u8>) -> 
                 continue;
             }
             let consistency = freq as f64 / counts.len() as f64;
-            // Ties go to the earlier candidate: `,` before `;`…, `"` before `'`.
             let better = best.as_ref().is_none_or(|b| {
                 consistency > b.consistency + 1e-9
                     || ((consistency - b.consistency).abs() <= 1e-9 && fields > b.fields)
@@ -149,60 +177,43 @@ pub fn detect_layout(sample: &str, delimiter: Option<u8>, quote: Option<u8>) -> 
             }
         }
     }
-    // A space splits prose too, so it is taken only when every record, header included, splits
-    // into the same number of fields (three or more) and no usual delimiter does as well.
-    if delimiter.is_none() && best.as_ref().is_none_or(|b| b.consistency < 1.0 - 1e-9) {
-        for &q in &quotes {
-            let recs = records(text, b' ', q, None);
-            let counts: Vec<usize> = recs.iter().map(Vec::len).collect();
-            if let Some((fields, freq)) = modal(&counts)
-                && fields >= 3
-                && freq == counts.len()
-                && counts.len() >= 2
-            {
-                best = Some(Split {
-                    d: b' ',
-                    q,
-                    e: None,
-                    consistency: 1.0,
-                    fields,
-                    recs,
-                });
-                break;
-            }
-        }
-    }
-    let Some(Split {
+    best
+}
+
+/// A space-separated reading, when every record splits into the same three or more fields.
+fn space_split(text: &[u8], quotes: &[u8]) -> Option<Split> {
+    quotes.iter().find_map(|&q| {
+        let recs = records(text, b' ', q, None);
+        let counts: Vec<usize> = recs.iter().map(Vec::len).collect();
+        let (fields, freq) = modal(&counts)?;
+        (fields >= 3 && freq == counts.len() && counts.len() >= 2).then_some(Split {
+            d: b' ',
+            q,
+            e: None,
+            consistency: 1.0,
+            fields,
+            recs,
+        })
+    })
+}
+
+/// The layout a split gives: the header is the first record filled in at least half.
+fn layout_of(split: Split, forced: bool) -> Layout {
+    let Split {
         d,
         q,
         e,
         consistency,
         fields,
         recs,
-    }) = best
-    else {
-        let d = delimiter.unwrap_or(b',');
-        let q = quote.unwrap_or(b'"');
-        let preamble = records(text, d, q, None)
-            .iter()
-            .take_while(|r| !r.iter().any(|f| *f))
-            .count();
-        return Layout {
-            delimiter: d,
-            quote: q,
-            escape: None,
-            preamble,
-            fields: 1,
-            note: format!("{} (one column)", describe(d)),
-        };
-    };
+    } = split;
     let needed = fields.div_ceil(2).max(if fields > 1 { 2 } else { 1 });
     let preamble = recs
         .iter()
         .take(50)
         .position(|r| r.iter().filter(|f| **f).count() >= needed)
         .unwrap_or(0);
-    let how = if delimiter.is_some() {
+    let how = if forced {
         "set in the dataset file".to_string()
     } else {
         format!(
@@ -353,5 +364,83 @@ mod tests {
         c.feed(b"abc\xe9def");
         c.finish();
         assert_eq!(c.first_invalid, Some(3));
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// A table of text cells: a header of distinct names, then rows of words that may hold
+        /// the delimiter, the quote and line breaks (then quoted, the quote doubled).
+        fn table() -> impl Strategy<Value = (Vec<String>, Vec<Vec<String>>)> {
+            (2usize..7, 4usize..30).prop_flat_map(|(cols, rows)| {
+                let header = Just((0..cols).map(|i| format!("col{i}")).collect::<Vec<_>>());
+                let cell = "[a-zA-Z0-9é ]{0,8}(@|#|\n)?[a-z0-9]{0,4}";
+                let body = proptest::collection::vec(proptest::collection::vec(cell, cols), rows);
+                (header, body)
+            })
+        }
+
+        /// Writes a table in a dialect; `@` in a cell stands for the delimiter, `#` for the quote.
+        fn write(
+            header: &[String],
+            rows: &[Vec<String>],
+            d: u8,
+            q: u8,
+            titles: usize,
+        ) -> (String, bool) {
+            let (d, q) = (d as char, q as char);
+            let mut quoted_any = false;
+            let mut out = String::new();
+            for t in 0..titles {
+                out.push_str(&format!("Title-{t}\n"));
+            }
+            for record in std::iter::once(header).chain(rows.iter().map(Vec::as_slice)) {
+                let cells: Vec<String> = record
+                    .iter()
+                    .map(|c| {
+                        let c = c.replace('@', &d.to_string()).replace('#', &q.to_string());
+                        if c.contains(d) || c.contains(q) || c.contains('\n') {
+                            // Only these make the quote observable in how lines split.
+                            quoted_any |= c.contains(d) || c.contains('\n');
+                            let doubled = c.replace(q, &format!("{q}{q}"));
+                            format!("{q}{doubled}{q}")
+                        } else {
+                            c
+                        }
+                    })
+                    .collect();
+                out.push_str(&cells.join(&d.to_string()));
+                out.push('\n');
+            }
+            (out, quoted_any)
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(300))]
+
+            /// Files written in a generated dialect are read back in it: the delimiter, the
+            /// quote when a quoted field holds the delimiter or a line break, and the title
+            /// lines above the header.
+            #[test]
+            fn generated_dialects_are_detected(
+                (header, rows) in table(),
+                d in proptest::sample::select(CANDIDATES.to_vec()),
+                q in proptest::sample::select(vec![b'"', b'\'']),
+                titles in 0usize..3,
+            ) {
+                let (text, quoted) = write(&header, &rows, d, q, titles);
+                let l = detect_layout(&text, None, None);
+                prop_assert_eq!(l.delimiter, d, "{}", text);
+                prop_assert_eq!(l.fields, header.len(), "{}", text);
+                prop_assert_eq!(l.preamble, titles, "{}", text);
+                if quoted {
+                    prop_assert_eq!(l.quote, q, "{}", text);
+                }
+                // Whatever is forced is kept.
+                let forced = detect_layout(&text, Some(b';'), Some(b'"'));
+                prop_assert_eq!((forced.delimiter, forced.quote), (b';', b'"'));
+            }
+        }
     }
 }

@@ -9,8 +9,8 @@ use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
 use super::sniff::{ByteFacts, Utf8Check, bom_of};
-use crate::catalog::spec::Source;
 use crate::config::IngestSettings;
+use crate::dataset::spec::Source;
 use crate::error::{Error, Result};
 
 const SAMPLE_BYTES: usize = 64 * 1024;
@@ -58,9 +58,7 @@ pub async fn fetch(
     // A gzip file (`.csv.gz`): decompressed to a temporary file, streaming, within the size limit.
     let limit = settings.max_download_bytes;
     let src = fetched.path.clone();
-    let (temp, facts) = tokio::task::spawn_blocking(move || gunzip(&src, limit))
-        .await
-        .map_err(Error::internal)??;
+    let (temp, facts) = tokio::task::spawn_blocking(move || gunzip(&src, limit)).await??;
     // The size recorded stays the source's own, which the staleness check compares.
     let source_bytes = fetched.facts.bytes;
     Ok(Some(Fetched {
@@ -115,9 +113,7 @@ async fn fetch_raw(
             }
             let modified = local_stamp(&path).map(|(_, m)| m);
             let p = path.clone();
-            let facts = tokio::task::spawn_blocking(move || scan_file(&p))
-                .await
-                .map_err(Error::internal)??;
+            let facts = tokio::task::spawn_blocking(move || scan_file(&p)).await??;
             Ok(Some(Fetched {
                 path,
                 source_bytes: facts.bytes,
@@ -135,9 +131,10 @@ async fn fetch_raw(
 
 /// A local file read for its first bytes only, with the full byte pass (hash, UTF-8 check)
 /// running beside whatever comes next. `None` for a gzip file, which is read the usual way.
-pub fn fetch_local_early(
-    path: &Path,
-) -> Result<Option<(Fetched, tokio::task::JoinHandle<Result<ByteFacts>>)>> {
+/// The full byte pass over a local source (hash, UTF-8 check), running on a blocking thread.
+pub type FullPass = tokio::task::JoinHandle<Result<ByteFacts>>;
+
+pub fn fetch_local_early(path: &Path) -> Result<Option<(Fetched, FullPass)>> {
     if !path.is_file() {
         return Err(Error::bad_request(format!(
             "source file {} does not exist",
@@ -295,11 +292,10 @@ async fn download_http(
     previous: Option<(&Option<String>, &Option<String>)>,
 ) -> Result<Option<Fetched>> {
     let client = reqwest::Client::builder()
-        .timeout(settings.http_timeout)
+        .timeout(settings.http_timeout())
         .redirect(reqwest::redirect::Policy::limited(10))
         .user_agent(concat!("qanat/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(Error::internal)?;
+        .build()?;
     let mut request = client.get(url.clone());
     if let Some((etag, last_modified)) = previous {
         if let Some(v) = etag {

@@ -10,10 +10,6 @@ use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use datafusion::catalog::TableProvider;
 use datafusion::dataframe::DataFrame;
-use datafusion::datasource::file_format::parquet::ParquetFormat;
-use datafusion::datasource::listing::{
-    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
-};
 use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
 use datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
@@ -22,20 +18,30 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use futures::StreamExt;
 use tokio::sync::mpsc;
 
-use crate::catalog::manifest::Manifest;
-use crate::catalog::schema::{Column, ROW_COLUMN, arrow_schema};
 use crate::config::Limits;
 use crate::error::{Error, Result};
-use crate::query::plan::column;
 use crate::storage::Storage;
 
 /// A runtime that is shut down without blocking when dropped (dropping a runtime inside another
 /// runtime's task would otherwise panic).
-struct QueryRuntime(Option<tokio::runtime::Runtime>);
+struct QueryRuntime {
+    runtime: Option<tokio::runtime::Runtime>,
+    handle: tokio::runtime::Handle,
+}
+
+impl QueryRuntime {
+    fn new(runtime: tokio::runtime::Runtime) -> Self {
+        let handle = runtime.handle().clone();
+        QueryRuntime {
+            runtime: Some(runtime),
+            handle,
+        }
+    }
+}
 
 impl Drop for QueryRuntime {
     fn drop(&mut self) {
-        if let Some(rt) = self.0.take() {
+        if let Some(rt) = self.runtime.take() {
             rt.shutdown_background();
         }
     }
@@ -59,7 +65,7 @@ impl Engine {
         parquet.reorder_filters = true;
         let pool = TrackConsumersPool::new(
             FairSpillPool::new(limits.memory_bytes),
-            NonZeroUsize::new(5).expect("non-zero"),
+            NonZeroUsize::MIN.saturating_add(4),
         );
         // Versions are immutable, so a file's footer and page index, once read, stay true: they
         // are kept (64 MiB of them) instead of being read per request, as are the listings.
@@ -81,16 +87,9 @@ impl Engine {
             .build()?;
         Ok(Engine {
             ctx,
-            runtime: QueryRuntime(Some(runtime)),
-            deadline: limits.query_timeout,
+            runtime: QueryRuntime::new(runtime),
+            deadline: limits.query_timeout(),
         })
-    }
-
-    /// A table reading a version's Parquet in place. The schema comes from the manifest, so
-    /// nothing is inferred per request, and the declared row order lets file-order pages skip
-    /// sorting.
-    pub fn table(&self, storage: &Storage, manifest: &Manifest) -> Result<Arc<dyn TableProvider>> {
-        listing_table(storage, &manifest.id, &manifest.version, &manifest.schema)
     }
 
     pub fn read(&self, table: Arc<dyn TableProvider>) -> Result<DataFrame> {
@@ -98,11 +97,7 @@ impl Engine {
     }
 
     fn handle(&self) -> &tokio::runtime::Handle {
-        self.runtime
-            .0
-            .as_ref()
-            .expect("runtime lives as long as the engine")
-            .handle()
+        &self.runtime.handle
     }
 
     fn timed_out(&self) -> Error {
@@ -132,6 +127,16 @@ impl Engine {
     pub async fn collect_all(&self, df: DataFrame) -> Result<Vec<RecordBatch>> {
         let task = AbortOnDrop(self.handle().spawn(df.collect()));
         task.join().await?.map_err(Error::from_engine)
+    }
+
+    /// Runs work that must stay off the threads serving sockets (ingests, refreshes) on the
+    /// query runtime, with no deadline; dropping the returned future cancels it.
+    pub async fn background<F>(&self, work: F) -> Result<F::Output>
+    where
+        F: std::future::Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        AbortOnDrop(self.handle().spawn(work)).join().await
     }
 
     /// Runs CPU-bound work on the query runtime, within the deadline.
@@ -211,13 +216,13 @@ impl Engine {
     async fn started(
         &self,
         schema: SchemaRef,
-        mut rx: mpsc::Receiver<datafusion::error::Result<RecordBatch>>,
+        mut rx: mpsc::Receiver<Result<RecordBatch>>,
         task: AbortOnDrop<()>,
     ) -> Result<BatchStream> {
         let first = match tokio::time::timeout(self.deadline, rx.recv()).await {
             Err(_) => return Err(self.timed_out()),
             Ok(None) => None,
-            Ok(Some(item)) => Some(item.map_err(Error::from_engine)?),
+            Ok(Some(item)) => Some(item?),
         };
         Ok(BatchStream {
             schema,
@@ -232,7 +237,7 @@ impl Engine {
     /// and a closed connection makes the next send fail, which ends the walk.
     pub async fn stream_from<F>(&self, schema: SchemaRef, produce: F) -> Result<BatchStream>
     where
-        F: FnOnce(&mpsc::Sender<datafusion::error::Result<RecordBatch>>) + Send + 'static,
+        F: FnOnce(&mpsc::Sender<Result<RecordBatch>>) + Send + 'static,
     {
         let (tx, rx) = mpsc::channel(2);
         let task = AbortOnDrop(self.handle().spawn_blocking(move || produce(&tx)));
@@ -249,35 +254,18 @@ impl Engine {
             let mut stream = match df.execute_stream().await {
                 Ok(s) => s,
                 Err(e) => {
-                    let _ = tx.send(Err(e)).await;
+                    let _ = tx.send(Err(Error::from_engine(e))).await;
                     return;
                 }
             };
             while let Some(item) = stream.next().await {
-                if tx.send(item).await.is_err() {
+                if tx.send(item.map_err(Error::from_engine)).await.is_err() {
                     break;
                 }
             }
         }));
         self.started(schema, rx, task).await
     }
-}
-
-/// A table over the Parquet files of a version, with the given schema and file order.
-pub fn listing_table(
-    storage: &Storage,
-    id: &str,
-    version: &str,
-    schema: &[Column],
-) -> Result<Arc<dyn TableProvider>> {
-    let url = ListingTableUrl::parse(storage.version_url(id, version))?;
-    let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
-        .with_file_extension(".parquet")
-        .with_file_sort_order(vec![vec![column(ROW_COLUMN).sort(true, false)]]);
-    let config = ListingTableConfig::new(url)
-        .with_listing_options(options)
-        .with_schema(arrow_schema(schema));
-    Ok(Arc::new(ListingTable::try_new(config)?))
 }
 
 /// Row groups and pages a query's scans considered and skipped.
@@ -306,9 +294,7 @@ struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
 
 impl<T> AbortOnDrop<T> {
     async fn join(mut self) -> Result<T> {
-        (&mut self.0)
-            .await
-            .map_err(|e| Error::internal(format!("query task failed: {e}")))
+        Ok((&mut self.0).await?)
     }
 }
 
@@ -322,7 +308,7 @@ impl<T> Drop for AbortOnDrop<T> {
 pub struct BatchStream {
     pub schema: SchemaRef,
     first: Option<RecordBatch>,
-    rx: mpsc::Receiver<datafusion::error::Result<RecordBatch>>,
+    rx: mpsc::Receiver<Result<RecordBatch>>,
     _task: AbortOnDrop<()>,
 }
 
@@ -331,6 +317,6 @@ impl BatchStream {
         if let Some(b) = self.first.take() {
             return Some(Ok(b));
         }
-        self.rx.recv().await.map(|r| r.map_err(Error::from_engine))
+        self.rx.recv().await
     }
 }

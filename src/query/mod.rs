@@ -1,10 +1,21 @@
-//! Queries: request parameters → validated query → DataFusion plan → batches.
+//! Queries: request parameters → validated [`DataQuery`] → the [`Executor`], which answers from
+//! rows held in memory or plans in DataFusion → batches.
+//!
+//! - [`request`]: the validated query and its canonical text; [`params`]: the grammar that
+//!   parses it; [`cursor`]: the opaque position of the next page.
+//! - [`executor`]: the one place a query is routed and run; [`plan`]: DataFusion plans of a
+//!   query; [`resident`]: versions held in memory, within the [`budget`]; [`engine`]: the
+//!   DataFusion session and the runtime queries execute on.
 
+pub mod budget;
 pub mod cursor;
 pub mod engine;
+pub mod executor;
 pub mod params;
 pub mod plan;
+pub mod request;
 pub mod resident;
 
 pub use engine::{BatchStream, Engine};
-pub use params::DataQuery;
+pub use executor::{Executor, Loaded, Page};
+pub use request::DataQuery;

@@ -6,230 +6,11 @@ use std::sync::Arc;
 use datafusion::scalar::ScalarValue;
 
 use super::cursor::Cursor;
-use crate::catalog::schema::{Column, ColumnType, UTC};
+use super::request::{AGGS, Agg, Aggregate, DataQuery, Filter, OPS, Op, Sort};
 use crate::config::Limits;
+use crate::dataset::schema::{Column, ColumnType, UTC};
 use crate::error::{Error, Result};
-use crate::ingest::values::{DateLayout, parse_date, parse_datetime};
-
-/// Filter operators, by their name in `column__operator`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Op {
-    Exact,
-    Differs,
-    In,
-    NotIn,
-    Contains,
-    NotContains,
-    Less,
-    Greater,
-    StrictlyLess,
-    StrictlyGreater,
-    IsNull,
-    IsNotNull,
-}
-
-/// Aggregates, named `column__aggregate` in requests and in results.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Agg {
-    Count,
-    Sum,
-    Avg,
-    Min,
-    Max,
-}
-
-const OPS: [(&str, Op); 12] = [
-    ("exact", Op::Exact),
-    ("differs", Op::Differs),
-    ("in", Op::In),
-    ("notin", Op::NotIn),
-    ("contains", Op::Contains),
-    ("notcontains", Op::NotContains),
-    ("less", Op::Less),
-    ("greater", Op::Greater),
-    ("strictly_less", Op::StrictlyLess),
-    ("strictly_greater", Op::StrictlyGreater),
-    ("isnull", Op::IsNull),
-    ("isnotnull", Op::IsNotNull),
-];
-
-const AGGS: [(&str, Agg); 5] = [
-    ("count", Agg::Count),
-    ("sum", Agg::Sum),
-    ("avg", Agg::Avg),
-    ("min", Agg::Min),
-    ("max", Agg::Max),
-];
-
-impl Op {
-    pub fn name(self) -> &'static str {
-        OPS.iter().find(|(_, o)| *o == self).map_or("", |(n, _)| n)
-    }
-}
-
-impl Agg {
-    pub fn name(self) -> &'static str {
-        AGGS.iter().find(|(_, a)| *a == self).map_or("", |(n, _)| n)
-    }
-}
-
-/// One `column__operator=value` condition, its values already typed.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Filter {
-    pub column: String,
-    pub op: Op,
-    pub values: Vec<ScalarValue>,
-}
-
-/// A sort key: a column, or an aggregate's output name.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Sort {
-    pub key: String,
-    pub descending: bool,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Aggregate {
-    pub column: String,
-    pub agg: Agg,
-}
-
-impl Aggregate {
-    pub fn output_name(&self) -> String {
-        format!("{}__{}", self.column, self.agg.name())
-    }
-}
-
-/// A validated request of a data route.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DataQuery {
-    /// Columns to return, in this order (`None`: all).
-    pub columns: Option<Vec<String>>,
-    pub page: u64,
-    pub page_size: u64,
-    /// Whether `page` or `page_size` was given (exports are whole results otherwise).
-    pub paged: bool,
-    pub filters: Vec<Filter>,
-    pub sorts: Vec<Sort>,
-    pub group_by: Vec<String>,
-    pub aggregates: Vec<Aggregate>,
-    /// Where the page starts when the request carries a `cursor` (`page` then comes from it).
-    pub cursor: Option<Cursor>,
-}
-
-impl DataQuery {
-    pub fn is_aggregate(&self) -> bool {
-        !self.group_by.is_empty() || !self.aggregates.is_empty()
-    }
-
-    /// Rows skipped before the page (checked: a huge page number is a 400, not an overflow).
-    pub fn offset(&self) -> Result<usize> {
-        (self.page - 1)
-            .checked_mul(self.page_size)
-            .and_then(|o| usize::try_from(o).ok())
-            .ok_or_else(|| Error::bad_request(format!("page {} is beyond any result", self.page)))
-    }
-
-    /// The query in canonical form, as a query string: filters sorted, values written back
-    /// from their typed form, then groupings, aggregates and sorts in the order given, then the
-    /// page when `page` is given. Two requests that mean the same thing get the same text, so it
-    /// keys the cache and the ETag, and the links are built from it (so that the bodies of two
-    /// such requests are identical too).
-    pub fn query_string(&self, page: Option<u64>) -> String {
-        let mut ser = self.conditions();
-        if let Some(page) = page {
-            ser.append_pair("page_size", &self.page_size.to_string());
-            ser.append_pair("page", &page.to_string());
-        }
-        ser.finish()
-    }
-
-    /// The canonical query with a cursor in place of the page number.
-    pub fn cursor_string(&self, cursor: &Cursor) -> String {
-        let mut ser = self.conditions();
-        ser.append_pair("page_size", &self.page_size.to_string());
-        ser.append_pair("cursor", &cursor.encode());
-        ser.finish()
-    }
-
-    /// The canonical text of the request itself: its cursor, or its page when `paged`.
-    pub fn canonical(&self, paged: bool) -> String {
-        match &self.cursor {
-            Some(c) => self.cursor_string(c),
-            None => self.query_string(paged.then_some(self.page)),
-        }
-    }
-
-    /// Everything but the position: columns, filters, groupings, aggregates, sorts.
-    fn conditions(&self) -> url::form_urlencoded::Serializer<'static, String> {
-        let mut filters: Vec<(String, String)> = self
-            .filters
-            .iter()
-            .map(|f| {
-                let text = match f.op {
-                    Op::In | Op::NotIn => f
-                        .values
-                        .iter()
-                        .map(|v| quote_item(&value_text(v)))
-                        .collect::<Vec<_>>()
-                        .join(","),
-                    _ => f.values.first().map(value_text).unwrap_or_default(),
-                };
-                (format!("{}__{}", f.column, f.op.name()), text)
-            })
-            .collect();
-        filters.sort();
-        let mut ser = url::form_urlencoded::Serializer::new(String::new());
-        if let Some(cols) = &self.columns {
-            ser.append_pair("columns", &cols.join(","));
-        }
-        for (k, v) in &filters {
-            ser.append_pair(k, v);
-        }
-        for g in &self.group_by {
-            ser.append_key_only(&format!("{g}__groupby"));
-        }
-        for a in &self.aggregates {
-            ser.append_key_only(&a.output_name());
-        }
-        for s in &self.sorts {
-            ser.append_pair(
-                &format!("{}__sort", s.key),
-                if s.descending { "desc" } else { "asc" },
-            );
-        }
-        ser
-    }
-}
-
-/// A typed value written back as request text (the form [`typed`] parses).
-fn value_text(v: &ScalarValue) -> String {
-    match v {
-        ScalarValue::Utf8(Some(s)) => s.clone(),
-        ScalarValue::Date32(Some(days)) => chrono::NaiveDate::from_ymd_opt(1970, 1, 1)
-            .and_then(|e| e.checked_add_signed(chrono::Duration::days(i64::from(*days))))
-            .map(|d| d.format("%Y-%m-%d").to_string())
-            .unwrap_or_default(),
-        ScalarValue::TimestampMicrosecond(Some(us), tz) => {
-            chrono::DateTime::from_timestamp_micros(*us)
-                .map(|d| {
-                    let text = d.naive_utc().format("%Y-%m-%dT%H:%M:%S%.f").to_string();
-                    if tz.is_some() { text + "+00:00" } else { text }
-                })
-                .unwrap_or_default()
-        }
-        other => other.to_string(),
-    }
-}
-
-/// Quotes a list item that holds a comma or a quote, as [`split_list`] reads it.
-fn quote_item(item: &str) -> String {
-    if item.contains(',') || item.contains('"') {
-        format!("\"{}\"", item.replace('"', "\"\""))
-    } else {
-        item.to_string()
-    }
-}
+use crate::values::{DateLayout, parse_date, parse_datetime};
 
 const RESERVED: [&str; 4] = ["columns", "page", "page_size", "cursor"];
 
@@ -244,180 +25,243 @@ fn op_list() -> String {
 
 /// Parses and validates a raw query string against a schema.
 pub fn parse(raw: &str, schema: &[Column], limits: &Limits) -> Result<DataQuery> {
-    let mut q = DataQuery {
-        columns: None,
-        page: 1,
-        page_size: limits.default_page_size,
-        paged: false,
-        filters: Vec::new(),
-        sorts: Vec::new(),
-        group_by: Vec::new(),
-        aggregates: Vec::new(),
-        cursor: None,
-    };
-    let mut cursor_text: Option<String> = None;
-    let mut page_given = false;
-    let known = || {
-        schema
-            .iter()
-            .map(|c| c.name.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    let find = |name: &str, key: &str| -> Result<&Column> {
-        schema.iter().find(|c| c.name == name).ok_or_else(|| {
+    let mut parser = Parser::new(schema, limits);
+    for (key, value) in url::form_urlencoded::parse(raw.as_bytes()) {
+        if !key.is_empty() {
+            parser.pair(&key, &value)?;
+        }
+    }
+    parser.finish()
+}
+
+/// The state of a parse: the query so far, and what can only be checked once every pair is
+/// read (sorts may name aggregates given later; a cursor is read against the final sorts).
+struct Parser<'a> {
+    schema: &'a [Column],
+    limits: &'a Limits,
+    q: DataQuery,
+    cursor: Option<String>,
+    page_given: bool,
+    conditions: usize,
+    /// Sort key, direction as written, and the parameter, for the error message.
+    sorts: Vec<(String, String, String)>,
+}
+
+impl<'a> Parser<'a> {
+    fn new(schema: &'a [Column], limits: &'a Limits) -> Self {
+        Parser {
+            schema,
+            limits,
+            q: DataQuery {
+                columns: None,
+                page: 1,
+                page_size: limits.default_page_size,
+                paged: false,
+                filters: Vec::new(),
+                sorts: Vec::new(),
+                group_by: Vec::new(),
+                aggregates: Vec::new(),
+                cursor: None,
+            },
+            cursor: None,
+            page_given: false,
+            conditions: 0,
+            sorts: Vec::new(),
+        }
+    }
+
+    fn known(&self) -> String {
+        let names: Vec<&str> = self.schema.iter().map(|c| c.name.as_str()).collect();
+        names.join(", ")
+    }
+
+    /// The column `name`, or a 400 naming the parameter and the known columns.
+    fn find(&self, name: &str, key: &str) -> Result<&'a Column> {
+        self.schema.iter().find(|c| c.name == name).ok_or_else(|| {
             Error::bad_request(format!(
                 "unknown column `{name}` in `{key}`; known columns: {}",
-                known()
+                self.known()
             ))
         })
-    };
-    let mut conditions = 0usize;
-    let mut pending_sorts: Vec<(String, String, String)> = Vec::new();
-    for (key, value) in url::form_urlencoded::parse(raw.as_bytes()) {
-        let (key, value) = (key.as_ref(), value.as_ref());
-        if key.is_empty() {
-            continue;
-        }
+    }
+
+    fn pair(&mut self, key: &str, value: &str) -> Result<()> {
         match key {
-            "page" => {
-                q.page = value.parse().ok().filter(|p| *p >= 1).ok_or_else(|| {
-                    Error::bad_request(format!(
-                        "page `{value}` must be a whole number of at least 1"
-                    ))
-                })?;
-                q.paged = true;
-                page_given = true;
-                continue;
-            }
+            "page" => self.page(value),
             "cursor" => {
-                cursor_text = Some(value.to_string());
-                q.paged = true;
-                continue;
+                self.cursor = Some(value.to_string());
+                self.q.paged = true;
+                Ok(())
             }
-            "page_size" => {
-                let max = limits.max_page_size;
-                q.page_size = value
-                    .parse()
-                    .ok()
-                    .filter(|s| (1..=max).contains(s))
-                    .ok_or_else(|| {
-                        Error::bad_request(format!(
-                            "page_size `{value}` must be a whole number from 1 to {max}"
-                        ))
-                    })?;
-                q.paged = true;
-                continue;
-            }
-            "columns" => {
-                let mut cols = Vec::new();
-                for name in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-                    find(name, "columns")?;
-                    if cols.iter().any(|c| c == name) {
-                        return Err(Error::bad_request(format!(
-                            "column `{name}` is listed twice in `columns`"
-                        )));
-                    }
-                    cols.push(name.to_string());
-                }
-                if cols.is_empty() {
-                    return Err(Error::bad_request(format!(
-                        "`columns` is empty; list column names separated by commas, from: {}",
-                        known()
-                    )));
-                }
-                q.columns = Some(cols);
-                continue;
-            }
-            _ => {}
+            "page_size" => self.page_size(value),
+            "columns" => self.columns(value),
+            _ => self.condition(key, value),
         }
+    }
+
+    fn page(&mut self, value: &str) -> Result<()> {
+        self.q.page = value.parse().ok().filter(|p| *p >= 1).ok_or_else(|| {
+            Error::bad_request(format!(
+                "page `{value}` must be a whole number of at least 1"
+            ))
+        })?;
+        self.q.paged = true;
+        self.page_given = true;
+        Ok(())
+    }
+
+    fn page_size(&mut self, value: &str) -> Result<()> {
+        let max = self.limits.max_page_size;
+        self.q.page_size = value
+            .parse()
+            .ok()
+            .filter(|s| (1..=max).contains(s))
+            .ok_or_else(|| {
+                Error::bad_request(format!(
+                    "page_size `{value}` must be a whole number from 1 to {max}"
+                ))
+            })?;
+        self.q.paged = true;
+        Ok(())
+    }
+
+    fn columns(&mut self, value: &str) -> Result<()> {
+        let mut cols = Vec::new();
+        for name in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            self.find(name, "columns")?;
+            if cols.iter().any(|c| c == name) {
+                return Err(Error::bad_request(format!(
+                    "column `{name}` is listed twice in `columns`"
+                )));
+            }
+            cols.push(name.to_string());
+        }
+        if cols.is_empty() {
+            return Err(Error::bad_request(format!(
+                "`columns` is empty; list column names separated by commas, from: {}",
+                self.known()
+            )));
+        }
+        self.q.columns = Some(cols);
+        Ok(())
+    }
+
+    /// A `column__operator` parameter: a filter, a sort, a grouping or an aggregate.
+    fn condition(&mut self, key: &str, value: &str) -> Result<()> {
         let Some((name, op_text)) = key.split_once("__") else {
             return Err(Error::bad_request(format!(
                 "unknown parameter `{key}`; valid parameters are {}, and filters written column__operator",
                 RESERVED.join(", ")
             )));
         };
-        conditions += 1;
-        if conditions > limits.max_filters {
+        self.conditions += 1;
+        if self.conditions > self.limits.max_filters {
             return Err(Error::bad_request(format!(
                 "more than {} filter, sort and aggregation parameters; narrow the query",
-                limits.max_filters
+                self.limits.max_filters
             )));
         }
         // A sort on an aggregate's output: `score__avg__sort=desc`.
         if let Some((agg_text, "sort")) = op_text.split_once("__")
             && AGGS.iter().any(|(n, _)| *n == agg_text)
         {
-            find(name, key)?;
-            pending_sorts.push((
-                format!("{name}__{agg_text}"),
-                value.to_string(),
-                key.to_string(),
-            ));
-            continue;
+            self.find(name, key)?;
+            let output = format!("{name}__{agg_text}");
+            self.sorts
+                .push((output, value.to_string(), key.to_string()));
+            return Ok(());
         }
-        let col = find(name, key)?;
-        if op_text == "sort" {
-            pending_sorts.push((name.to_string(), value.to_string(), key.to_string()));
-            continue;
-        }
-        if op_text == "groupby" {
-            if !q.group_by.iter().any(|g| g == name) {
-                q.group_by.push(name.to_string());
+        let col = self.find(name, key)?;
+        match op_text {
+            "sort" => {
+                let sort = (name.to_string(), value.to_string(), key.to_string());
+                self.sorts.push(sort);
             }
-            continue;
-        }
-        if let Some((_, agg)) = AGGS.iter().find(|(n, _)| *n == op_text) {
-            if matches!(agg, Agg::Sum | Agg::Avg)
-                && !matches!(col.kind, ColumnType::Integer | ColumnType::Float)
-            {
-                return Err(Error::bad_request(format!(
-                    "`{op_text}` needs a numeric column; `{name}` is {}",
-                    col.kind.as_str()
-                )));
+            "groupby" => {
+                if !self.q.group_by.iter().any(|g| g == name) {
+                    self.q.group_by.push(name.to_string());
+                }
             }
-            let a = Aggregate {
-                column: name.to_string(),
-                agg: *agg,
-            };
-            if !q.aggregates.contains(&a) {
-                q.aggregates.push(a);
-            }
-            continue;
+            _ => match AGGS.iter().find(|(n, _)| *n == op_text) {
+                Some((_, agg)) => self.aggregate(col, *agg)?,
+                None => {
+                    let f = filter(col, op_of(op_text, key)?, value, key, self.limits)?;
+                    self.q.filters.push(f);
+                }
+            },
         }
-        let Some((_, op)) = OPS.iter().find(|(n, _)| *n == op_text) else {
+        Ok(())
+    }
+
+    fn aggregate(&mut self, col: &Column, agg: Agg) -> Result<()> {
+        let numeric = matches!(col.kind, ColumnType::Integer | ColumnType::Float);
+        if matches!(agg, Agg::Sum | Agg::Avg) && !numeric {
             return Err(Error::bad_request(format!(
-                "unknown operator `{op_text}` in `{key}`; valid operators: {}",
-                op_list()
+                "`{}` needs a numeric column; `{}` is {}",
+                agg.name(),
+                col.name,
+                col.kind.as_str()
             )));
-        };
-        q.filters.push(filter(col, *op, value, key, limits)?);
-    }
-    for (k, dir, key) in pending_sorts {
-        let descending = match dir.as_str() {
-            "asc" => false,
-            "desc" => true,
-            other => {
-                return Err(Error::bad_request(format!(
-                    "`{key}={other}`: a sort is `asc` or `desc`"
-                )));
-            }
-        };
-        q.sorts.push(Sort { key: k, descending });
-    }
-    check_aggregation(&q)?;
-    if let Some(text) = cursor_text {
-        if page_given {
-            return Err(Error::bad_request(
-                "`cursor` and `page` cannot be combined: a cursor already says which page it leads to",
-            ));
         }
-        let sorts = (!q.is_aggregate()).then_some(q.sorts.as_slice());
-        let cursor = Cursor::decode(&text, sorts, schema)?;
-        q.page = cursor.page;
-        q.cursor = Some(cursor);
+        let a = Aggregate {
+            column: col.name.clone(),
+            agg,
+        };
+        if !self.q.aggregates.contains(&a) {
+            self.q.aggregates.push(a);
+        }
+        Ok(())
     }
-    Ok(q)
+
+    /// Checks what needs the whole query: sort directions and keys, aggregation, the cursor.
+    fn finish(mut self) -> Result<DataQuery> {
+        for (key, dir, param) in std::mem::take(&mut self.sorts) {
+            let descending = match dir.as_str() {
+                "asc" => false,
+                "desc" => true,
+                other => {
+                    return Err(Error::bad_request(format!(
+                        "`{param}={other}`: a sort is `asc` or `desc`"
+                    )));
+                }
+            };
+            self.q.sorts.push(Sort { key, descending });
+        }
+        check_aggregation(&self.q)?;
+        if let Some(text) = self.cursor.take() {
+            if self.page_given {
+                return Err(Error::bad_request(
+                    "`cursor` and `page` cannot be combined: a cursor already says which page it leads to",
+                ));
+            }
+            let cursor = Cursor::decode(&text, self.cursor_keys().as_deref())?;
+            self.q.page = cursor.page;
+            self.q.cursor = Some(cursor);
+        }
+        Ok(self.q)
+    }
+
+    /// The columns a cursor of this query holds values of: its sort keys (`None` for an
+    /// aggregation, whose cursors hold a page number only).
+    fn cursor_keys(&self) -> Option<Vec<&'a Column>> {
+        if self.q.is_aggregate() {
+            return None;
+        }
+        let keys = self.q.sorts.iter();
+        Some(keys.filter_map(|s| self.find(&s.key, "").ok()).collect())
+    }
+}
+
+fn op_of(text: &str, key: &str) -> Result<Op> {
+    OPS.iter()
+        .find(|(n, _)| *n == text)
+        .map(|(_, op)| *op)
+        .ok_or_else(|| {
+            Error::bad_request(format!(
+                "unknown operator `{text}` in `{key}`; valid operators: {}",
+                op_list()
+            ))
+        })
 }
 
 fn check_aggregation(q: &DataQuery) -> Result<()> {

@@ -1,21 +1,17 @@
 //! A validated [`DataQuery`] turned into DataFusion plans: typed-literal `Expr`s, never SQL text.
 
-use datafusion::common::Column as DfColumn;
 use datafusion::dataframe::DataFrame;
 use datafusion::functions_aggregate::expr_fn::{avg, count, max, min, sum};
 use datafusion::logical_expr::expr::Like;
-use datafusion::logical_expr::utils::conjunction;
-use datafusion::logical_expr::{BinaryExpr, Expr, Operator, SortExpr, lit};
+use datafusion::logical_expr::utils::{conjunction, disjunction};
+// `ident` names a column exactly (no parsing of dots, no case folding).
+use datafusion::logical_expr::{BinaryExpr, Expr, Operator, SortExpr, ident, lit};
 use datafusion::scalar::ScalarValue;
 
-use super::params::{Agg, DataQuery, Filter, Op};
-use crate::catalog::schema::{Column, ROW_COLUMN};
-use crate::error::{Error, Result};
-
-/// A column reference by exact name (no parsing of dots or case folding).
-pub fn column(name: &str) -> Expr {
-    Expr::Column(DfColumn::new_unqualified(name))
-}
+use super::cursor::After;
+use super::request::{Agg, DataQuery, Filter, Op, Sort};
+use crate::dataset::schema::{Column, ROW_COLUMN, file_order};
+use crate::error::Result;
 
 /// Escapes `%`, `_` and the escape character so that a `contains` value matches literally.
 fn like_pattern(value: &str) -> String {
@@ -34,7 +30,7 @@ fn like_pattern(value: &str) -> String {
 /// One filter as an expression. Negative filters (`differs`, `notin`, `notcontains`) keep rows
 /// where the column is null: a missing value differs from any given one.
 pub fn filter_expr(f: &Filter) -> Expr {
-    let c = column(&f.column);
+    let c = ident(&f.column);
     let first = || lit(f.values.first().cloned().unwrap_or(ScalarValue::Null));
     let contains = |negated| {
         let pattern = ScalarValue::Utf8(Some(like_pattern(match f.values.first() {
@@ -81,9 +77,42 @@ pub struct Planned {
     pub total: Option<DataFrame>,
 }
 
+/// Rows strictly after a cursor's position in the order `sorts` then row number, nulls last in
+/// both directions: for the first key where a row differs, it is beyond the value (or null,
+/// which sorts after every value), all earlier keys being equal.
+pub fn seek(after: &After, sorts: &[Sort]) -> Expr {
+    let mut equal_so_far: Vec<Expr> = Vec::new();
+    let mut branches: Vec<Expr> = Vec::new();
+    for (s, v) in sorts.iter().zip(&after.keys) {
+        let c = ident(&s.key);
+        if v.is_null() {
+            // Nothing sorts after a null but other nulls, which tie.
+            equal_so_far.push(c.is_null());
+            continue;
+        }
+        let beyond = if s.descending {
+            c.clone().lt(lit(v.clone()))
+        } else {
+            c.clone().gt(lit(v.clone()))
+        };
+        let mut branch = equal_so_far.clone();
+        branch.push(beyond.or(c.clone().is_null()));
+        branches.extend(conjunction(branch));
+        equal_so_far.push(c.eq(lit(v.clone())));
+    }
+    equal_so_far.push(ident(ROW_COLUMN).gt(lit(after.row)));
+    branches.extend(conjunction(equal_so_far));
+    disjunction(branches).unwrap_or_else(|| lit(true))
+}
+
 /// Names of the hidden columns a keyed plan appends: the sort keys, then the row number.
-pub fn key_column(i: usize) -> String {
+fn key_column(i: usize) -> String {
     format!("\u{1}key{i}")
+}
+
+/// How many hidden columns a keyed plan of `q` appends after the visible ones.
+pub fn hidden_columns(q: &DataQuery) -> usize {
+    q.sorts.len() + 1
 }
 
 /// Builds the plans. `paginate` is false for whole-result exports; `keys` appends the sort
@@ -96,87 +125,131 @@ pub fn plan(
     paginate: bool,
     keys: bool,
 ) -> Result<Planned> {
-    let mut df = df;
-    let filtered = !q.filters.is_empty();
-    if let Some(pred) = conjunction(q.filters.iter().map(filter_expr)) {
-        df = df.filter(pred).map_err(Error::from_engine)?;
-    }
-    let (df, total) = if q.is_aggregate() {
-        let groups: Vec<Expr> = q.group_by.iter().map(|g| column(g)).collect();
-        let aggs: Vec<Expr> = q
-            .aggregates
-            .iter()
-            .map(|a| {
-                let c = column(&a.column);
-                let e = match a.agg {
-                    Agg::Count => count(c),
-                    Agg::Sum => sum(c),
-                    Agg::Avg => avg(c),
-                    Agg::Min => min(c),
-                    Agg::Max => max(c),
-                };
-                e.alias(a.output_name())
-            })
-            .collect();
-        let df = df.aggregate(groups, aggs).map_err(Error::from_engine)?;
-        // Groups come in group-key order unless sorted otherwise, so pages are stable.
-        let mut sorts: Vec<SortExpr> = q
-            .sorts
-            .iter()
-            .map(|s| column(&s.key).sort(!s.descending, false))
-            .collect();
-        sorts.extend(q.group_by.iter().map(|g| column(g).sort(true, false)));
-        let df = if sorts.is_empty() {
-            df
-        } else {
-            df.sort(sorts).map_err(Error::from_engine)?
-        };
-        (df.clone(), Some(df))
-    } else {
-        let total = filtered.then(|| df.clone());
-        // A cursor seeks past the last row shown instead of skipping rows.
-        let after = q.cursor.as_ref().and_then(|c| c.after.as_ref());
-        let df = match after {
-            Some(a) => df
-                .filter(a.predicate(&q.sorts))
-                .map_err(Error::from_engine)?,
-            None => df,
-        };
-        // The row number breaks ties, so that pages of a sorted result never overlap.
-        let mut sorts: Vec<SortExpr> = q
-            .sorts
-            .iter()
-            .map(|s| column(&s.key).sort(!s.descending, false))
-            .collect();
-        sorts.push(column(ROW_COLUMN).sort(true, false));
-        let df = df.sort(sorts).map_err(Error::from_engine)?;
-        let names: Vec<&str> = match &q.columns {
-            Some(cols) => cols.iter().map(String::as_str).collect(),
-            None => schema.iter().map(|c| c.name.as_str()).collect(),
-        };
-        let mut projected = names.iter().map(|n| column(n)).collect::<Vec<_>>();
-        if keys {
-            let hidden = q.sorts.iter().map(|s| s.key.as_str()).chain([ROW_COLUMN]);
-            projected.extend(
-                hidden
-                    .enumerate()
-                    .map(|(i, k)| column(k).alias(key_column(i))),
-            );
-        }
-        let skip = if after.is_some() { 0 } else { q.offset()? };
-        let df = if paginate {
-            df.limit(skip, Some(q.page_size as usize))
-                .map_err(Error::from_engine)?
-        } else {
-            df
-        };
-        (df.select(projected).map_err(Error::from_engine)?, total)
+    let filtered = match conjunction(q.filters.iter().map(filter_expr)) {
+        Some(pred) => df.filter(pred)?,
+        None => df,
     };
-    let rows = if q.is_aggregate() && paginate {
-        df.limit(q.offset()?, Some(q.page_size as usize))
-            .map_err(Error::from_engine)?
+    if q.is_aggregate() {
+        let groups = aggregated(filtered, q)?;
+        let rows = if paginate {
+            groups
+                .clone()
+                .limit(q.offset()?, Some(q.page_size as usize))?
+        } else {
+            groups.clone()
+        };
+        return Ok(Planned {
+            rows,
+            total: Some(groups),
+        });
+    }
+    let total = (!q.filters.is_empty()).then(|| filtered.clone());
+    let rows = ordered_rows(filtered, q, schema, paginate, keys)?;
+    Ok(Planned { rows, total })
+}
+
+/// The groups of an aggregation, in the requested order, then in group-key order so that pages
+/// are stable.
+fn aggregated(df: DataFrame, q: &DataQuery) -> Result<DataFrame> {
+    let groups: Vec<Expr> = q.group_by.iter().map(ident).collect();
+    let aggs: Vec<Expr> = q
+        .aggregates
+        .iter()
+        .map(|a| {
+            let c = ident(&a.column);
+            let e = match a.agg {
+                Agg::Count => count(c),
+                Agg::Sum => sum(c),
+                Agg::Avg => avg(c),
+                Agg::Min => min(c),
+                Agg::Max => max(c),
+            };
+            e.alias(a.output_name())
+        })
+        .collect();
+    let df = df.aggregate(groups, aggs)?;
+    let mut sorts = requested_order(q);
+    sorts.extend(q.group_by.iter().map(|g| ident(g).sort(true, false)));
+    Ok(if sorts.is_empty() {
+        df
+    } else {
+        df.sort(sorts)?
+    })
+}
+
+/// The sorts a request asks for, nulls last both ways.
+fn requested_order(q: &DataQuery) -> Vec<SortExpr> {
+    let sorts = q.sorts.iter();
+    sorts
+        .map(|s| ident(&s.key).sort(!s.descending, false))
+        .collect()
+}
+
+/// Filtered rows in the requested order (file order breaking ties, so that pages never
+/// overlap), from the cursor's position or the page's offset, projected to the columns asked.
+fn ordered_rows(
+    df: DataFrame,
+    q: &DataQuery,
+    schema: &[Column],
+    paginate: bool,
+    keys: bool,
+) -> Result<DataFrame> {
+    // A cursor seeks past the last row shown instead of skipping rows.
+    let after = q.cursor.as_ref().and_then(|c| c.after.as_ref());
+    let df = match after {
+        Some(a) => df.filter(seek(a, &q.sorts))?,
+        None => df,
+    };
+    let mut sorts = requested_order(q);
+    sorts.push(file_order());
+    let df = df.sort(sorts)?;
+    let names: Vec<&str> = match &q.columns {
+        Some(cols) => cols.iter().map(String::as_str).collect(),
+        None => schema.iter().map(|c| c.name.as_str()).collect(),
+    };
+    let mut projected = names.iter().map(|n| ident(*n)).collect::<Vec<_>>();
+    if keys {
+        let hidden = q.sorts.iter().map(|s| s.key.as_str()).chain([ROW_COLUMN]);
+        let hidden = hidden
+            .enumerate()
+            .map(|(i, k)| ident(k).alias(key_column(i)));
+        projected.extend(hidden);
+    }
+    let df = if paginate {
+        let skip = if after.is_some() { 0 } else { q.offset()? };
+        df.limit(skip, Some(q.page_size as usize))?
     } else {
         df
     };
-    Ok(Planned { rows, total })
+    Ok(df.select(projected)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::scalar::ScalarValue;
+
+    #[test]
+    fn the_seek_predicate_orders_nulls_last() {
+        let sorts = vec![Sort {
+            key: "pop".into(),
+            descending: false,
+        }];
+        let after = After {
+            keys: vec![ScalarValue::Int64(Some(5))],
+            row: 9,
+        };
+        assert_eq!(
+            seek(&after, &sorts).to_string(),
+            "pop > Int64(5) OR pop IS NULL OR pop = Int64(5) AND __row > Int64(9)"
+        );
+        let after_null = After {
+            keys: vec![ScalarValue::Int64(None)],
+            row: 9,
+        };
+        assert_eq!(
+            seek(&after_null, &sorts).to_string(),
+            "pop IS NULL AND __row > Int64(9)"
+        );
+    }
 }

@@ -7,7 +7,6 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Int64Array, RecordBatch, StringArray};
 use arrow::buffer::BooleanBuffer;
@@ -22,10 +21,11 @@ use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext
 use datafusion::physical_expr::{PhysicalExpr, create_physical_expr};
 use datafusion::scalar::ScalarValue;
 
-use super::params::{Agg, DataQuery, Filter, Op};
-use super::plan::{column, filter_expr};
-use crate::catalog::manifest::Manifest;
-use crate::catalog::schema::{ColumnType, ROW_COLUMN};
+use super::budget::{Budget, Reservation, ReservationTicket};
+use super::plan::filter_expr;
+use super::request::{Agg, DataQuery, Filter, Op};
+use crate::dataset::manifest::Manifest;
+use crate::dataset::schema::{ColumnType, file_order};
 use crate::error::{Error, Result};
 
 /// A code for each distinct value fits in 16 bits; this one stands for null.
@@ -33,86 +33,6 @@ const NULL_CODE: u16 = u16::MAX;
 
 /// Group combinations counted in a table by [`Resident::aggregate`].
 const MAX_GROUP_SLOTS: usize = 1 << 20;
-
-/// Memory set aside for resident datasets, shared by all of them.
-#[derive(Debug)]
-pub struct Budget {
-    limit: u64,
-    used: AtomicU64,
-}
-
-impl Budget {
-    pub fn new(limit: u64) -> Arc<Self> {
-        Arc::new(Budget {
-            limit,
-            used: AtomicU64::new(0),
-        })
-    }
-
-    pub fn used(&self) -> u64 {
-        self.used.load(Ordering::Relaxed)
-    }
-
-    pub fn limit(&self) -> u64 {
-        self.limit
-    }
-
-    /// Reserves `bytes` if they fit.
-    fn reserve(self: &Arc<Self>, bytes: u64) -> Option<Reservation> {
-        let mut used = self.used.load(Ordering::Relaxed);
-        loop {
-            if used + bytes > self.limit {
-                return None;
-            }
-            match self.used.compare_exchange(
-                used,
-                used + bytes,
-                Ordering::Relaxed,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => {
-                    return Some(Reservation {
-                        budget: Arc::clone(self),
-                        bytes,
-                    });
-                }
-                Err(now) => used = now,
-            }
-        }
-    }
-}
-
-/// Budget held by a resident version, given back when the version is dropped.
-#[derive(Debug)]
-struct Reservation {
-    budget: Arc<Budget>,
-    bytes: u64,
-}
-
-impl Reservation {
-    /// Settles an estimate against the real size: gives back the excess, or takes what is
-    /// missing if the budget has it (`None` otherwise, the reservation then dropped whole).
-    fn resize(&mut self, bytes: u64) -> Option<()> {
-        if bytes > self.bytes {
-            let mut more = self.budget.reserve(bytes - self.bytes)?;
-            // The extra bytes now belong to this reservation: dropping `more` gives back none.
-            self.bytes += more.bytes;
-            more.bytes = 0;
-        } else {
-            self.budget
-                .used
-                .fetch_sub(self.bytes - bytes, Ordering::Relaxed);
-            self.bytes = bytes;
-        }
-        Some(())
-    }
-}
-
-impl Drop for Reservation {
-    fn drop(&mut self) {
-        self.budget.used.fetch_sub(self.bytes, Ordering::Relaxed);
-    }
-}
 
 /// Dictionary codes of a string column: one per row, over the whole version.
 struct Codes {
@@ -214,7 +134,7 @@ impl Resident {
             parts
         };
         let table = MemTable::try_new(Arc::clone(&self.schema), parts)?
-            .with_sort_order(vec![vec![column(ROW_COLUMN).sort(true, false)]]);
+            .with_sort_order(vec![vec![file_order()]]);
         Ok(Arc::new(table))
     }
 
@@ -292,7 +212,7 @@ impl Resident {
             let mut picked = match &mask {
                 Some(m) => {
                     let m = m.slice(from, n - from);
-                    arrow::compute::filter_record_batch(&rows, &m).map_err(Error::internal)?
+                    arrow::compute::filter_record_batch(&rows, &m)?
                 }
                 None => rows,
             };
@@ -310,7 +230,7 @@ impl Resident {
                 .values()
                 .last()
                 .copied();
-            if !emit(picked.project(&projection).map_err(Error::internal)?) {
+            if !emit(picked.project(&projection)?) {
                 break;
             }
         }
@@ -320,10 +240,7 @@ impl Resident {
     /// Indexes of the columns a query returns (all but the row number by default).
     fn projection(&self, q: &DataQuery) -> Result<Vec<usize>> {
         match &q.columns {
-            Some(cols) => cols
-                .iter()
-                .map(|c| self.schema.index_of(c).map_err(Error::internal))
-                .collect(),
+            Some(cols) => cols.iter().map(|c| Ok(self.schema.index_of(c)?)).collect(),
             None => Ok((0..self.schema.fields().len() - 1).collect()),
         }
     }
@@ -381,7 +298,7 @@ impl Resident {
             };
             mask = Some(match mask {
                 None => m,
-                Some(prev) => arrow::compute::and(&prev, &m).map_err(Error::internal)?,
+                Some(prev) => arrow::compute::and(&prev, &m)?,
             });
         }
         Ok(mask)
@@ -427,7 +344,7 @@ impl Resident {
         let counted: Vec<usize> = q
             .aggregates
             .iter()
-            .map(|a| self.schema.index_of(&a.column).map_err(Error::internal))
+            .map(|a| Ok(self.schema.index_of(&a.column)?))
             .collect::<Result<_>>()?;
         let filters = self.compile(&q.filters)?;
         let mut rows_in = vec![0u64; slots];
@@ -467,11 +384,11 @@ impl Resident {
             let values = Int64Array::from_iter_values(present.iter().map(|s| per_slot[*s]));
             columns.push(Arc::new(values));
         }
-        let batch = RecordBatch::try_new(group_schema(q), columns).map_err(Error::internal)?;
+        let batch = RecordBatch::try_new(group_schema(q), columns)?;
         // Sorts, then group keys: the order of `plan`.
         let mut keys: Vec<SortColumn> = Vec::new();
         let sort_col = |name: &str, descending: bool| -> Result<SortColumn> {
-            let i = batch.schema().index_of(name).map_err(Error::internal)?;
+            let i = batch.schema().index_of(name)?;
             Ok(SortColumn {
                 values: Arc::clone(batch.column(i)),
                 options: Some(SortOptions {
@@ -486,19 +403,15 @@ impl Resident {
         for g in &q.group_by {
             keys.push(sort_col(g, false)?);
         }
-        let order = lexsort_to_indices(&keys, None).map_err(Error::internal)?;
+        let order = lexsort_to_indices(&keys, None)?;
         let sorted = batch
             .columns()
             .iter()
             .map(|c| take(c, &order, None))
-            .collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(Error::internal)?;
-        RecordBatch::try_new(batch.schema(), sorted).map_err(Error::internal)
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        Ok(RecordBatch::try_new(batch.schema(), sorted)?)
     }
 }
-
-/// Budget reserved for a version about to be decoded.
-pub struct ReservationTicket(Reservation);
 
 enum Compiled<'a> {
     Codes(&'a [u16], CodeTest),
@@ -609,12 +522,7 @@ pub async fn stream(
     q: DataQuery,
 ) -> Result<super::BatchStream> {
     let projection = resident.projection(&q)?;
-    let schema = Arc::new(
-        resident
-            .schema
-            .project(&projection)
-            .map_err(Error::internal)?,
-    );
+    let schema = Arc::new(resident.schema.project(&projection)?);
     let after_row = q
         .cursor
         .as_ref()
@@ -631,9 +539,7 @@ pub async fn stream(
                 tx.blocking_send(Ok(b)).is_ok()
             });
             if let Err(e) = walked {
-                let _ = tx.blocking_send(Err(datafusion::error::DataFusionError::Execution(
-                    e.to_string(),
-                )));
+                let _ = tx.blocking_send(Err(e));
             }
         })
         .await
@@ -672,30 +578,8 @@ pub async fn stream_groups(
 ) -> Result<super::BatchStream> {
     engine
         .stream_from(group_schema(&q), move |tx| {
-            let item = group_page(&resident, &q, q.paged)
-                .map(|(batch, _)| batch)
-                .map_err(|e| datafusion::error::DataFusionError::Execution(e.to_string()));
+            let item = group_page(&resident, &q, q.paged).map(|(batch, _)| batch);
             let _ = tx.blocking_send(item);
         })
         .await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reservations_settle_against_the_budget_and_give_back() {
-        let budget = Budget::new(100);
-        let mut r = budget.reserve(60).unwrap();
-        assert!(budget.reserve(50).is_none());
-        r.resize(30).unwrap();
-        assert_eq!(budget.used(), 30);
-        r.resize(90).unwrap();
-        assert_eq!(budget.used(), 90);
-        assert!(r.resize(200).is_none());
-        assert_eq!(budget.used(), 90);
-        drop(r);
-        assert_eq!(budget.used(), 0);
-    }
 }

@@ -21,10 +21,10 @@ async fn export_text(file: &Path) -> Result<Vec<Vec<String>>, String> {
     let out = tempfile::NamedTempFile::new().unwrap();
     let writer = Box::new(std::fs::File::create(out.path()).unwrap());
     let settings = qanat::config::Settings {
-        datasets_dir: PathBuf::from("/nonexistent"),
+        datasets: PathBuf::from("/nonexistent"),
         ..Default::default()
     };
-    qanat::app::export(settings, file, false, true, writer)
+    qanat::cli::export(settings, file, false, true, writer)
         .await
         .map_err(|e| e.to_string())?;
     Ok(read_csv(&std::fs::read(out.path()).unwrap()))
@@ -185,10 +185,10 @@ async fn every_open_data_and_transport_file_loads_with_every_row_accounted_for()
         storage: dir.path().display().to_string(),
         ..Default::default()
     };
-    settings.datasets_dir = dir.path().join("none");
+    settings.datasets = dir.path().join("none");
     let (mut stored, mut rejected) = (0u64, 0u64);
     for (i, file) in files.iter().enumerate() {
-        let mut spec = qanat::catalog::spec::DatasetSpec::for_file(file).unwrap();
+        let mut spec = qanat::dataset::spec::DatasetSpec::for_file(file).unwrap();
         spec.id = format!("f{i}");
         let storage = qanat::storage::Storage::open(&settings.storage).unwrap();
         match qanat::ingest::ingest(&spec, &storage, &settings.ingest, false).await {

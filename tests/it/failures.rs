@@ -55,7 +55,7 @@ async fn a_truncated_download_or_undecodable_bytes_keep_the_previous_version() {
     )
     .unwrap();
     let spec =
-        qanat::catalog::spec::DatasetSpec::load(&app.dir.path().join("datasets/t.toml")).unwrap();
+        qanat::dataset::spec::DatasetSpec::load(&app.dir.path().join("datasets/t.toml")).unwrap();
     let err = qanat::ingest::ingest(&spec, &app.state.storage, &app.state.settings.ingest, false)
         .await
         .unwrap_err();
@@ -77,7 +77,10 @@ async fn a_truncated_download_or_undecodable_bytes_keep_the_previous_version() {
 
     // Bytes that are not UTF-8 in a file declared UTF-8.
     std::fs::write(app.dir.path().join("datasets/u.csv"), b"k\nF\xe8s\n").unwrap();
-    let r = qanat::app::ingest_and_load(&app.state, &["u".into()], false)
+    let r = app
+        .state
+        .catalog
+        .ingest_and_load(&["u".into()], false)
         .await
         .unwrap();
     let err = r[0].1.as_ref().unwrap_err().to_string();
@@ -175,7 +178,7 @@ async fn a_killed_ingest_leaves_the_previous_version_served() {
         &format!("storage = '{}'", storage.display()),
     );
     let entry = state.catalog.entry("k").unwrap();
-    assert!(qanat::app::load_current(&state, entry).await.unwrap());
+    assert!(state.catalog.load_current(entry).await.unwrap());
     let loaded = state.catalog.loaded("k").unwrap();
     assert_eq!(loaded.manifest.rows, 1);
     assert_eq!(loaded.versions.len(), 1);

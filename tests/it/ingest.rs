@@ -307,7 +307,10 @@ async fn versions_switch_only_when_complete_and_unchanged_sources_do_no_work() {
     let held = app.state.catalog.loaded("v").unwrap();
 
     // Unchanged: nothing is written.
-    let again = qanat::app::ingest_and_load(&app.state, &["v".into()], false)
+    let again = app
+        .state
+        .catalog
+        .ingest_and_load(&["v".into()], false)
         .await
         .unwrap();
     assert!(matches!(
@@ -333,7 +336,10 @@ async fn versions_switch_only_when_complete_and_unchanged_sources_do_no_work() {
         "k,n\na,1\nb,2\nc,3\n",
     )
     .unwrap();
-    let changed = qanat::app::ingest_and_load(&app.state, &["v".into()], false)
+    let changed = app
+        .state
+        .catalog
+        .ingest_and_load(&["v".into()], false)
         .await
         .unwrap();
     assert!(matches!(
@@ -358,12 +364,20 @@ async fn versions_switch_only_when_complete_and_unchanged_sources_do_no_work() {
     );
     assert_eq!(app.total("/api/datasets/v/data").await, 3);
     assert_ne!(app.get("/api/datasets/v/data").await.headers["etag"], tag1);
-    let old = app.state.engine.read(Arc::clone(&held.table)).unwrap();
-    assert_eq!(app.state.engine.count(old).await.unwrap(), 2);
+    let old = app
+        .state
+        .executor
+        .engine()
+        .read(Arc::clone(&held.table))
+        .unwrap();
+    assert_eq!(app.state.executor.engine().count(old).await.unwrap(), 2);
 
     // Forced: a new version although nothing changed; only the last 3 are kept.
     for _ in 0..3 {
-        let forced = qanat::app::ingest_and_load(&app.state, &["v".into()], true)
+        let forced = app
+            .state
+            .catalog
+            .ingest_and_load(&["v".into()], true)
             .await
             .unwrap();
         assert!(matches!(
@@ -383,7 +397,10 @@ async fn a_failed_ingest_leaves_the_previous_version_served() {
     let app = TestApp::with_csvs(&[("g", b"k\na\nb\n")], "").await;
     let before = app.get("/api/datasets/g").await.json()["version"].clone();
     std::fs::remove_file(app.dir.path().join("datasets/g.csv")).unwrap();
-    let r = qanat::app::ingest_and_load(&app.state, &["g".into()], true)
+    let r = app
+        .state
+        .catalog
+        .ingest_and_load(&["g".into()], true)
         .await
         .unwrap();
     let err = r[0].1.as_ref().unwrap_err().to_string();
@@ -397,7 +414,10 @@ async fn a_failed_ingest_leaves_the_previous_version_served() {
     assert_eq!(app.total("/api/datasets/g/data").await, 2);
     // An empty source is refused the same way.
     std::fs::write(app.dir.path().join("datasets/g.csv"), "").unwrap();
-    let r = qanat::app::ingest_and_load(&app.state, &["g".into()], true)
+    let r = app
+        .state
+        .catalog
+        .ingest_and_load(&["g".into()], true)
         .await
         .unwrap();
     assert!(
@@ -647,7 +667,7 @@ async fn refresh_asks_whether_the_source_changed_and_switches_versions() {
     let app = TestApp::with_files(&[("gares.toml", toml.as_bytes())], "").await;
     let v1 = app.get("/api/datasets/gares").await.json()["version"].clone();
     let held = app.state.catalog.loaded("gares").unwrap();
-    let _refreshers = qanat::app::spawn_refreshers(&app.state);
+    let _refreshers = app.state.catalog.spawn_refreshers();
 
     // Unchanged: the portal answers 304 and nothing is downloaded or written.
     tokio::time::sleep(std::time::Duration::from_millis(450)).await;
@@ -676,12 +696,17 @@ async fn refresh_asks_whether_the_source_changed_and_switches_versions() {
     let d = app.get("/api/datasets/gares").await.json();
     assert_eq!(d["versions"].as_array().unwrap().len(), 2);
     // A query that started on the old version still reads it.
-    let old = app.state.engine.read(Arc::clone(&held.table)).unwrap();
-    assert_eq!(app.state.engine.count(old).await.unwrap(), 1);
+    let old = app
+        .state
+        .executor
+        .engine()
+        .read(Arc::clone(&held.table))
+        .unwrap();
+    assert_eq!(app.state.executor.engine().count(old).await.unwrap(), 1);
     // A bad interval is refused with the forms that work.
     let path = app.dir.path().join("datasets/x.toml");
     std::fs::write(&path, "source = 'x.csv'\nrefresh = 'often'\n").unwrap();
-    let err = qanat::catalog::spec::DatasetSpec::load(&path)
+    let err = qanat::dataset::spec::DatasetSpec::load(&path)
         .unwrap_err()
         .to_string();
     assert!(
@@ -800,7 +825,10 @@ async fn gzip_files_and_gzip_transfers_are_read() {
         );
     }
     // The compressed file's own size is what the staleness check compares: no work the second time.
-    let again = qanat::app::ingest_and_load(&app.state, &["local".into()], false)
+    let again = app
+        .state
+        .catalog
+        .ingest_and_load(&["local".into()], false)
         .await
         .unwrap();
     assert!(matches!(
@@ -862,7 +890,10 @@ async fn a_latin1_byte_after_the_first_64_kib_still_decides_the_encoding() {
         64
     );
     // The hash recorded is the whole file's: the next ingest sees no change.
-    let again = qanat::app::ingest_and_load(&app.state, &["l".into()], false)
+    let again = app
+        .state
+        .catalog
+        .ingest_and_load(&["l".into()], false)
         .await
         .unwrap();
     assert!(matches!(

@@ -44,9 +44,14 @@ async fn scan(app: &TestApp, id: &str, raw: &str) -> ScanReport {
     let loaded = state.catalog.loaded(id).unwrap();
     let q =
         qanat::query::params::parse(raw, &loaded.manifest.schema, &state.settings.limits).unwrap();
-    let df = state.engine.read(loaded.table.clone()).unwrap();
+    let df = state.executor.engine().read(loaded.table.clone()).unwrap();
     let planned = qanat::query::plan::plan(df, &q, &loaded.manifest.schema, false, false).unwrap();
-    state.engine.scan_report(planned.rows).await.unwrap()
+    state
+        .executor
+        .engine()
+        .scan_report(planned.rows)
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
@@ -81,7 +86,7 @@ async fn selective_filters_read_a_fraction_of_the_row_groups() {
     assert_eq!(r.rows, 3_000);
     assert_eq!(r.pages_pruned, 2, "{r:?}");
     // Each file's footer and page index were read once and are kept for the next requests.
-    assert_eq!(app.state.engine.cached_footers(), 2);
+    assert_eq!(app.state.executor.engine().cached_footers(), 2);
 }
 
 #[tokio::test]

@@ -7,7 +7,7 @@ use crate::support::{TestApp, repo_path};
 
 fn generated() -> Value {
     let settings = qanat::config::Settings {
-        datasets_dir: repo_path("datasets"),
+        datasets: repo_path("datasets"),
         ..Default::default()
     };
     let ids: Vec<String> = qanat::app::specs(&settings, &[])
@@ -15,7 +15,12 @@ fn generated() -> Value {
         .into_iter()
         .map(|s| s.id)
         .collect();
-    serde_json::from_str(&qanat::openapi::document(&ids).to_pretty_json().unwrap()).unwrap()
+    serde_json::from_str(
+        &qanat::http::openapi_document(&ids)
+            .to_pretty_json()
+            .unwrap(),
+    )
+    .unwrap()
 }
 
 /// Set `QANAT_UPDATE_OPENAPI=1` to rewrite the committed document after an intended change.

@@ -117,7 +117,9 @@ async fn a_walk_stays_on_its_version_across_a_refresh() {
     // A refresh publishes a version where every row changed.
     let changed = String::from_utf8(table()).unwrap().replace(",a,", ",z,");
     std::fs::write(app.dir.path().join("datasets/t.csv"), changed).unwrap();
-    qanat::app::ingest_and_load(&app.state, &["t".into()], false)
+    app.state
+        .catalog
+        .ingest_and_load(&["t".into()], false)
         .await
         .unwrap();
     let now = app
@@ -196,7 +198,9 @@ async fn a_version_no_longer_kept_is_gone() {
         .problem(400);
     assert!(both.contains("cannot be combined"), "{both}");
     std::fs::write(app.dir.path().join("datasets/t.csv"), b"id,grp\n1,a\n").unwrap();
-    qanat::app::ingest_and_load(&app.state, &["t".into()], false)
+    app.state
+        .catalog
+        .ingest_and_load(&["t".into()], false)
         .await
         .unwrap();
     let gone = app.get(next.strip_prefix(HOST).unwrap()).await.problem(410);

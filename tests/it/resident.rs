@@ -12,7 +12,7 @@ async fn resident_and_parquet_answers_are_identical() {
         "resident_bytes = 0\n",
     );
     for entry in parquet.catalog.entries() {
-        qanat::app::load_current(&parquet, entry).await.unwrap();
+        parquet.catalog.load_current(entry).await.unwrap();
         let resident = app.state.catalog.loaded(&entry.spec.id).unwrap();
         assert!(resident.resident.is_some(), "{} in memory", entry.spec.id);
         assert!(
@@ -24,7 +24,7 @@ async fn resident_and_parquet_answers_are_identical() {
                 .is_none()
         );
     }
-    assert!(app.state.resident.used() > 0);
+    assert!(app.state.executor.budget().used() > 0);
     // Which queries the in-memory paths take (the others run in DataFusion).
     let loaded = app.state.catalog.loaded("prenoms-paris").unwrap();
     let r = loaded.resident.as_ref().unwrap();
@@ -130,7 +130,7 @@ async fn datasets_over_the_budget_are_read_from_parquet() {
         resident.iter().any(|r| *r) && resident.iter().any(|r| !*r),
         "{resident:?}"
     );
-    assert!(app.state.resident.used() <= 400_000);
+    assert!(app.state.executor.budget().used() <= 400_000);
     // Both kinds answer.
     assert_eq!(
         app.total("/api/datasets/departements/data?code__exact=2A")

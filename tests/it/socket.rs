@@ -6,9 +6,7 @@ use crate::support::{build_state, repo_path};
 async fn serves_over_tcp_and_shuts_down() {
     let dir = tempfile::tempdir().unwrap();
     let state = build_state(dir.path(), &repo_path("datasets"), "");
-    qanat::app::ingest_and_load(&state, &[], false)
-        .await
-        .unwrap();
+    state.catalog.ingest_and_load(&[], false).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

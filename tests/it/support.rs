@@ -100,10 +100,7 @@ impl TestApp {
 
     async fn in_dir(dir: tempfile::TempDir, datasets: &Path, extra_settings: &str) -> Self {
         let state = build_state(dir.path(), datasets, extra_settings);
-        for (id, r) in qanat::app::ingest_and_load(&state, &[], false)
-            .await
-            .unwrap()
-        {
+        for (id, r) in state.catalog.ingest_and_load(&[], false).await.unwrap() {
             if let Err(e) = r {
                 eprintln!("ingest of {id} failed: {e}");
             }
@@ -140,7 +137,7 @@ impl TestApp {
 
 pub fn build_state(root: &Path, datasets: &Path, extra_settings: &str) -> AppState {
     let mut settings = Settings::from_toml_str(extra_settings).unwrap();
-    settings.datasets_dir = datasets.to_path_buf();
+    settings.datasets = datasets.to_path_buf();
     if !extra_settings.contains("storage") {
         settings.storage = root.join("storage").display().to_string();
     }

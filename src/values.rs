@@ -461,4 +461,140 @@ mod tests {
         assert!(parse_datetime("1970-01-01").is_none());
         assert!(parse_datetime("1970-01-01T00:00:00+1").is_none());
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// `n` written with `sep` between groups of three digits.
+        fn grouped(n: u64, sep: char) -> String {
+            let digits = n.to_string();
+            let mut out = String::new();
+            for (i, c) in digits.chars().enumerate() {
+                if i > 0 && (digits.len() - i).is_multiple_of(3) {
+                    out.push(sep);
+                }
+                out.push(c);
+            }
+            out
+        }
+
+        /// Days from 1970-01-01 of dates with four-digit years.
+        const DAYS: std::ops::Range<i32> = -354_285..2_932_897;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(1000))]
+
+            #[test]
+            fn integers_read_back_as_written(n in -999_999_999_999_999_999i64..=999_999_999_999_999_999) {
+                let text = n.to_string();
+                prop_assert_eq!(parse_int(&text), Ok(n));
+                let plain = parse_grouped(&text, NumStyle::Plain).unwrap();
+                prop_assert_eq!(plain.int, Some(n));
+                // A leading zero makes a code, never a number.
+                let code = format!("0{}", n.unsigned_abs());
+                prop_assert_eq!(parse_int(&code), Err(NotNumber::LeadingZero));
+            }
+
+            #[test]
+            fn floats_read_back_exactly_with_either_mark(x in any::<f64>().prop_filter("finite", |f| f.is_finite())) {
+                for text in [format!("{x}"), format!("{x:e}"), format!("{x:E}")] {
+                    prop_assert_eq!(parse_float(&text, b'.').map(f64::to_bits), Ok(x.to_bits()), "{}", text);
+                    let comma = text.replace('.', ",");
+                    prop_assert_eq!(parse_float(&comma, b',').map(f64::to_bits), Ok(x.to_bits()), "{}", comma);
+                }
+            }
+
+            #[test]
+            fn grouped_numbers_read_as_their_plain_value(
+                n in 0u64..1_000_000_000_000_000,
+                frac in proptest::option::of("[0-9]{1,6}"),
+                negative in any::<bool>(),
+                sep in proptest::sample::select(vec![' ', '\u{a0}', '\u{202f}', '.']),
+            ) {
+                let sign = if negative { "-" } else { "" };
+                let plain = match &frac {
+                    Some(f) => format!("{sign}{n}.{f}"),
+                    None => format!("{sign}{n}"),
+                };
+                let want: f64 = plain.parse().unwrap();
+                let french = match &frac {
+                    Some(f) => format!("{sign}{},{f}", grouped(n, sep)),
+                    None => format!("{sign}{}", grouped(n, sep)),
+                };
+                let english = match &frac {
+                    Some(f) => format!("{sign}{}.{f}", grouped(n, ',')),
+                    None => format!("{sign}{}", grouped(n, ',')),
+                };
+                let int = frac.is_none().then(|| plain.parse::<i64>().unwrap());
+                for (text, style) in [(french, NumStyle::Comma), (english, NumStyle::English)] {
+                    let got = parse_grouped(&text, style).unwrap();
+                    prop_assert_eq!(got.value.to_bits(), want.to_bits(), "{}", text);
+                    prop_assert_eq!(got.int, int, "{}", text);
+                }
+            }
+
+            #[test]
+            fn dates_read_back_in_both_layouts(days in DAYS) {
+                let date = EPOCH + chrono::Duration::days(i64::from(days));
+                let iso = date.format("%Y-%m-%d").to_string();
+                let french = date.format("%d/%m/%Y").to_string();
+                prop_assert_eq!(parse_date(&iso), Some((days, DateLayout::Iso)));
+                prop_assert_eq!(parse_date(&french), Some((days, DateLayout::DayFirst)));
+            }
+
+            #[test]
+            fn datetimes_read_back_in_utc(
+                days in DAYS,
+                micros_of_day in 0i64..86_400_000_000,
+                offset_minutes in -(23i32 * 60 + 59)..=(23 * 60 + 59),
+                with_offset in any::<bool>(),
+                sep in proptest::sample::select(vec!['T', ' ']),
+            ) {
+                let local = i64::from(days) * 86_400_000_000 + micros_of_day;
+                let wall = chrono::DateTime::from_timestamp_micros(local).unwrap().naive_utc();
+                let mut text = wall.format(&format!("%Y-%m-%d{sep}%H:%M:%S%.6f")).to_string();
+                let mut utc = local;
+                if with_offset {
+                    let (sign, m) = if offset_minutes < 0 { ('-', -offset_minutes) } else { ('+', offset_minutes) };
+                    text.push_str(&format!("{sign}{:02}:{:02}", m / 60, m % 60));
+                    utc -= i64::from(offset_minutes) * 60_000_000;
+                }
+                let got = parse_datetime(&text).unwrap();
+                prop_assert_eq!((got.micros, got.with_offset, got.layout), (utc, with_offset, DateLayout::Iso), "{}", text);
+            }
+
+            #[test]
+            fn booleans_in_any_case(
+                word in proptest::sample::select(vec![("true", true), ("oui", true), ("vrai", true), ("yes", true), ("false", false), ("non", false), ("faux", false), ("no", false)]),
+                upper in proptest::collection::vec(any::<bool>(), 5),
+            ) {
+                let (text, value) = word;
+                let mixed: String = text.chars().zip(upper).map(|(c, u)| if u { c.to_ascii_uppercase() } else { c }).collect();
+                prop_assert_eq!(parse_bool(&mixed), Some(value));
+                prop_assert_eq!(parse_bool(&format!("{mixed}x")), None);
+            }
+
+            /// Any text is a value or is not, without panicking; an integer read back is
+            /// written exactly as it was published (nothing dropped, nothing reformatted).
+            #[test]
+            fn any_text_parses_or_is_refused(s in "\\PC{0,24}|[0-9 ,.:/TZ+-]{0,24}") {
+                if let Ok(n) = parse_int(&s) {
+                    prop_assert_eq!(n.to_string(), s.clone());
+                }
+                let _ = parse_any(&s, &[NumStyle::Plain, NumStyle::Comma, NumStyle::English]);
+                let _ = parse_float(&s, b',');
+                let _ = parse_bool(&s);
+                if let Some((days, layout)) = parse_date(&s) {
+                    let date = EPOCH + chrono::Duration::days(i64::from(days));
+                    let back = match layout {
+                        DateLayout::Iso => date.format("%Y-%m-%d"),
+                        DateLayout::DayFirst => date.format("%d/%m/%Y"),
+                    };
+                    prop_assert_eq!(back.to_string(), s.clone());
+                }
+                let _ = parse_datetime(&s);
+            }
+        }
+    }
 }

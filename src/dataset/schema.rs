@@ -3,12 +3,19 @@
 use std::sync::Arc;
 
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use datafusion::logical_expr::{SortExpr, ident};
 use serde::{Deserialize, Serialize};
 
 /// Name of the hidden column holding each row's position in the published file. It gives file
 /// order and a tie-breaker to every sort; API column names never contain `__`, so it cannot
 /// collide with one.
 pub const ROW_COLUMN: &str = "__row";
+
+/// File order: the row number ascending. Every stored version is written in it (or rewritten in
+/// its `sort_by` order, and renumbered), every table declares it, and every sort ends with it.
+pub fn file_order() -> SortExpr {
+    ident(ROW_COLUMN).sort(true, false)
+}
 
 /// The time zone written on datetime columns whose source values carried an offset.
 pub const UTC: &str = "+00:00";

@@ -1,0 +1,105 @@
+//! Ingesting the catalog's sources and keeping them fresh. Every ingest (first ingests, forced
+//! ones and scheduled refreshes) runs on the query runtime, never on the threads that serve
+//! sockets: reading files, encoding Parquet, profiling and sorting are long CPU and I/O work.
+
+use std::sync::Arc;
+
+use super::{Catalog, Entry};
+use crate::error::{Error, Result};
+use crate::ingest::{self, Outcome};
+
+impl Catalog {
+    /// Ingests the named datasets (all when `ids` is empty) one after another, then serves what
+    /// each has: a failed ingest leaves the previous version served and records the error.
+    pub async fn ingest_and_load(
+        self: &Arc<Self>,
+        ids: &[String],
+        force: bool,
+    ) -> Result<Vec<(String, Result<Outcome>)>> {
+        let targets: Vec<Arc<Entry>> = if ids.is_empty() {
+            self.entries().cloned().collect()
+        } else {
+            ids.iter()
+                .map(|id| self.entry(id).cloned())
+                .collect::<Result<_>>()?
+        };
+        let mut results = Vec::new();
+        for entry in targets {
+            let id = entry.spec.id.clone();
+            let catalog = Arc::clone(self);
+            let outcome = self
+                .executor
+                .background(async move { catalog.ingest_one(&entry, force).await })
+                .await??;
+            results.push((id, outcome));
+        }
+        Ok(results)
+    }
+
+    /// Ingests one dataset, then serves the stored current version, whatever happened: the
+    /// outer error is a failure to serve, the inner one the ingest's.
+    async fn ingest_one(&self, entry: &Entry, force: bool) -> Result<Result<Outcome>> {
+        let outcome = ingest::ingest(&entry.spec, &self.storage, &self.ingest, force).await;
+        self.load_current(entry).await?;
+        Ok(match outcome {
+            Ok(o) => {
+                entry.clear_error();
+                Ok(o)
+            }
+            // The same error is reported to the caller and kept as the dataset's last error.
+            Err(e) => Err(Error::Shared(entry.set_error(e))),
+        })
+    }
+
+    /// Re-checks, on each dataset's `refresh` interval, whether its source changed (a
+    /// conditional request for HTTP sources), and switches a new version in for the requests
+    /// that follow; queries in flight finish on the version they started with.
+    pub fn spawn_refreshers(self: &Arc<Self>) -> Vec<tokio::task::JoinHandle<()>> {
+        self.entries()
+            .filter_map(|entry| {
+                let interval = entry.spec.refresh_interval().ok().flatten()?;
+                let (catalog, entry) = (Arc::clone(self), Arc::clone(entry));
+                Some(tokio::spawn(async move {
+                    let mut tick = tokio::time::interval(interval);
+                    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                    tick.tick().await;
+                    loop {
+                        tick.tick().await;
+                        let (c, e) = (Arc::clone(&catalog), Arc::clone(&entry));
+                        // The timer lives here; the work on the query runtime.
+                        if let Err(err) = catalog
+                            .executor
+                            .background(async move { c.refresh(&e).await })
+                            .await
+                        {
+                            tracing::warn!(dataset = %entry.spec.id, error = %err, "refresh task failed");
+                        }
+                    }
+                }))
+            })
+            .collect()
+    }
+
+    /// One refresh of one dataset.
+    pub async fn refresh(&self, entry: &Entry) {
+        let id = &entry.spec.id;
+        match ingest::ingest(&entry.spec, &self.storage, &self.ingest, false).await {
+            Ok(Outcome::Unchanged(_)) => {}
+            Ok(outcome @ Outcome::Ingested(_)) => {
+                tracing::info!("{}", outcome.summary());
+                match self.load_current(entry).await {
+                    Ok(_) => entry.clear_error(),
+                    Err(e) => {
+                        tracing::warn!(dataset = %id, error = %e, "refreshed version could not be loaded");
+                        entry.set_error(e);
+                    }
+                }
+            }
+            Err(e) => {
+                // The previous version stays served; the dataset's metadata says why it is stale.
+                tracing::warn!(dataset = %id, error = %e, "refresh failed");
+                entry.set_error(e);
+            }
+        }
+    }
+}

@@ -1,0 +1,8 @@
+//! What a dataset is, independent of serving it: its dataset file ([`spec`]), the API names of
+//! its columns ([`names`]), its stored schema ([`schema`]) and the manifest of a stored version
+//! with its ingest report and profile ([`manifest`]).
+
+pub mod manifest;
+pub mod names;
+pub mod schema;
+pub mod spec;

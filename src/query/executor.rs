@@ -1,0 +1,266 @@
+//! The one way a query runs. [`Executor::page`] and [`Executor::stream`] decide whether the rows
+//! held in memory answer it without a plan (file-order rows, counted groups of coded columns) or
+//! DataFusion plans it (everything else, over the same rows or over Parquet), own the hidden
+//! sort-key and row-number columns of keyed plans, and write the cursor of the next page. A new
+//! operator therefore needs only its `Expr`: where the resident path does not cover it, the
+//! query falls back to DataFusion.
+
+use std::sync::Arc;
+
+use arrow::record_batch::RecordBatch;
+use datafusion::catalog::TableProvider;
+use datafusion::scalar::ScalarValue;
+
+use super::budget::Budget;
+use super::cursor::{After, Cursor};
+use super::engine::{BatchStream, Engine};
+use super::plan::{hidden_columns, plan};
+use super::request::DataQuery;
+use super::resident::{self, Resident};
+use crate::config::Limits;
+use crate::dataset::manifest::{Manifest, VersionInfo};
+use crate::dataset::schema::{Column, arrow_schema, file_order};
+use crate::error::{Error, Result};
+use crate::storage::Storage;
+
+/// A published version, ready to query.
+pub struct Loaded {
+    pub manifest: Manifest,
+    pub table: Arc<dyn TableProvider>,
+    /// The rows in memory, when the version fits the resident budget (`table` then reads them).
+    pub resident: Option<Arc<Resident>>,
+    /// The versions kept in storage when this one was loaded, newest first.
+    pub versions: Vec<VersionInfo>,
+}
+
+impl Loaded {
+    pub fn column(&self, name: &str) -> Option<&Column> {
+        self.manifest.schema.iter().find(|c| c.name == name)
+    }
+}
+
+/// A page of a query's result.
+pub struct Page {
+    /// The rows (or groups), with the query's columns only.
+    pub batches: Vec<RecordBatch>,
+    /// Rows (or groups) matching the filters, exactly.
+    pub total: u64,
+    /// Where the next page starts, when there is one.
+    pub next: Option<Cursor>,
+}
+
+/// How one query is answered.
+enum Route {
+    /// File-order rows from memory: one pass gives the total and the page.
+    Rows(Arc<Resident>),
+    /// Counts of groups of coded columns, from memory.
+    Groups(Arc<Resident>),
+    /// A DataFusion plan over the version's table (in memory or Parquet).
+    Planned,
+}
+
+fn route(v: &Loaded, q: &DataQuery) -> Route {
+    match &v.resident {
+        Some(r) if Resident::serves(q) => Route::Rows(Arc::clone(r)),
+        Some(r) if r.serves_aggregate(q) => Route::Groups(Arc::clone(r)),
+        _ => Route::Planned,
+    }
+}
+
+/// Runs queries on the engine, with the memory budget of resident versions.
+pub struct Executor {
+    engine: Engine,
+    budget: Arc<Budget>,
+    partitions: usize,
+}
+
+impl Executor {
+    pub fn new(storage: &Storage, limits: &Limits, resident_bytes: u64) -> Result<Self> {
+        Ok(Executor {
+            engine: Engine::new(storage, limits)?,
+            budget: Budget::new(resident_bytes),
+            partitions: limits.query_threads,
+        })
+    }
+
+    /// The DataFusion engine underneath (its runtime, metrics and caches).
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    pub fn budget(&self) -> &Arc<Budget> {
+        &self.budget
+    }
+
+    /// Opens a stored version: read into memory when `resident` is asked and the version fits
+    /// what is left of the budget, else read from Parquet in place.
+    pub async fn open(
+        &self,
+        storage: &Storage,
+        manifest: Manifest,
+        versions: Vec<VersionInfo>,
+        resident: bool,
+    ) -> Result<Loaded> {
+        let table = storage.version_table(&manifest.id, &manifest.version, &manifest.schema)?;
+        let resident = match resident {
+            true => self.make_resident(&manifest, &table).await?,
+            false => None,
+        };
+        let table = match &resident {
+            Some(r) => r.table(self.partitions)?,
+            None => table,
+        };
+        Ok(Loaded {
+            manifest,
+            table,
+            resident,
+            versions,
+        })
+    }
+
+    /// Reads a version into memory when it fits what is left of the resident budget.
+    async fn make_resident(
+        &self,
+        manifest: &Manifest,
+        table: &Arc<dyn TableProvider>,
+    ) -> Result<Option<Arc<Resident>>> {
+        let Some(ticket) = Resident::reserve(&self.budget, manifest) else {
+            tracing::info!(dataset = %manifest.id, estimate = Resident::estimate(manifest),
+                free = self.budget.limit() - self.budget.used(),
+                "served from Parquet: over the resident budget");
+            return Ok(None);
+        };
+        let df = self
+            .engine
+            .read(Arc::clone(table))?
+            .sort(vec![file_order()])?;
+        let batches = self.engine.collect_all(df).await?;
+        let schema = arrow_schema(&manifest.schema);
+        let manifest = manifest.clone();
+        let build = move || Resident::build(batches, schema, &manifest, ticket);
+        let resident = tokio::task::spawn_blocking(build).await?;
+        Ok(resident.map(Arc::new))
+    }
+
+    /// A page of the query's result, its exact total, and the cursor of the next page.
+    pub async fn page(&self, v: &Loaded, q: &DataQuery) -> Result<Page> {
+        let (batches, total, after) = match route(v, q) {
+            Route::Rows(r) => self.resident_page(r, q).await?,
+            Route::Groups(r) => {
+                let q = q.clone();
+                let work = move || resident::group_page(&r, &q, true);
+                let (page, groups) = self.engine.run(work).await?;
+                (vec![page], groups, None)
+            }
+            Route::Planned => self.planned_page(v, q).await?,
+        };
+        // Row pages continue after their last row; aggregations by page number, on the same
+        // version.
+        let shown = q.page.saturating_mul(q.page_size);
+        let continues = after.is_some() || q.is_aggregate();
+        let next = (shown < total && continues).then(|| Cursor {
+            version: v.manifest.version.clone(),
+            page: q.page + 1,
+            after,
+        });
+        Ok(Page {
+            batches,
+            total,
+            next,
+        })
+    }
+
+    /// The query's result as a stream of batches: the whole result, or one page when the query
+    /// names one. The first batch has arrived (within the deadline) when this returns.
+    pub async fn stream(&self, v: &Loaded, q: &DataQuery) -> Result<BatchStream> {
+        match route(v, q) {
+            Route::Rows(r) => resident::stream(&self.engine, r, q.clone()).await,
+            Route::Groups(r) => resident::stream_groups(&self.engine, r, q.clone()).await,
+            Route::Planned => {
+                let df = self.engine.read(Arc::clone(&v.table))?;
+                let planned = plan(df, q, &v.manifest.schema, q.paged, false)?;
+                self.engine.stream(planned.rows).await
+            }
+        }
+    }
+
+    /// A page in file order from rows held in memory: total and rows in one pass, no plan.
+    async fn resident_page(
+        &self,
+        r: Arc<Resident>,
+        q: &DataQuery,
+    ) -> Result<(Vec<RecordBatch>, u64, Option<After>)> {
+        let after_row = q
+            .cursor
+            .as_ref()
+            .and_then(|c| c.after.as_ref())
+            .map(|a| a.row);
+        let offset = if after_row.is_some() { 0 } else { q.offset()? };
+        let (q, size) = (q.clone(), q.page_size as usize);
+        let sel = self
+            .engine
+            .run(move || r.select(&q, after_row, offset, Some(size)))
+            .await?;
+        let after = sel.last_row.map(|row| After {
+            keys: Vec::new(),
+            row,
+        });
+        Ok((sel.batches, sel.total, after))
+    }
+
+    /// A page planned in DataFusion, its total counted alongside. Row pages carry their sort
+    /// keys and row numbers in hidden last columns, read here for the cursor and cut off.
+    async fn planned_page(
+        &self,
+        v: &Loaded,
+        q: &DataQuery,
+    ) -> Result<(Vec<RecordBatch>, u64, Option<After>)> {
+        let df = self.engine.read(Arc::clone(&v.table))?;
+        let keyed = !q.is_aggregate();
+        let planned = plan(df, q, &v.manifest.schema, true, keyed)?;
+        let rows = self.engine.collect(planned.rows);
+        let total = async {
+            match planned.total {
+                Some(df) => self.engine.count(df).await,
+                None => Ok(v.manifest.rows),
+            }
+        };
+        let (mut batches, total) = tokio::try_join!(rows, total)?;
+        let mut after = None;
+        if keyed {
+            let hidden = hidden_columns(q);
+            if let Some(last) = batches.iter().rev().find(|b| b.num_rows() > 0) {
+                after = Some(last_position(last, hidden)?);
+            }
+            for b in &mut batches {
+                let visible: Vec<usize> = (0..b.num_columns() - hidden).collect();
+                *b = b.project(&visible)?;
+            }
+        }
+        Ok((batches, total, after))
+    }
+
+    /// Runs work that must stay off the threads serving sockets on the query runtime.
+    pub async fn background<F>(&self, work: F) -> Result<F::Output>
+    where
+        F: std::future::Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.engine.background(work).await
+    }
+}
+
+/// The position of a batch's last row, from its `hidden` last columns (sort keys, row number).
+fn last_position(batch: &RecordBatch, hidden: usize) -> Result<After> {
+    let last = batch.num_rows() - 1;
+    let first_hidden = batch.num_columns() - hidden;
+    let value = |i: usize| ScalarValue::try_from_array(batch.column(i), last);
+    let keys = (first_hidden..batch.num_columns() - 1)
+        .map(value)
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    let row = match value(batch.num_columns() - 1)? {
+        ScalarValue::Int64(Some(r)) => r,
+        other => return Err(Error::internal(format!("row number read as {other:?}"))),
+    };
+    Ok(After { keys, row })
+}

@@ -1,0 +1,228 @@
+//! A validated request of a data route: filters with typed values, sorts, groupings,
+//! aggregates, columns and the position (page or cursor), and its canonical text, which keys the
+//! result cache and the ETag and from which links are written.
+
+use datafusion::scalar::ScalarValue;
+
+use super::cursor::Cursor;
+use crate::error::{Error, Result};
+
+/// Filter operators, by their name in `column__operator`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Op {
+    Exact,
+    Differs,
+    In,
+    NotIn,
+    Contains,
+    NotContains,
+    Less,
+    Greater,
+    StrictlyLess,
+    StrictlyGreater,
+    IsNull,
+    IsNotNull,
+}
+
+/// Aggregates, named `column__aggregate` in requests and in results.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Agg {
+    Count,
+    Sum,
+    Avg,
+    Min,
+    Max,
+}
+
+pub(crate) const OPS: [(&str, Op); 12] = [
+    ("exact", Op::Exact),
+    ("differs", Op::Differs),
+    ("in", Op::In),
+    ("notin", Op::NotIn),
+    ("contains", Op::Contains),
+    ("notcontains", Op::NotContains),
+    ("less", Op::Less),
+    ("greater", Op::Greater),
+    ("strictly_less", Op::StrictlyLess),
+    ("strictly_greater", Op::StrictlyGreater),
+    ("isnull", Op::IsNull),
+    ("isnotnull", Op::IsNotNull),
+];
+
+pub(crate) const AGGS: [(&str, Agg); 5] = [
+    ("count", Agg::Count),
+    ("sum", Agg::Sum),
+    ("avg", Agg::Avg),
+    ("min", Agg::Min),
+    ("max", Agg::Max),
+];
+
+impl Op {
+    pub fn name(self) -> &'static str {
+        OPS.iter().find(|(_, o)| *o == self).map_or("", |(n, _)| n)
+    }
+}
+
+impl Agg {
+    pub fn name(self) -> &'static str {
+        AGGS.iter().find(|(_, a)| *a == self).map_or("", |(n, _)| n)
+    }
+}
+
+/// One `column__operator=value` condition, its values already typed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Filter {
+    pub column: String,
+    pub op: Op,
+    pub values: Vec<ScalarValue>,
+}
+
+/// A sort key: a column, or an aggregate's output name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sort {
+    pub key: String,
+    pub descending: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Aggregate {
+    pub column: String,
+    pub agg: Agg,
+}
+
+impl Aggregate {
+    pub fn output_name(&self) -> String {
+        format!("{}__{}", self.column, self.agg.name())
+    }
+}
+
+/// A validated request of a data route.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DataQuery {
+    /// Columns to return, in this order (`None`: all).
+    pub columns: Option<Vec<String>>,
+    pub page: u64,
+    pub page_size: u64,
+    /// Whether `page` or `page_size` was given (exports are whole results otherwise).
+    pub paged: bool,
+    pub filters: Vec<Filter>,
+    pub sorts: Vec<Sort>,
+    pub group_by: Vec<String>,
+    pub aggregates: Vec<Aggregate>,
+    /// Where the page starts when the request carries a `cursor` (`page` then comes from it).
+    pub cursor: Option<Cursor>,
+}
+
+impl DataQuery {
+    pub fn is_aggregate(&self) -> bool {
+        !self.group_by.is_empty() || !self.aggregates.is_empty()
+    }
+
+    /// Rows skipped before the page (checked: a huge page number is a 400, not an overflow).
+    pub fn offset(&self) -> Result<usize> {
+        (self.page - 1)
+            .checked_mul(self.page_size)
+            .and_then(|o| usize::try_from(o).ok())
+            .ok_or_else(|| Error::bad_request(format!("page {} is beyond any result", self.page)))
+    }
+
+    /// The query in canonical form, as a query string: filters sorted, values written back
+    /// from their typed form, then groupings, aggregates and sorts in the order given, then the
+    /// page when `page` is given. Two requests that mean the same thing get the same text, so it
+    /// keys the cache and the ETag, and the links are built from it (so that the bodies of two
+    /// such requests are identical too).
+    pub fn query_string(&self, page: Option<u64>) -> String {
+        let mut ser = self.conditions();
+        if let Some(page) = page {
+            ser.append_pair("page_size", &self.page_size.to_string());
+            ser.append_pair("page", &page.to_string());
+        }
+        ser.finish()
+    }
+
+    /// The canonical query with a cursor in place of the page number.
+    pub fn cursor_string(&self, cursor: &Cursor) -> String {
+        let mut ser = self.conditions();
+        ser.append_pair("page_size", &self.page_size.to_string());
+        ser.append_pair("cursor", &cursor.encode());
+        ser.finish()
+    }
+
+    /// The canonical text of the request itself: its cursor, or its page when `paged`.
+    pub fn canonical(&self, paged: bool) -> String {
+        match &self.cursor {
+            Some(c) => self.cursor_string(c),
+            None => self.query_string(paged.then_some(self.page)),
+        }
+    }
+
+    /// Everything but the position: columns, filters, groupings, aggregates, sorts.
+    fn conditions(&self) -> url::form_urlencoded::Serializer<'static, String> {
+        let mut filters: Vec<(String, String)> = self
+            .filters
+            .iter()
+            .map(|f| {
+                let text = match f.op {
+                    Op::In | Op::NotIn => f
+                        .values
+                        .iter()
+                        .map(|v| quote_item(&value_text(v)))
+                        .collect::<Vec<_>>()
+                        .join(","),
+                    _ => f.values.first().map(value_text).unwrap_or_default(),
+                };
+                (format!("{}__{}", f.column, f.op.name()), text)
+            })
+            .collect();
+        filters.sort();
+        let mut ser = url::form_urlencoded::Serializer::new(String::new());
+        if let Some(cols) = &self.columns {
+            ser.append_pair("columns", &cols.join(","));
+        }
+        for (k, v) in &filters {
+            ser.append_pair(k, v);
+        }
+        for g in &self.group_by {
+            ser.append_key_only(&format!("{g}__groupby"));
+        }
+        for a in &self.aggregates {
+            ser.append_key_only(&a.output_name());
+        }
+        for s in &self.sorts {
+            ser.append_pair(
+                &format!("{}__sort", s.key),
+                if s.descending { "desc" } else { "asc" },
+            );
+        }
+        ser
+    }
+}
+
+/// A typed value written back as request text (the form [`typed`] parses).
+fn value_text(v: &ScalarValue) -> String {
+    match v {
+        ScalarValue::Utf8(Some(s)) => s.clone(),
+        ScalarValue::Date32(Some(days)) => chrono::NaiveDate::from_ymd_opt(1970, 1, 1)
+            .and_then(|e| e.checked_add_signed(chrono::Duration::days(i64::from(*days))))
+            .map(|d| d.format("%Y-%m-%d").to_string())
+            .unwrap_or_default(),
+        ScalarValue::TimestampMicrosecond(Some(us), tz) => {
+            chrono::DateTime::from_timestamp_micros(*us)
+                .map(|d| {
+                    let text = d.naive_utc().format("%Y-%m-%dT%H:%M:%S%.f").to_string();
+                    if tz.is_some() { text + "+00:00" } else { text }
+                })
+                .unwrap_or_default()
+        }
+        other => other.to_string(),
+    }
+}
+
+/// Quotes a list item that holds a comma or a quote, as [`split_list`] reads it.
+fn quote_item(item: &str) -> String {
+    if item.contains(',') || item.contains('"') {
+        format!("\"{}\"", item.replace('"', "\"\""))
+    } else {
+        item.to_string()
+    }
+}
