@@ -626,6 +626,8 @@ async fn a_late_value_widens_a_type_decided_from_the_first_rows() {
 struct Portal {
     body: std::sync::Mutex<(String, String)>,
     not_modified: std::sync::atomic::AtomicUsize,
+    /// Told of every `304` answered, so that a test waits for them rather than for a guess.
+    answered: tokio::sync::Notify,
 }
 
 async fn portal_server(portal: Arc<Portal>) -> String {
@@ -646,6 +648,7 @@ async fn portal_server(portal: Arc<Portal>) -> String {
                     portal
                         .not_modified
                         .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    portal.answered.notify_one();
                     return StatusCode::NOT_MODIFIED.into_response();
                 }
                 ([(header::ETAG, etag)], body).into_response()
@@ -669,14 +672,19 @@ async fn refresh_asks_whether_the_source_changed_and_switches_versions() {
     let held = app.state.catalog.loaded("gares").unwrap();
     let _refreshers = app.state.catalog.spawn_refreshers();
 
-    // Unchanged: the portal answers 304 and nothing is downloaded or written.
-    tokio::time::sleep(std::time::Duration::from_millis(450)).await;
-    assert!(
-        portal
+    // Unchanged: the portal answers 304 (twice, on two ticks) and nothing is downloaded or
+    // written.
+    tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        while portal
             .not_modified
             .load(std::sync::atomic::Ordering::SeqCst)
-            >= 2
-    );
+            < 2
+        {
+            portal.answered.notified().await;
+        }
+    })
+    .await
+    .expect("two conditional requests within 10 s");
     assert_eq!(app.get("/api/datasets/gares").await.json()["version"], v1);
 
     // Changed: a new version is switched in without a restart.

@@ -2,6 +2,7 @@
 
 mod cli;
 mod corpus;
+mod differential;
 mod errors;
 mod failures;
 mod ingest;

@@ -185,3 +185,10 @@ pub fn toml_for(csv_name: &str, extra: &str) -> Vec<u8> {
     format!("title = \"{csv_name}\"\nsource = \"{csv_name}\"\nlicence = \"CC0-1.0\"\n{extra}")
         .into_bytes()
 }
+
+/// Says that a test skipped its checks, on the terminal itself: the test harness captures what
+/// tests print with `eprintln!`, and a skip must not look like a pass.
+pub fn skipped(why: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "SKIPPED: {why}");
+}
