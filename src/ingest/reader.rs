@@ -7,7 +7,11 @@ use std::io::{BufReader, IsTerminal, Read};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use std::collections::VecDeque;
+use std::sync::Arc;
+
 use encoding_rs::Encoding;
+use parking_lot::Mutex;
 
 use crate::error::{Error, Result};
 use crate::values::{DEFAULT_NULL_MARKERS, NumStyle};
@@ -88,10 +92,43 @@ struct Shown {
 
 /// Records of a file, header included, as byte records of UTF-8 text.
 pub struct Records {
-    reader: csv::Reader<Box<dyn Read + Send>>,
+    reader: csv::Reader<LineBreaks>,
     record: csv::ByteRecord,
     count: u64,
     shown: Option<Shown>,
+    /// Line breaks the reader passed, by offset, not yet behind the current record.
+    breaks: Arc<Mutex<VecDeque<u64>>>,
+    /// Line breaks behind the current record.
+    lines_before: u64,
+}
+
+/// The decoded text on its way to the CSV reader, noting where each line break is: `\n`,
+/// `\r\n` (at its `\r`) or a lone `\r`. The `csv` crate counts `\n` only, and puts the start of
+/// a record after a `\r\n` on the line before, so line numbers are counted here.
+struct LineBreaks {
+    inner: Box<dyn Read + Send>,
+    breaks: Arc<Mutex<VecDeque<u64>>>,
+    offset: u64,
+    /// Offset of the last `\r` seen, whose `\n` then belongs to it.
+    last_cr: Option<u64>,
+}
+
+impl Read for LineBreaks {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let mut breaks = self.breaks.lock();
+        for i in memchr::memchr2_iter(b'\n', b'\r', &buf[..n]) {
+            let at = self.offset + i as u64;
+            if buf[i] == b'\r' {
+                self.last_cr = Some(at);
+                breaks.push_back(at);
+            } else if self.last_cr.is_none_or(|cr| cr + 1 != at) {
+                breaks.push_back(at);
+            }
+        }
+        self.offset += n as u64;
+        Ok(n)
+    }
 }
 
 impl Records {
@@ -118,6 +155,13 @@ impl Records {
                 .strip_bom(true)
                 .build(file),
         );
+        let breaks = Arc::new(Mutex::new(VecDeque::new()));
+        let decoded = LineBreaks {
+            inner: decoded,
+            breaks: Arc::clone(&breaks),
+            offset: 0,
+            last_cr: None,
+        };
         let reader = csv::ReaderBuilder::new()
             .has_headers(false)
             .flexible(true)
@@ -131,6 +175,8 @@ impl Records {
             record: csv::ByteRecord::new(),
             count: 0,
             shown: None,
+            breaks,
+            lines_before: 0,
         };
         for _ in 0..dialect.preamble {
             records.next_record()?;
@@ -146,8 +192,14 @@ impl Records {
         }
         match self.reader.read_byte_record(&mut self.record) {
             Ok(true) => {
-                let line = self.record.position().map_or(0, |p| p.line());
-                Ok(Some((line, &self.record)))
+                let start = self.record.position().map_or(0, |p| p.byte());
+                let mut breaks = self.breaks.lock();
+                while breaks.front().is_some_and(|b| *b < start) {
+                    breaks.pop_front();
+                    self.lines_before += 1;
+                }
+                drop(breaks);
+                Ok(Some((self.lines_before + 1, &self.record)))
             }
             Ok(false) => Ok(None),
             Err(e) => Err(Error::internal(format!("reading the CSV: {e}"))),
@@ -252,5 +304,46 @@ pub fn clip(v: &str) -> String {
     match v.char_indices().nth(40) {
         Some((i, _)) => format!("{}…", &v[..i]),
         None => v.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The line each record starts on, as an editor numbers lines.
+    fn lines_of(text: &[u8], encoding: &'static Encoding) -> Vec<u64> {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), text).unwrap();
+        let dialect = Dialect {
+            encoding,
+            delimiter: b';',
+            quote: b'"',
+            escape: None,
+            grouped: Dialect::grouped_styles(b';', None),
+            header: true,
+            preamble: 0,
+            null_values: None,
+        };
+        let mut records = Records::open(file.path(), &dialect).unwrap();
+        let mut lines = Vec::new();
+        while let Some((line, _)) = records.next_record().unwrap() {
+            lines.push(line);
+        }
+        lines
+    }
+
+    // Regression: the `csv` crate put each record after a CRLF on the line before, and every
+    // record of a CR-only file on line 1, so reasons and rejected rows named the wrong lines.
+    #[test]
+    fn records_start_on_their_lines_whatever_the_line_ends() {
+        let utf8 = encoding_rs::UTF_8;
+        for end in ["\n", "\r\n", "\r"] {
+            let text = ["a;b", "01;x", "02;\"y", "z\"", "03;w", ""].join(end);
+            assert_eq!(lines_of(text.as_bytes(), utf8), [1, 2, 3, 5], "{end:?}");
+        }
+        // Decoded from Windows-1252, the offsets are the decoded text's.
+        let latin = b"a;b\r\n\xe9;x\r\n\xe8\xe9;y\r\n";
+        assert_eq!(lines_of(latin, encoding_rs::WINDOWS_1252), [1, 2, 3]);
     }
 }

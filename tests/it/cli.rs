@@ -23,26 +23,26 @@ fn ingest_reports_each_dataset_and_skips_unchanged_ones() {
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");
-    assert!(err.contains("prenoms-paris: ingested version"), "{err}");
+    assert!(err.contains("communes: ingested version"), "{err}");
     assert!(
-        err.contains("22994 rows read, 22994 stored, 0 rejected, 5 columns"),
+        err.contains("34875 rows read, 34875 stored, 0 rejected, 6 columns"),
         "{err}"
     );
     let again = qanat(dir.path())
-        .args(["ingest", "gares-oncf"])
+        .args(["ingest", "villes-maroc"])
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&again.stderr);
-    assert!(err.starts_with("gares-oncf: unchanged (version"), "{err}");
+    assert!(err.starts_with("villes-maroc: unchanged (version"), "{err}");
     assert!(
         !err.contains("departements"),
         "only the named dataset: {err}"
     );
     let forced = qanat(dir.path())
-        .args(["ingest", "gares-oncf", "--force"])
+        .args(["ingest", "villes-maroc", "--force"])
         .output()
         .unwrap();
-    assert!(String::from_utf8_lossy(&forced.stderr).contains("gares-oncf: ingested version"));
+    assert!(String::from_utf8_lossy(&forced.stderr).contains("villes-maroc: ingested version"));
 }
 
 #[test]
@@ -52,7 +52,7 @@ fn ingest_fails_clearly() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("no dataset `nope`; known datasets: departements"),
+        err.contains("no dataset `nope`; known datasets: communes, departements"),
         "{err}"
     );
     let out = qanat(dir.path()).args(["ingest"]).output().unwrap();

@@ -115,7 +115,7 @@ async fn unknown_things_are_404_and_other_methods_405() {
     let detail = app.get("/api/datasets/nope/data").await.problem(404);
     assert_eq!(
         detail,
-        "no dataset `nope`; known datasets: departements, gares-oncf, pluie-ardeche, prenoms-paris"
+        "no dataset `nope`; known datasets: communes, departements, villes-maroc"
     );
     assert!(
         app.get("/api/datasets/nope")

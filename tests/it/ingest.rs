@@ -30,27 +30,21 @@ fn schema_of(detail: &Value) -> Vec<(String, String, String)> {
 #[tokio::test]
 async fn sample_catalog_types_and_names() {
     let app = TestApp::sample().await;
-    let d = app.get("/api/datasets/prenoms-paris").await.json();
+    let d = app.get("/api/datasets/communes").await.json();
+    let text = |name: &str, label: &str, kind: &str| (name.into(), label.into(), kind.into());
     assert_eq!(
         schema_of(&d),
         [
-            (
-                "nombre_prenoms_declares".into(),
-                "Nombre prénoms déclarés".into(),
-                "integer".into()
-            ),
-            ("sexe".into(), "Sexe".into(), "string".into()),
-            ("annee".into(), "Annee".into(), "integer".into()),
-            ("prenoms".into(), "Prenoms".into(), "string".into()),
-            (
-                "nombre_total_cumule_par_annee".into(),
-                "Nombre total cumule par annee".into(),
-                "integer".into()
-            ),
+            text("code_insee", "Code INSEE", "string"),
+            text("nom_de_la_commune", "Nom de la commune", "string"),
+            text("departement", "Département", "string"),
+            text("population_municipale", "Population municipale", "integer"),
+            text("latitude", "Latitude", "float"),
+            text("longitude", "Longitude", "float"),
         ]
     );
-    assert_eq!(d["rows"], 22994);
-    assert_eq!(d["report"]["rows_read"], 22994);
+    assert_eq!(d["rows"], 34875);
+    assert_eq!(d["report"]["rows_read"], 34875);
     assert!(
         d["report"]["delimiter"]
             .as_str()
@@ -59,17 +53,24 @@ async fn sample_catalog_types_and_names() {
         "{}",
         d["report"]["delimiter"]
     );
-    assert_eq!(d["schema"][3]["description"], "Prénom déclaré");
-    // Codes with leading zeros stay text, and the report says why.
-    let m = app.get("/api/datasets/pluie-ardeche").await.json();
-    assert_eq!(m["schema"][0]["name"], "num_poste");
-    assert_eq!(m["schema"][0]["type"], "string");
-    let why = m["report"]["columns"][0]["reason"].as_str().unwrap();
     assert!(
-        why.contains("`07005001` (line 2)") && why.contains("leading zero"),
+        d["report"]["encoding"]
+            .as_str()
+            .unwrap()
+            .contains("windows-1252"),
+        "{}",
+        d["report"]["encoding"]
+    );
+    assert_eq!(d["schema"][0]["description"], "Code INSEE de la commune");
+    // Codes with leading zeros stay text, and the report says why.
+    assert_eq!(d["schema"][0]["type"], "string");
+    let why = d["report"]["columns"][0]["reason"].as_str().unwrap();
+    assert!(
+        why.contains("`01001` (line 2)") && why.contains("leading zero"),
         "{why}"
     );
-    assert_eq!(m["schema"][2]["type"], "float");
+    let why = d["report"]["columns"][4]["reason"].as_str().unwrap();
+    assert!(why.contains("decimal comma"), "{why}");
     let dep = app.get("/api/datasets/departements").await.json();
     assert_eq!(dep["schema"][1]["type"], "string");
     assert!(
@@ -86,57 +87,52 @@ async fn sample_catalog_types_and_names() {
         .iter()
         .map(|d| d["id"].as_str().unwrap())
         .collect();
-    assert_eq!(
-        ids,
-        [
-            "departements",
-            "gares-oncf",
-            "pluie-ardeche",
-            "prenoms-paris"
-        ]
-    );
-    assert_eq!(list["meta"]["total"], 4);
-    let found = app.get("/api/datasets?q=prenoms%20Paris").await.json();
+    assert_eq!(ids, ["communes", "departements", "villes-maroc"]);
+    assert_eq!(list["meta"]["total"], 3);
+    let found = app
+        .get("/api/datasets?q=communes%20Francaises")
+        .await
+        .json();
     assert_eq!(found["meta"]["total"], 1);
-    assert_eq!(found["data"][0]["id"], "prenoms-paris");
-    let profile = app.get("/api/datasets/gares-oncf/profile").await.json();
-    let stop_lat = &profile["columns"][2];
-    assert_eq!(stop_lat["name"], "stop_lat");
+    assert_eq!(found["data"][0]["id"], "communes");
+    // The profile against reference counts of the published file.
+    let profile = app.get("/api/datasets/villes-maroc/profile").await.json();
+    let recs = crate::support::sample_records("villes-maroc.csv", b',');
+    let lat = &profile["columns"][3];
+    assert_eq!(lat["name"], "latitude");
     assert_eq!(
-        (stop_lat["type"].clone(), stop_lat["nulls"].clone()),
+        (lat["type"].clone(), lat["nulls"].clone()),
         (json!("float"), json!(0))
     );
-    assert_eq!(
-        (stop_lat["min"].clone(), stop_lat["max"].clone()),
-        (json!(31.6295), json!(35.7643))
-    );
-    let recs = crate::support::sample_records("gares-oncf.csv", b',');
-    let lats: std::collections::HashSet<&str> = recs.iter().map(|r| r.get(2).unwrap()).collect();
-    assert_eq!(stop_lat["distinct"], lats.len());
-    assert_eq!(
-        profile["columns"][4]["top"],
-        json!([{"value": 1, "count": 33}])
-    );
-    assert_eq!(profile["columns"][5]["nulls"], 33);
-    assert_eq!(profile["columns"][5]["distinct"], 0);
-    // Top values of a text column, most frequent first, against a reference count.
-    let prenoms = app.get("/api/datasets/prenoms-paris/profile").await.json();
-    let sexe = &prenoms["columns"][1];
-    let f = crate::support::sample_records("prenoms-paris.csv", b';')
+    let lats: Vec<f64> = recs.iter().map(|r| r[3].parse().unwrap()).collect();
+    let (min, max) = lats
         .iter()
-        .filter(|r| &r[1] == "F")
-        .count();
-    let m = 22994 - f;
-    let (first, second) = if f >= m {
-        (("F", f), ("M", m))
-    } else {
-        (("M", m), ("F", f))
-    };
+        .fold((f64::MAX, f64::MIN), |(lo, hi), l| (lo.min(*l), hi.max(*l)));
     assert_eq!(
-        sexe["top"],
-        json!([{"value": first.0, "count": first.1}, {"value": second.0, "count": second.1}])
+        (lat["min"].clone(), lat["max"].clone()),
+        (json!(min), json!(max))
     );
-    assert_eq!(sexe["distinct"], 2);
+    let no_arabic = recs.iter().filter(|r| r[2].is_empty()).count();
+    assert_eq!(profile["columns"][2]["nulls"], no_arabic);
+    // Region codes: text with leading zeros, counted exactly, most frequent first.
+    let region = &profile["columns"][6];
+    assert_eq!(region["type"], "string");
+    let mut counts = std::collections::BTreeMap::<&str, usize>::new();
+    for r in &recs {
+        *counts.entry(r.get(6).unwrap()).or_default() += 1;
+    }
+    assert_eq!(region["distinct"], counts.len());
+    let mut by_count: Vec<(&str, usize)> = counts.into_iter().collect();
+    by_count.sort_by_key(|c| std::cmp::Reverse(c.1));
+    assert!(by_count[0].1 > by_count[1].1 && by_count[1].1 > by_count[2].1);
+    assert_eq!(
+        region["top"].as_array().unwrap()[..2],
+        [
+            json!({"value": by_count[0].0, "count": by_count[0].1}),
+            json!({"value": by_count[1].0, "count": by_count[1].1})
+        ]
+    );
+    assert!(by_count[0].0.starts_with('0'));
 }
 
 #[tokio::test]

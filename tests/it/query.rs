@@ -6,11 +6,22 @@ use serde_json::{Value, json};
 use crate::support::{TestApp, sample_records};
 
 const DEPTS: &str = "/api/datasets/departements/data";
-const PRENOMS: &str = "/api/datasets/prenoms-paris/data";
-const GARES: &str = "/api/datasets/gares-oncf/data";
+const COMMUNES: &str = "/api/datasets/communes/data";
+const VILLES: &str = "/api/datasets/villes-maroc/data";
 
-fn prenoms() -> Vec<csv::StringRecord> {
-    sample_records("prenoms-paris.csv", b';')
+/// The communes as published (Windows-1252, semicolons, decimal commas).
+fn communes() -> Vec<csv::StringRecord> {
+    sample_records("communes.csv", b';')
+}
+
+/// A population as published: a whole number, or empty.
+fn population(r: &csv::StringRecord) -> Option<i64> {
+    r[3].parse().ok()
+}
+
+/// A coordinate as published, with a decimal comma (empty when the town hall has none).
+fn decimal(text: &str) -> Option<f64> {
+    (!text.is_empty()).then(|| text.replace(',', ".").parse().unwrap())
 }
 
 #[tokio::test]
@@ -48,28 +59,30 @@ async fn equality_and_lists_keep_codes_as_published() {
 #[tokio::test]
 async fn contains_is_case_insensitive_and_negations_complete_it() {
     let app = TestApp::sample().await;
-    let all = prenoms();
+    let all = communes();
     let with = all
         .iter()
-        .filter(|r| r[3].to_lowercase().contains("yas"))
+        .filter(|r| r[1].to_lowercase().contains("sur"))
         .count() as u64;
     assert!(with > 10);
     assert_eq!(
-        app.total(&format!("{PRENOMS}?prenoms__contains=YaS")).await,
+        app.total(&format!("{COMMUNES}?nom_de_la_commune__contains=SuR"))
+            .await,
         with
     );
     assert_eq!(
-        app.total(&format!("{PRENOMS}?prenoms__notcontains=yas"))
+        app.total(&format!("{COMMUNES}?nom_de_la_commune__notcontains=sur"))
             .await,
         all.len() as u64 - with
     );
-    // Accented values match as published.
+    // Accented values match as published (the file is Windows-1252; the API speaks UTF-8).
     let accented = all
         .iter()
-        .filter(|r| r[3].to_lowercase().contains("é"))
+        .filter(|r| r[1].to_lowercase().contains("é"))
         .count() as u64;
+    assert!(accented > 10);
     assert_eq!(
-        app.total(&format!("{PRENOMS}?prenoms__contains=%C3%A9"))
+        app.total(&format!("{COMMUNES}?nom_de_la_commune__contains=%C3%A9"))
             .await,
         accented
     );
@@ -78,34 +91,34 @@ async fn contains_is_case_insensitive_and_negations_complete_it() {
 #[tokio::test]
 async fn range_operators_are_inclusive_or_strict() {
     let app = TestApp::sample().await;
-    let lats: Vec<f64> = sample_records("gares-oncf.csv", b',')
+    let lats: Vec<f64> = sample_records("villes-maroc.csv", b',')
         .iter()
-        .map(|r| r[2].parse().unwrap())
+        .map(|r| r[3].parse().unwrap())
         .collect();
     let count = |f: &dyn Fn(f64) -> bool| lats.iter().filter(|l| f(**l)).count() as u64;
-    let edge = 35.7643; // Tanger-Ville's latitude, present in the data
+    let edge = 34.01325; // Rabat's latitude, present in the data
     assert_eq!(
-        app.total(&format!("{GARES}?stop_lat__greater={edge}"))
+        app.total(&format!("{VILLES}?latitude__greater={edge}"))
             .await,
         count(&|l| l >= edge)
     );
     assert_eq!(
-        app.total(&format!("{GARES}?stop_lat__strictly_greater={edge}"))
+        app.total(&format!("{VILLES}?latitude__strictly_greater={edge}"))
             .await,
         count(&|l| l > edge)
     );
     assert_eq!(
-        app.total(&format!("{GARES}?stop_lat__less={edge}")).await,
+        app.total(&format!("{VILLES}?latitude__less={edge}")).await,
         count(&|l| l <= edge)
     );
     assert_eq!(
-        app.total(&format!("{GARES}?stop_lat__strictly_less={edge}"))
+        app.total(&format!("{VILLES}?latitude__strictly_less={edge}"))
             .await,
         count(&|l| l < edge)
     );
     assert_eq!(
         app.total(&format!(
-            "{GARES}?stop_lat__greater=33&stop_lat__strictly_less=34.1"
+            "{VILLES}?latitude__greater=33&latitude__strictly_less=34.1"
         ))
         .await,
         count(&|l| (33.0..34.1).contains(&l))
@@ -115,65 +128,76 @@ async fn range_operators_are_inclusive_or_strict() {
 #[tokio::test]
 async fn null_tests() {
     let app = TestApp::sample().await;
-    let recs = sample_records("gares-oncf.csv", b',');
-    let empty = recs.iter().filter(|r| r[5].is_empty()).count() as u64;
+    let recs = sample_records("villes-maroc.csv", b',');
+    let empty = recs.iter().filter(|r| r[2].is_empty()).count() as u64;
+    assert!(empty > 0 && empty < recs.len() as u64);
+    assert_eq!(app.total(&format!("{VILLES}?nom_ar__isnull")).await, empty);
     assert_eq!(
-        app.total(&format!("{GARES}?parent_station__isnull")).await,
-        empty
-    );
-    assert_eq!(
-        app.total(&format!("{GARES}?parent_station__isnotnull"))
-            .await,
+        app.total(&format!("{VILLES}?nom_ar__isnotnull")).await,
         recs.len() as u64 - empty
     );
     let rows = app
-        .rows(&format!("{GARES}?parent_station__isnull&page_size=1"))
+        .rows(&format!("{VILLES}?nom_ar__isnull&page_size=1"))
         .await;
-    assert_eq!(rows[0]["parent_station"], Value::Null);
+    assert_eq!(rows[0]["nom_ar"], Value::Null);
 }
 
 #[tokio::test]
 async fn sorts_apply_in_order_with_file_order_breaking_ties() {
     let app = TestApp::sample().await;
-    let mut reference: Vec<(i64, i64, usize, String)> = prenoms()
+    let records = communes();
+    let mut reference: Vec<(String, Option<i64>, usize, String)> = records
         .iter()
         .enumerate()
-        .map(|(i, r)| {
-            (
-                r[2].parse().unwrap(),
-                r[0].parse().unwrap(),
-                i,
-                r[3].to_string(),
-            )
-        })
+        .map(|(i, r)| (r[2].to_string(), population(r), i, r[1].to_string()))
         .collect();
-    // annee asc, then nombre desc, then file order.
-    reference.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)).then(a.2.cmp(&b.2)));
+    // departement asc (by code point), then population desc with nulls last, then file order.
+    let desc_nulls_last = |a: &Option<i64>, b: &Option<i64>| match (a, b) {
+        (Some(a), Some(b)) => b.cmp(a),
+        (a, b) => b.is_none().cmp(&a.is_none()).reverse(),
+    };
+    reference.sort_by(|a, b| {
+        a.0.cmp(&b.0)
+            .then(desc_nulls_last(&a.1, &b.1))
+            .then(a.2.cmp(&b.2))
+    });
     let rows = app
         .rows(&format!(
-            "{PRENOMS}?annee__sort=asc&nombre_prenoms_declares__sort=desc&page=3&page_size=7"
+            "{COMMUNES}?departement__sort=asc&population_municipale__sort=desc&page=3&page_size=7"
         ))
         .await;
     let got: Vec<String> = rows
         .iter()
-        .map(|r| r["prenoms"].as_str().unwrap().to_string())
+        .map(|r| r["nom_de_la_commune"].as_str().unwrap().to_string())
         .collect();
     let want: Vec<String> = reference[14..21].iter().map(|r| r.3.clone()).collect();
     assert_eq!(got, want);
+    // Nulls last in a descending sort too: the last page ends with the communes without one.
+    let nulls = records.iter().filter(|r| population(r).is_none()).count();
+    assert!(nulls > 0);
+    let tail = app
+        .rows(&format!(
+            "{COMMUNES}?population_municipale__sort=desc&page_size={nulls}&page={}",
+            records.len().div_ceil(nulls)
+        ))
+        .await;
+    assert!(tail.iter().all(|r| r["population_municipale"].is_null()));
     // Descending on one column; without a sort, file order.
     let first = app
         .rows(&format!(
-            "{PRENOMS}?nombre_prenoms_declares__sort=desc&page_size=1"
+            "{COMMUNES}?population_municipale__sort=desc&page_size=1"
         ))
         .await;
-    let max = reference.iter().map(|r| r.1).max().unwrap();
-    assert_eq!(first[0]["nombre_prenoms_declares"], max);
-    let unsorted = app.rows(&format!("{PRENOMS}?page_size=3")).await;
+    let max = records.iter().filter_map(population).max().unwrap();
+    assert_eq!(first[0]["population_municipale"], max);
+    let unsorted = app.rows(&format!("{COMMUNES}?page_size=3")).await;
     let names: Vec<&str> = unsorted
         .iter()
-        .map(|r| r["prenoms"].as_str().unwrap())
+        .map(|r| r["nom_de_la_commune"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["Yacine", "Youssef", "Abigail"]);
+    let published: Vec<&str> = records[..3].iter().map(|r| &r[1]).collect();
+    assert_eq!(names, published);
+    assert_eq!(names[0], "Abergement-Clémenciat");
 }
 
 #[tokio::test]
@@ -311,43 +335,53 @@ async fn pages_links_and_totals() {
 #[tokio::test]
 async fn csv_and_ndjson_stream_the_whole_filtered_result() {
     let app = TestApp::sample().await;
-    let filter = "sexe__exact=F&annee__greater=2015&nombre_prenoms_declares__sort=desc";
-    let expected: Vec<csv::StringRecord> = prenoms()
+    let filter =
+        "latitude__greater=45&population_municipale__greater=1000&population_municipale__sort=desc";
+    let expected: Vec<csv::StringRecord> = communes()
         .into_iter()
-        .filter(|r| &r[1] == "F" && r[2].parse::<i64>().unwrap() >= 2015)
+        .filter(|r| {
+            decimal(&r[4]).is_some_and(|l| l >= 45.0) && population(r).is_some_and(|p| p >= 1000)
+        })
         .collect();
     assert!(
         expected.len() > 1000,
         "more rows than the largest page: {}",
         expected.len()
     );
-    let r = app.get(&format!("{PRENOMS}.csv?{filter}")).await;
+    let r = app.get(&format!("{COMMUNES}.csv?{filter}")).await;
     assert_eq!(r.status, 200);
     assert_eq!(r.headers["content-type"], "text/csv; charset=utf-8");
     let mut reader = csv::Reader::from_reader(r.body.as_slice());
     assert_eq!(
         reader.headers().unwrap().iter().collect::<Vec<_>>(),
         [
-            "nombre_prenoms_declares",
-            "sexe",
-            "annee",
-            "prenoms",
-            "nombre_total_cumule_par_annee"
+            "code_insee",
+            "nom_de_la_commune",
+            "departement",
+            "population_municipale",
+            "latitude",
+            "longitude"
         ]
     );
     let back: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
     assert_eq!(back.len(), expected.len());
-    let mut counts: Vec<i64> = expected.iter().map(|r| r[0].parse().unwrap()).collect();
+    let mut counts: Vec<i64> = expected.iter().filter_map(population).collect();
     counts.sort_by(|a, b| b.cmp(a));
-    let got: Vec<i64> = back.iter().map(|r| r[0].parse().unwrap()).collect();
+    let got: Vec<i64> = back.iter().map(|r| r[3].parse().unwrap()).collect();
     assert_eq!(got, counts);
+    // Codes keep their leading zeros, coordinates come back with a decimal point.
+    let lyon = back.iter().find(|r| &r[0] == "69123").unwrap();
+    let published = expected.iter().find(|r| &r[0] == "69123").unwrap();
+    assert_eq!(lyon[4].parse::<f64>().ok(), decimal(&published[4]));
     // The same rows as the JSON pages.
-    let page = app.rows(&format!("{PRENOMS}?{filter}&page_size=5")).await;
+    let page = app.rows(&format!("{COMMUNES}?{filter}&page_size=5")).await;
     for (row, rec) in page.iter().zip(&back) {
-        assert_eq!(row["prenoms"], rec[3]);
+        assert_eq!(row["nom_de_la_commune"], rec[1]);
     }
     let nd = app
-        .get(&format!("{PRENOMS}.ndjson?{filter}&columns=prenoms"))
+        .get(&format!(
+            "{COMMUNES}.ndjson?{filter}&columns=nom_de_la_commune"
+        ))
         .await;
     assert_eq!(nd.headers["content-type"], "application/x-ndjson");
     let lines: Vec<Value> = nd
@@ -356,20 +390,20 @@ async fn csv_and_ndjson_stream_the_whole_filtered_result() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert_eq!(lines.len(), expected.len());
-    assert_eq!(lines[0], json!({"prenoms": back[0][3]}));
+    assert_eq!(lines[0], json!({"nom_de_la_commune": back[0][1]}));
     // Paged export, and an empty one still has its header.
     let paged = app
-        .get(&format!("{PRENOMS}.csv?{filter}&page=2&page_size=3"))
+        .get(&format!("{COMMUNES}.csv?{filter}&page=2&page_size=3"))
         .await
         .text();
     assert_eq!(paged.lines().count(), 4);
     let empty = app
-        .get(&format!("{PRENOMS}.csv?annee__exact=1800"))
+        .get(&format!("{COMMUNES}.csv?population_municipale__exact=-1"))
         .await
         .text();
     assert_eq!(
         empty,
-        "nombre_prenoms_declares,sexe,annee,prenoms,nombre_total_cumule_par_annee\n"
+        "code_insee,nom_de_la_commune,departement,population_municipale,latitude,longitude\n"
     );
 }
 
@@ -484,36 +518,32 @@ async fn aggregation_groups_and_counts_like_a_reference() {
 #[tokio::test]
 async fn aggregates_filter_sort_and_page_alike_in_every_format() {
     let app = TestApp::sample().await;
-    // Reference: girls' names per year, with count, sum, average, minimum and maximum.
-    let mut by_year = std::collections::BTreeMap::<i64, Vec<i64>>::new();
-    for r in prenoms().iter().filter(|r| &r[1] == "F") {
-        by_year
-            .entry(r[2].parse().unwrap())
-            .or_default()
-            .push(r[0].parse().unwrap());
-    }
-    let mut want: Vec<(i64, u64, i64, f64, i64, i64)> = by_year
+    // Reference: communes north of 45°N per département, with count, sum, average, minimum
+    // and maximum of their population (nulls left out, as SQL does).
+    let mut by_dep = std::collections::BTreeMap::<String, (u64, Vec<i64>)>::new();
+    for r in communes()
         .iter()
-        .map(|(y, v)| {
+        .filter(|r| decimal(&r[4]).is_some_and(|l| l >= 45.0))
+    {
+        let e = by_dep.entry(r[2].to_string()).or_default();
+        e.0 += 1;
+        e.1.extend(population(r));
+    }
+    let mut want: Vec<(String, u64, i64, f64, i64, i64)> = by_dep
+        .iter()
+        .map(|(d, (n, v))| {
             let sum: i64 = v.iter().sum();
             let (min, max) = (*v.iter().min().unwrap(), *v.iter().max().unwrap());
-            (
-                *y,
-                v.len() as u64,
-                sum,
-                sum as f64 / v.len() as f64,
-                min,
-                max,
-            )
+            (d.clone(), *n, sum, sum as f64 / v.len() as f64, min, max)
         })
         .collect();
     want.sort_by(|a, b| b.2.cmp(&a.2).then(a.0.cmp(&b.0)));
-    let n = "nombre_prenoms_declares";
+    let n = "population_municipale";
     let query = format!(
-        "sexe__exact=F&annee__groupby&prenoms__count&{n}__sum&{n}__avg&{n}__min&{n}__max&{n}__sum__sort=desc"
+        "latitude__greater=45&departement__groupby&nom_de_la_commune__count&{n}__sum&{n}__avg&{n}__min&{n}__max&{n}__sum__sort=desc"
     );
     let close = |a: f64, b: f64| (a - b).abs() < 1e-9 * b.abs().max(1.0);
-    let check = |got: Vec<(i64, u64, i64, f64, i64, i64)>, what: &str| {
+    let check = |got: Vec<(String, u64, i64, f64, i64, i64)>, what: &str| {
         assert_eq!(got.len(), want.len(), "{what}");
         for (g, w) in got.iter().zip(&want) {
             assert!(
@@ -529,8 +559,8 @@ async fn aggregates_filter_sort_and_page_alike_in_every_format() {
     };
     let row = |g: &Value| {
         (
-            g["annee"].as_i64().unwrap(),
-            g["prenoms__count"].as_u64().unwrap(),
+            g["departement"].as_str().unwrap().to_string(),
+            g["nom_de_la_commune__count"].as_u64().unwrap(),
             g[format!("{n}__sum")].as_i64().unwrap(),
             g[format!("{n}__avg")].as_f64().unwrap(),
             g[format!("{n}__min")].as_i64().unwrap(),
@@ -539,7 +569,7 @@ async fn aggregates_filter_sort_and_page_alike_in_every_format() {
     };
     // JSON, three groups a page, following `links.next`.
     let mut got = Vec::new();
-    let mut uri = format!("{PRENOMS}?{query}&page_size=3");
+    let mut uri = format!("{COMMUNES}?{query}&page_size=3");
     loop {
         let v = app.get(&uri).await.json();
         assert_eq!(v["meta"]["total"], want.len() as u64);
@@ -551,24 +581,27 @@ async fn aggregates_filter_sort_and_page_alike_in_every_format() {
     }
     check(got, "JSON pages");
     // NDJSON, whole result.
-    let nd = app.get(&format!("{PRENOMS}.ndjson?{query}")).await.text();
+    let nd = app.get(&format!("{COMMUNES}.ndjson?{query}")).await.text();
     let got = nd
         .lines()
         .map(|l| row(&serde_json::from_str::<Value>(l).unwrap()))
         .collect();
     check(got, "NDJSON");
     // CSV, whole result, header first.
-    let csv = app.get(&format!("{PRENOMS}.csv?{query}")).await.text();
+    let csv = app.get(&format!("{COMMUNES}.csv?{query}")).await.text();
     let mut lines = csv.lines();
     assert_eq!(
         lines.next(),
-        Some(format!("annee,prenoms__count,{n}__sum,{n}__avg,{n}__min,{n}__max").as_str())
+        Some(
+            format!("departement,nom_de_la_commune__count,{n}__sum,{n}__avg,{n}__min,{n}__max")
+                .as_str()
+        )
     );
     let got = lines
         .map(|l| {
             let f: Vec<&str> = l.split(',').collect();
             (
-                f[0].parse().unwrap(),
+                f[0].to_string(),
                 f[1].parse().unwrap(),
                 f[2].parse().unwrap(),
                 f[3].parse().unwrap(),
@@ -580,7 +613,7 @@ async fn aggregates_filter_sort_and_page_alike_in_every_format() {
     check(got, "CSV");
     // A page of the CSV equals the same JSON page.
     let page2 = app
-        .get(&format!("{PRENOMS}.csv?{query}&page_size=3&page=2"))
+        .get(&format!("{COMMUNES}.csv?{query}&page_size=3&page=2"))
         .await
         .text();
     assert_eq!(page2.lines().count(), 4);
@@ -663,7 +696,7 @@ async fn metrics_count_cache_hits_misses_and_evictions() {
     assert_eq!(metric(&text, "qanat_cache_misses_total"), 1);
     assert_eq!(metric(&text, "qanat_cache_hits_total"), 3);
     assert_eq!(metric(&text, "qanat_cache_entries"), 1);
-    assert_eq!(metric(&text, "qanat_datasets_loaded"), 4);
+    assert_eq!(metric(&text, "qanat_datasets_loaded"), 3);
     assert!(text.contains("# TYPE qanat_cache_hits_total counter"));
 
     // A budget smaller than two pages evicts.
@@ -673,7 +706,7 @@ async fn metrics_count_cache_hits_misses_and_evictions() {
     )
     .await;
     for page in 1..=6 {
-        tiny.get(&format!("{PRENOMS}?page={page}&page_size=50"))
+        tiny.get(&format!("{COMMUNES}?page={page}&page_size=50"))
             .await;
     }
     let text = tiny.get("/metrics").await.text();
@@ -685,7 +718,7 @@ async fn metrics_count_cache_hits_misses_and_evictions() {
 #[tokio::test]
 async fn exports_are_kept_once_streamed_when_small_enough() {
     let app = TestApp::sample().await;
-    let uri = format!("{PRENOMS}.csv?sexe__exact=F&annee__exact=2019");
+    let uri = format!("{COMMUNES}.csv?departement__exact=2A");
     let first = app.get(&uri).await;
     let second = app.get(&uri).await;
     assert_eq!((first.status.as_u16(), second.status.as_u16()), (200, 200));
@@ -693,7 +726,7 @@ async fn exports_are_kept_once_streamed_when_small_enough() {
     assert_eq!(first.headers["etag"], second.headers["etag"]);
     assert_eq!(second.headers["content-type"], "text/csv; charset=utf-8");
     let nd = app
-        .get(&format!("{PRENOMS}.ndjson?sexe__exact=F&annee__exact=2019"))
+        .get(&format!("{COMMUNES}.ndjson?departement__exact=2A"))
         .await;
     assert_eq!(nd.text().lines().count() + 1, first.text().lines().count());
     let text = app.get("/metrics").await.text();
@@ -708,8 +741,8 @@ async fn exports_are_kept_once_streamed_when_small_enough() {
         "cache_bytes = 20000\n",
     )
     .await;
-    let a = tiny.get(&format!("{PRENOMS}.csv")).await;
-    let b = tiny.get(&format!("{PRENOMS}.csv")).await;
+    let a = tiny.get(&format!("{COMMUNES}.csv")).await;
+    let b = tiny.get(&format!("{COMMUNES}.csv")).await;
     assert_eq!(a.body, b.body);
     assert!(a.body.len() > 2_500);
     let text = tiny.get("/metrics").await.text();
@@ -720,7 +753,8 @@ async fn exports_are_kept_once_streamed_when_small_enough() {
 #[tokio::test]
 async fn identical_concurrent_misses_are_computed_once() {
     let app = TestApp::sample().await;
-    let uri = format!("{PRENOMS}?sexe__exact=M&nombre_prenoms_declares__sort=desc&page_size=30");
+    let uri =
+        format!("{COMMUNES}?departement__exact=13&population_municipale__sort=desc&page_size=30");
     let replies = futures::future::join_all((0..8).map(|_| app.get(&uri))).await;
     assert!(
         replies

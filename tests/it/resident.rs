@@ -26,75 +26,84 @@ async fn resident_and_parquet_answers_are_identical() {
     }
     assert!(app.state.executor.budget().used() > 0);
     // Which queries the in-memory paths take (the others run in DataFusion).
-    let loaded = app.state.catalog.loaded("prenoms-paris").unwrap();
+    let loaded = app.state.catalog.loaded("communes").unwrap();
     let r = loaded.resident.as_ref().unwrap();
     let parse = |raw: &str| {
         qanat::query::params::parse(raw, &loaded.manifest.schema, &app.state.settings.limits)
             .unwrap()
     };
     assert!(qanat::query::resident::Resident::serves(&parse(
-        "sexe__exact=F&page=3"
+        "departement__exact=13&page=3"
     )));
     assert!(!qanat::query::resident::Resident::serves(&parse(
-        "annee__sort=asc"
+        "population_municipale__sort=asc"
     )));
-    assert!(r.serves_aggregate(&parse("prenoms__groupby&sexe__groupby&annee__count")));
-    assert!(!r.serves_aggregate(&parse("sexe__groupby&nombre_prenoms_declares__sum")));
-    assert!(!r.serves_aggregate(&parse("annee__groupby&sexe__count")));
+    assert!(r.serves_aggregate(&parse("departement__groupby&code_insee__count")));
+    assert!(!r.serves_aggregate(&parse("departement__groupby&population_municipale__sum")));
+    assert!(!r.serves_aggregate(&parse("population_municipale__groupby&departement__count")));
+    // INSEE codes are too many for 16-bit codes: grouping by them runs in DataFusion.
+    assert!(!r.serves_aggregate(&parse("code_insee__groupby&departement__count")));
     let parquet = qanat::http::router(parquet);
 
-    let prenoms = "/api/datasets/prenoms-paris/data";
+    let communes = "/api/datasets/communes/data";
     let depts = "/api/datasets/departements/data";
-    let gares = "/api/datasets/gares-oncf/data";
-    let pluie = "/api/datasets/pluie-ardeche/data";
+    let villes = "/api/datasets/villes-maroc/data";
     let mut uris = vec![
-        format!("{prenoms}"),
-        format!("{prenoms}?page=7&page_size=13"),
-        format!("{prenoms}?sexe__exact=F&page_size=50&page=3"),
-        format!("{prenoms}?sexe__differs=F&prenoms__in=Adam,Louise,Nobody"),
-        format!("{prenoms}?prenoms__notin=Adam,Louise&annee__greater=2018&columns=prenoms,annee"),
-        format!("{prenoms}?prenoms__contains=ou&sexe__exact=M"),
-        format!("{prenoms}?prenoms__notcontains=a&nombre_prenoms_declares__strictly_greater=100"),
-        format!("{prenoms}?annee__less=2012&annee__strictly_less=2013&page_size=1000"),
-        format!("{prenoms}?sexe__isnull"),
-        format!("{prenoms}?sexe__isnotnull&page=999"),
-        format!("{prenoms}.csv?sexe__exact=F&annee__exact=2019"),
-        format!("{prenoms}.ndjson?prenoms__in=Adam,Louise"),
-        format!("{prenoms}.csv?page=2&page_size=100&columns=annee,prenoms"),
-        format!("{prenoms}.csv?prenoms__exact=Nobody"),
+        format!("{communes}"),
+        format!("{communes}?page=7&page_size=13"),
+        format!("{communes}?departement__exact=2A&page_size=50&page=2"),
+        format!("{communes}?departement__differs=01&nom_de_la_commune__in=Paris,Lyon,Nulle-Part"),
+        format!(
+            "{communes}?nom_de_la_commune__notin=Paris,Lyon&population_municipale__greater=20000&columns=nom_de_la_commune,population_municipale"
+        ),
+        format!("{communes}?nom_de_la_commune__contains=sur&departement__exact=69"),
+        format!(
+            "{communes}?nom_de_la_commune__notcontains=a&population_municipale__strictly_greater=10000"
+        ),
+        format!("{communes}?latitude__less=43&latitude__strictly_less=43.5&page_size=1000"),
+        format!("{communes}?population_municipale__isnull"),
+        format!("{communes}?departement__isnotnull&page=999"),
+        format!("{communes}.csv?departement__exact=13&population_municipale__greater=5000"),
+        format!("{communes}.ndjson?nom_de_la_commune__in=Paris,Lyon"),
+        format!("{communes}.csv?page=2&page_size=100&columns=departement,nom_de_la_commune"),
+        format!("{communes}.csv?nom_de_la_commune__exact=Nulle-Part"),
         format!("{depts}?code__in=01,2A,971"),
         format!("{depts}?region_id__greater=10&page_size=7&page=2&columns=code,nom"),
         format!("{depts}?nom__contains=%27"),
-        format!("{gares}?parent_station__isnull&stop_lat__greater=34"),
-        format!("{gares}?parent_station__differs=X&location_type__exact=1"),
-        format!("{gares}.ndjson?stop_lon__strictly_less=-6"),
-        format!("{pluie}?num_poste__exact=07005001&page_size=100&page=4"),
-        format!("{pluie}?rr__greater=1.5&qrr__exact=9"),
-        format!("{pluie}.csv?aaaammjjhhmn__greater=202501020000&num_poste__in=07005001"),
+        format!("{villes}?nom_ar__isnull&latitude__greater=34"),
+        format!("{villes}?nom_ar__differs=X&region__exact=04"),
+        format!("{villes}.ndjson?longitude__strictly_less=-6"),
+        format!("{villes}?region__in=01,02&page_size=10&page=2"),
         // Sorted and aggregated queries run in DataFusion, over memory or over Parquet.
-        format!("{prenoms}?nombre_prenoms_declares__sort=desc&page_size=5&page=3"),
-        format!("{prenoms}?sexe__groupby&annee__groupby&nombre_prenoms_declares__sum"),
+        format!("{communes}?population_municipale__sort=desc&page_size=5&page=3"),
+        format!("{communes}?departement__groupby&population_municipale__sum"),
+        format!(
+            "{communes}?nom_de_la_commune__groupby&code_insee__count&code_insee__count__sort=desc&page_size=50&page=2"
+        ),
         // Counted groups of coded columns are answered from memory too.
-        format!("{prenoms}?sexe__groupby&sexe__count"),
+        format!("{communes}?departement__groupby&departement__count"),
         format!(
-            "{prenoms}?prenoms__groupby&annee__count&annee__count__sort=desc&page_size=50&page=2"
+            "{communes}?departement__groupby&code_insee__count&population_municipale__greater=10000&departement__sort=desc&page_size=20&page=2"
         ),
         format!(
-            "{prenoms}?prenoms__groupby&sexe__groupby&prenoms__count&annee__greater=2015&prenoms__sort=desc&page_size=20&page=3"
+            "{communes}.csv?departement__groupby&nom_de_la_commune__count&latitude__strictly_greater=48"
         ),
-        format!("{prenoms}.csv?sexe__groupby&annee__count&annee__strictly_greater=2020"),
         format!(
-            "{prenoms}.ndjson?prenoms__groupby&sexe__count&sexe__count__sort=asc&page_size=7&page=4"
+            "{communes}.ndjson?departement__groupby&code_insee__count&code_insee__count__sort=asc&page_size=7&page=4"
         ),
-        format!("{prenoms}?sexe__groupby&prenoms__count&prenoms__exact=Nobody"),
-        format!("{gares}?parent_station__groupby&stop_id__count"),
-        format!("{pluie}?nom_usuel__groupby&rr__count&rr__count__sort=desc"),
+        format!(
+            "{communes}?departement__groupby&code_insee__count&nom_de_la_commune__exact=Nulle-Part"
+        ),
+        format!("{villes}?region__groupby&geonameid__count"),
+        format!(
+            "{villes}?fuseau_horaire__groupby&region__groupby&nom__count&nom__count__sort=desc"
+        ),
     ];
     // Cursor walks: the second page of a few queries, through `links.next`.
     for first in [
-        format!("{prenoms}?sexe__exact=F&page_size=25"),
+        format!("{communes}?departement__exact=2A&page_size=25"),
         format!("{depts}?page_size=40"),
-        format!("{pluie}?rr__greater=0&page_size=10"),
+        format!("{villes}?latitude__greater=30&page_size=10"),
     ] {
         let v = request(&app.router, &first, &[]).await.json();
         let next = v["links"]["next"].as_str().unwrap();
@@ -117,15 +126,10 @@ async fn resident_and_parquet_answers_are_identical() {
 async fn datasets_over_the_budget_are_read_from_parquet() {
     // A budget that holds the small datasets only.
     let app = TestApp::with_settings(&repo_path("datasets"), "resident_bytes = 400000\n").await;
-    let resident: Vec<bool> = [
-        "departements",
-        "gares-oncf",
-        "pluie-ardeche",
-        "prenoms-paris",
-    ]
-    .iter()
-    .map(|id| app.state.catalog.loaded(id).unwrap().resident.is_some())
-    .collect();
+    let resident: Vec<bool> = ["communes", "departements", "villes-maroc"]
+        .iter()
+        .map(|id| app.state.catalog.loaded(id).unwrap().resident.is_some())
+        .collect();
     assert!(
         resident.iter().any(|r| *r) && resident.iter().any(|r| !*r),
         "{resident:?}"
@@ -138,7 +142,7 @@ async fn datasets_over_the_budget_are_read_from_parquet() {
         1
     );
     assert!(
-        app.total("/api/datasets/prenoms-paris/data?sexe__exact=F")
+        app.total("/api/datasets/communes/data?departement__exact=13")
             .await
             > 0
     );

@@ -14,9 +14,8 @@ async fn serves_over_tcp_and_shuts_down() {
         let _ = stopped.await;
     }));
     let client = reqwest::Client::new();
-    let url = format!(
-        "http://{addr}/api/datasets/gares-oncf/data?stop_name__contains=rabat&stop_name__sort=asc"
-    );
+    let url =
+        format!("http://{addr}/api/datasets/villes-maroc/data?nom__contains=beni&nom__sort=asc");
     let resp = client.get(&url).send().await.unwrap();
     assert_eq!(resp.status(), 200);
     let v: serde_json::Value = serde_json::from_str(&resp.text().await.unwrap()).unwrap();
@@ -24,19 +23,29 @@ async fn serves_over_tcp_and_shuts_down() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|r| r["stop_name"].as_str().unwrap())
+        .map(|r| r["nom"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["Rabat-Agdal", "Rabat-Ville"]);
+    assert_eq!(
+        names,
+        [
+            "Aïn Beni Mathar",
+            "Beni Enzar",
+            "Beni Mellal",
+            "Beni Yakhlef"
+        ]
+    );
     assert_eq!(v["links"]["self"], format!("{url}&page_size=20&page=1"));
     let csv = client
-        .get(format!("http://{addr}/api/datasets/gares-oncf/data.csv?columns=stop_id&stop_id__in=RABAT_VILLE,FES"))
+        .get(format!(
+            "http://{addr}/api/datasets/villes-maroc/data.csv?columns=nom,nom_ar&nom__in=Rabat,Fes"
+        ))
         .send()
         .await
         .unwrap()
         .text()
         .await
         .unwrap();
-    assert_eq!(csv, "stop_id\nRABAT_VILLE\nFES\n");
+    assert_eq!(csv, "nom,nom_ar\nRabat,الرباط\nFes,فاس\n");
     stop.send(()).unwrap();
     server.await.unwrap().unwrap();
 }

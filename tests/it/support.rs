@@ -171,12 +171,20 @@ pub async fn request(router: &Router, uri: &str, headers: &[(&str, &str)]) -> Re
     }
 }
 
-/// Records of one of the sample CSVs, read with the `csv` crate, for reference computations.
+/// Records of one of the sample CSVs, read with the `csv` crate, for reference computations:
+/// UTF-8, or Windows-1252 as French portals publish.
 pub fn sample_records(file: &str, delimiter: u8) -> Vec<csv::StringRecord> {
+    let bytes = std::fs::read(repo_path(&format!("datasets/{file}"))).unwrap();
+    let text = match String::from_utf8(bytes) {
+        Ok(text) => text,
+        Err(e) => encoding_rs::WINDOWS_1252
+            .decode(e.as_bytes())
+            .0
+            .into_owned(),
+    };
     let mut r = csv::ReaderBuilder::new()
         .delimiter(delimiter)
-        .from_path(repo_path(&format!("datasets/{file}")))
-        .unwrap();
+        .from_reader(text.as_bytes());
     r.records().map(Result::unwrap).collect()
 }
 
