@@ -191,9 +191,18 @@ impl Settings {
                 }
             }
         }
-        let settings: Settings = figment
+        let mut settings: Settings = figment
             .extract()
             .map_err(|e| Error::Config(format!("configuration: {e}")))?;
+        // A maximum page size set below the built-in default page size lowers that default
+        // too, unless the default page size was set as well (then both must agree).
+        let default_set = figment
+            .find_metadata("limits.default_page_size")
+            .is_some_and(|m| m.name != std::any::type_name::<Settings>());
+        let l = &mut settings.limits;
+        if !default_set && l.max_page_size > 0 {
+            l.default_page_size = l.default_page_size.min(l.max_page_size);
+        }
         settings.validate()?;
         Ok(settings)
     }

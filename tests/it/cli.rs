@@ -156,3 +156,71 @@ fn http_get(addr: &str, path: &str) -> std::io::Result<String> {
     }
     Ok(body.to_string())
 }
+
+#[test]
+fn settings_come_from_file_environment_and_flags_and_are_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    // A misspelt section key is refused, naming the variables that exist.
+    let out = qanat(dir.path())
+        .env("QANAT_LIMITS__MAX_PAGE_SIZ", "5")
+        .args(["ingest", "--all"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("QANAT_LIMITS__MAX_PAGE_SIZ names no setting")
+            && err.contains("QANAT_LIMITS__MAX_PAGE_SIZE"),
+        "{err}"
+    );
+    // The file sets a limit, the environment another, the flag wins over both.
+    let config = dir.path().join("qanat.toml");
+    std::fs::write(&config, "[limits]\nmax_page_size = 0\n").unwrap();
+    let run = |env: &[(&str, &str)], args: &[&str]| {
+        let mut c = qanat(dir.path());
+        c.env("QANAT_CONFIG", &config);
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        let out = c.args(args).output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let (code, err) = run(&[], &["ingest", "--all"]);
+    assert_eq!(code, Some(2));
+    assert!(
+        err.contains("limits.max_page_size must be at least 1"),
+        "{err}"
+    );
+    // A maximum below the default page size lowers it, unless that was set too.
+    let (code, err) = run(
+        &[("QANAT_LIMITS__MAX_PAGE_SIZE", "5")],
+        &["ingest", "departements"],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    let (code, err) = run(
+        &[("QANAT_DEFAULT_PAGE_SIZE", "50")],
+        &["ingest", "departements", "--max-page-size", "10"],
+    );
+    assert_eq!(code, Some(2));
+    assert!(
+        err.contains("limits.default_page_size must be between 1 and max_page_size (10)"),
+        "{err}"
+    );
+    let (code, err) = run(
+        &[("QANAT_LIMITS__MAX_PAGE_SIZE", "5")],
+        &["ingest", "departements", "--max-page-size", "0"],
+    );
+    assert_eq!(code, Some(2));
+    assert!(
+        err.contains("limits.max_page_size must be at least 1"),
+        "{err}"
+    );
+    let (code, err) = run(
+        &[("QANAT_MAX_PAGE_SIZE", "0")],
+        &["ingest", "departements", "--max-page-size", "30"],
+    );
+    assert_eq!(code, Some(0), "{err}");
+}

@@ -281,3 +281,18 @@ async fn ingest_work_stays_off_the_socket_runtime() {
         "the slowest /health answer took {slowest:?} while the ingest ran"
     );
 }
+
+#[tokio::test]
+async fn the_catalog_pages_within_the_configured_limits() {
+    let app = TestApp::with_settings(
+        &crate::support::repo_path("datasets"),
+        "[limits]\nmax_page_size = 2\ndefault_page_size = 1\n",
+    )
+    .await;
+    let list = app.get("/api/datasets").await.json();
+    assert_eq!(list["meta"]["page_size"], 1);
+    assert_eq!(list["data"].as_array().unwrap().len(), 1);
+    assert_eq!(app.get("/api/datasets?page_size=2").await.status, 200);
+    let detail = app.get("/api/datasets?page_size=3").await.problem(400);
+    assert_eq!(detail, "page_size `3` must be a whole number from 1 to 2");
+}

@@ -963,4 +963,22 @@ async fn utf16_redirects_and_the_download_limit() {
         detail.contains("larger than the download limit of 10000 bytes"),
         "{detail}"
     );
+    // The failure keeps its kind: over a limit (413), in the dataset's last error and in what
+    // an ingest returns, not a generic failure.
+    let entry = app.state.catalog.entry("big").unwrap();
+    let last = entry.last_error().unwrap();
+    assert_eq!(last.status(), 413);
+    assert_eq!(last.problem_type(), "urn:qanat:problem:over-limit");
+    assert!(
+        app.get("/api/datasets/big").await.json()["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("larger than the download limit")
+    );
+    let ids = ["big".to_string()];
+    let again = app.state.catalog.ingest_and_load(&ids, true).await;
+    let (_, outcome) = again.unwrap().pop().unwrap();
+    let err = outcome.unwrap_err();
+    assert_eq!(err.status(), 413);
+    assert!(std::error::Error::source(&err).is_some());
 }
