@@ -19,7 +19,7 @@ use super::request::DataQuery;
 use super::resident::{self, Resident};
 use crate::config::Limits;
 use crate::dataset::manifest::{Manifest, VersionInfo};
-use crate::dataset::schema::{Column, arrow_schema, file_order};
+use crate::dataset::schema::{arrow_schema, file_order};
 use crate::error::{Error, Result};
 use crate::storage::Storage;
 
@@ -31,12 +31,6 @@ pub struct Loaded {
     pub resident: Option<Arc<Resident>>,
     /// The versions kept in storage when this one was loaded, newest first.
     pub versions: Vec<VersionInfo>,
-}
-
-impl Loaded {
-    pub fn column(&self, name: &str) -> Option<&Column> {
-        self.manifest.schema.iter().find(|c| c.name == name)
-    }
 }
 
 /// A page of a query's result.
