@@ -59,6 +59,10 @@ pub enum Error {
     /// `500`: local I/O failed.
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
+    /// `500`: the CSV reader or writer failed (I/O underneath; malformed rows are reported, not
+    /// raised).
+    #[error("reading the CSV: {0}")]
+    Csv(#[from] csv::Error),
     /// `500`: a document could not be written or read as JSON.
     #[error("json: {0}")]
     Json(#[from] serde_json::Error),

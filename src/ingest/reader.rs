@@ -202,7 +202,7 @@ impl Records {
                 Ok(Some((self.lines_before + 1, &self.record)))
             }
             Ok(false) => Ok(None),
-            Err(e) => Err(Error::internal(format!("reading the CSV: {e}"))),
+            Err(e) => Err(Error::Csv(e)),
         }
     }
 
