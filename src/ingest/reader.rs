@@ -96,8 +96,10 @@ pub struct Records {
     record: csv::ByteRecord,
     count: u64,
     shown: Option<Shown>,
-    /// Line breaks the reader passed, by offset, not yet behind the current record.
+    /// Line breaks the reader passed, by offset, not yet taken here.
     breaks: Arc<Mutex<VecDeque<u64>>>,
+    /// Line breaks taken from `breaks`, not yet behind the current record.
+    local: VecDeque<u64>,
     /// Line breaks behind the current record.
     lines_before: u64,
 }
@@ -176,6 +178,7 @@ impl Records {
             count: 0,
             shown: None,
             breaks,
+            local: VecDeque::new(),
             lines_before: 0,
         };
         for _ in 0..dialect.preamble {
@@ -193,16 +196,30 @@ impl Records {
         match self.reader.read_byte_record(&mut self.record) {
             Ok(true) => {
                 let start = self.record.position().map_or(0, |p| p.byte());
-                let mut breaks = self.breaks.lock();
-                while breaks.front().is_some_and(|b| *b < start) {
-                    breaks.pop_front();
-                    self.lines_before += 1;
-                }
-                drop(breaks);
-                Ok(Some((self.lines_before + 1, &self.record)))
+                Ok(Some((self.line_at(start), &self.record)))
             }
             Ok(false) => Ok(None),
             Err(e) => Err(Error::Csv(e)),
+        }
+    }
+
+    /// The line a record starting at byte `start` is on. The breaks the reader passed are
+    /// taken from the shared queue only when those at hand run out, about once a buffer, so
+    /// that a record costs no lock.
+    fn line_at(&mut self, start: u64) -> u64 {
+        loop {
+            while let Some(&b) = self.local.front() {
+                if b >= start {
+                    return self.lines_before + 1;
+                }
+                self.local.pop_front();
+                self.lines_before += 1;
+            }
+            let mut shared = self.breaks.lock();
+            if shared.is_empty() {
+                return self.lines_before + 1;
+            }
+            std::mem::swap(&mut self.local, &mut *shared);
         }
     }
 
