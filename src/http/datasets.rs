@@ -14,6 +14,7 @@ use crate::config::Limits;
 use crate::dataset::manifest::{ColumnProfile, IngestReport, VersionInfo};
 use crate::dataset::schema::Column;
 use crate::error::{Error, Problem, Result};
+use crate::query::params;
 use crate::state::AppState;
 
 /// A dataset in the catalog listing.
@@ -109,27 +110,10 @@ impl ListQuery {
             page_size: limits.default_page_size,
             words: Vec::new(),
         };
-        let max = limits.max_page_size;
         for (k, v) in url::form_urlencoded::parse(raw.as_bytes()) {
             match k.as_ref() {
-                "page" => {
-                    q.page = v.parse().ok().filter(|p| *p >= 1).ok_or_else(|| {
-                        Error::bad_request(format!(
-                            "page `{v}` must be a whole number of at least 1"
-                        ))
-                    })?
-                }
-                "page_size" => {
-                    q.page_size = v
-                        .parse()
-                        .ok()
-                        .filter(|p| (1..=max).contains(p))
-                        .ok_or_else(|| {
-                            Error::bad_request(format!(
-                                "page_size `{v}` must be a whole number from 1 to {max}"
-                            ))
-                        })?
-                }
+                "page" => q.page = params::page_number(&v)?,
+                "page_size" => q.page_size = params::page_size(&v, limits.max_page_size)?,
                 "q" => {
                     q.words = v
                         .split_whitespace()

@@ -100,27 +100,14 @@ impl<'a> Parser<'a> {
     }
 
     fn page(&mut self, value: &str) -> Result<()> {
-        self.q.page = value.parse().ok().filter(|p| *p >= 1).ok_or_else(|| {
-            Error::bad_request(format!(
-                "page `{value}` must be a whole number of at least 1"
-            ))
-        })?;
+        self.q.page = page_number(value)?;
         self.q.paged = true;
         self.page_given = true;
         Ok(())
     }
 
     fn page_size(&mut self, value: &str) -> Result<()> {
-        let max = self.limits.max_page_size;
-        self.q.page_size = value
-            .parse()
-            .ok()
-            .filter(|s| (1..=max).contains(s))
-            .ok_or_else(|| {
-                Error::bad_request(format!(
-                    "page_size `{value}` must be a whole number from 1 to {max}"
-                ))
-            })?;
+        self.q.page_size = page_size(value, self.limits.max_page_size)?;
         self.q.paged = true;
         Ok(())
     }
@@ -250,6 +237,28 @@ impl<'a> Parser<'a> {
         let keys = self.q.sorts.iter();
         Some(keys.filter_map(|s| self.find(&s.key, "").ok()).collect())
     }
+}
+
+/// A `page` value: a whole number of at least 1 (data routes and the catalog alike).
+pub fn page_number(value: &str) -> Result<u64> {
+    value.parse().ok().filter(|p| *p >= 1).ok_or_else(|| {
+        Error::bad_request(format!(
+            "page `{value}` must be a whole number of at least 1"
+        ))
+    })
+}
+
+/// A `page_size` value, from 1 to the configured maximum.
+pub fn page_size(value: &str, max: u64) -> Result<u64> {
+    value
+        .parse()
+        .ok()
+        .filter(|s| (1..=max).contains(s))
+        .ok_or_else(|| {
+            Error::bad_request(format!(
+                "page_size `{value}` must be a whole number from 1 to {max}"
+            ))
+        })
 }
 
 fn op_of(text: &str, key: &str) -> Result<Op> {
