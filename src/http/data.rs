@@ -95,6 +95,7 @@ async fn prepare(
         ("page_size" = Option<u64>, Query, description = "Rows a page (default 20, at most 1000 unless configured)"),
         ("cursor" = Option<String>, Query, description = "Opaque position written in `links.next`: the next page of the same query, on the same version, at the cost of a first page"),
         ("columns" = Option<String>, Query, description = "Columns to return, comma-separated, in this order"),
+        ("or" = Option<String>, Query, description = OR_DOC),
         ("filters" = Option<Object>, Query, style = Form, explode, description = FILTERS_DOC),
     ),
     responses(
@@ -175,6 +176,7 @@ fn page_body(base: &str, p: &Prepared, page: Page) -> Result<Bytes> {
         ("page_size" = Option<u64>, Query, description = "Rows a page"),
         ("cursor" = Option<String>, Query, description = "Opaque position written in `links.next`: the next page of the same query, on the same version, at the cost of a first page"),
         ("columns" = Option<String>, Query, description = "Columns to return, comma-separated, in this order"),
+        ("or" = Option<String>, Query, description = OR_DOC),
         ("filters" = Option<Object>, Query, style = Form, explode, description = FILTERS_DOC),
     ),
     responses(
@@ -202,6 +204,7 @@ pub async fn csv(
         ("page_size" = Option<u64>, Query, description = "Rows a page"),
         ("cursor" = Option<String>, Query, description = "Opaque position written in `links.next`: the next page of the same query, on the same version, at the cost of a first page"),
         ("columns" = Option<String>, Query, description = "Columns to return, comma-separated, in this order"),
+        ("or" = Option<String>, Query, description = OR_DOC),
         ("filters" = Option<Object>, Query, style = Form, explode, description = FILTERS_DOC),
     ),
     responses(
@@ -339,6 +342,12 @@ fn encoded(
         },
     )
 }
+
+const OR_DOC: &str = "A group of conditions of which any must hold, data.gouv.fr's syntax: \
+`(col__op.value,col2__isnull,and(a__greater.1,b__less.5))`, with `and(…)` and `or(…)` nested (8 \
+levels at most), lists as `col__in.(a,b)`, and a name or value holding `.` `,` `(` `)` or `\"` in \
+double quotes (a quote inside doubled). Several `or` parameters, and the other filters, all hold \
+together. Its conditions count toward the limit on filters.";
 
 const FILTERS_DOC: &str = "Filters, sorts and aggregations, each `column__operator=value`: \
 `exact`, `differs`, `in` and `notin` (comma-separated; quote a value holding a comma), \

@@ -2,7 +2,8 @@
 //! rows held in memory or plans in DataFusion → batches.
 //!
 //! - [`request`]: the validated query and its canonical text; [`params`]: the grammar that
-//!   parses it; [`cursor`]: the opaque position of the next page.
+//!   parses it, with [`groups`] for the syntax of `or=` groups; [`cursor`]: the opaque position
+//!   of the next page.
 //! - [`executor`]: the one place a query is routed and run; [`plan`]: DataFusion plans of a
 //!   query; [`resident`]: versions held in memory, within the [`budget`]; [`engine`]: the
 //!   DataFusion session and the runtime queries execute on.
@@ -11,6 +12,7 @@ pub mod budget;
 pub mod cursor;
 pub mod engine;
 pub mod executor;
+pub mod groups;
 pub mod params;
 pub mod plan;
 pub mod request;

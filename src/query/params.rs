@@ -6,13 +6,16 @@ use std::sync::Arc;
 use datafusion::scalar::ScalarValue;
 
 use super::cursor::Cursor;
-use super::request::{AGGS, Agg, Aggregate, DataQuery, Filter, OPS, Op, Sort};
+use super::groups::{self, Leaf, Node};
+use super::request::{
+    AGGS, Agg, Aggregate, Condition, DataQuery, Filter, OPS, Op, Sort, quote_item,
+};
 use crate::config::Limits;
 use crate::dataset::schema::{Column, ColumnType, UTC};
 use crate::error::{Error, Result};
 use crate::values::{DateLayout, parse_date, parse_datetime};
 
-const RESERVED: [&str; 4] = ["columns", "page", "page_size", "cursor"];
+const RESERVED: [&str; 5] = ["columns", "page", "page_size", "cursor", "or"];
 
 fn op_list() -> String {
     OPS.iter()
@@ -58,6 +61,7 @@ impl<'a> Parser<'a> {
                 page_size: limits.default_page_size,
                 paged: false,
                 filters: Vec::new(),
+                groups: Vec::new(),
                 sorts: Vec::new(),
                 group_by: Vec::new(),
                 aggregates: Vec::new(),
@@ -95,6 +99,7 @@ impl<'a> Parser<'a> {
             }
             "page_size" => self.page_size(value),
             "columns" => self.columns(value),
+            "or" => self.group(value),
             _ => self.condition(key, value),
         }
     }
@@ -180,6 +185,73 @@ impl<'a> Parser<'a> {
         Ok(())
     }
 
+    /// An `or=(…)` group: its terms count against the same limit as other conditions.
+    fn group(&mut self, value: &str) -> Result<()> {
+        let left = self.limits.max_filters.saturating_sub(self.conditions);
+        let tree = groups::parse(value, left).map_err(|e| match e {
+            Error::BadRequest(m) if m.contains("more than") => Error::bad_request(format!(
+                "more than {} filter, sort and aggregation parameters; narrow the query",
+                self.limits.max_filters
+            )),
+            other => other,
+        })?;
+        let condition = self.typed_node(&tree, value)?;
+        self.conditions += leaves(&tree);
+        self.q.groups.push(condition);
+        Ok(())
+    }
+
+    /// A group's terms with their columns checked and their values typed.
+    fn typed_node(&self, node: &Node, text: &str) -> Result<Condition> {
+        let all = |items: &[Node]| -> Result<Vec<Condition>> {
+            items.iter().map(|n| self.typed_node(n, text)).collect()
+        };
+        Ok(match node {
+            Node::Any(items) => Condition::Any(all(items)?),
+            Node::All(items) => Condition::All(all(items)?),
+            Node::Leaf(leaf) => Condition::Filter(self.typed_leaf(leaf, text)?),
+        })
+    }
+
+    fn typed_leaf(&self, leaf: &Leaf, text: &str) -> Result<Filter> {
+        let key = format!("{}__{}", leaf.name, leaf.op);
+        let within = format!("`{key}` in `or={text}`");
+        let col = self.find(&leaf.name, &format!("or={text}"))?;
+        let op = op_of(&leaf.op, &key).map_err(|_| {
+            Error::bad_request(format!(
+                "{within}: `{}` is not a filter operator; inside or= the filters are: {}",
+                leaf.op,
+                OPS.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+            ))
+        })?;
+        let needs_value = !matches!(op, Op::IsNull | Op::IsNotNull);
+        let list = matches!(op, Op::In | Op::NotIn);
+        let value = match (&leaf.values, needs_value) {
+            (None, false) => String::new(),
+            (Some(values), true) if list => {
+                let items: Vec<String> = values.iter().map(|v| quote_item(v)).collect();
+                items.join(",")
+            }
+            (Some(values), true) if values.len() == 1 && !leaf.list => values[0].clone(),
+            (Some(_), true) => {
+                return Err(Error::bad_request(format!(
+                    "{within}: a list of values is for `in` and `notin` only"
+                )));
+            }
+            (None, true) => {
+                return Err(Error::bad_request(format!(
+                    "{within} needs a value: write `{key}.value`"
+                )));
+            }
+            (Some(_), false) => {
+                return Err(Error::bad_request(format!(
+                    "{within} takes no value: write `{key}`"
+                )));
+            }
+        };
+        filter(col, op, &value, &key, self.limits)
+    }
+
     fn aggregate(&mut self, col: &Column, agg: Agg) -> Result<()> {
         let numeric = matches!(col.kind, ColumnType::Integer | ColumnType::Float);
         if matches!(agg, Agg::Sum | Agg::Avg) && !numeric {
@@ -259,6 +331,14 @@ pub fn page_size(value: &str, max: u64) -> Result<u64> {
                 "page_size `{value}` must be a whole number from 1 to {max}"
             ))
         })
+}
+
+/// The conditions of a group tree.
+fn leaves(node: &Node) -> usize {
+    match node {
+        Node::Leaf(_) => 1,
+        Node::Any(items) | Node::All(items) => items.iter().map(leaves).sum(),
+    }
 }
 
 fn op_of(text: &str, key: &str) -> Result<Op> {
@@ -569,12 +649,58 @@ pub(crate) mod tests {
 
     proptest! {
         #[test]
-        fn canonical_text_parses_back_to_the_same_query(raw in "(city__in=[a-z,\"]{0,8}|pop__greater=-?[0-9]{1,5}|lat__less=[0-9]{1,3}\\.[0-9]{1,3}|city__sort=asc|page=[1-9])(&(city__contains=[a-z%]{1,4}|day__exact=2024-0[1-9]-1[0-9]|open__exact=true)){0,3}") {
+        fn canonical_text_parses_back_to_the_same_query(raw in "(city__in=[a-z,\"]{0,8}|pop__greater=-?[0-9]{1,5}|lat__less=[0-9]{1,3}\\.[0-9]{1,3}|city__sort=asc|page=[1-9])(&(city__contains=[a-z%]{1,4}|day__exact=2024-0[1-9]-1[0-9]|open__exact=true|or=\\((city__exact\\.[a-z]{0,3}|lat__less\\.[0-9]\\.[0-9]|and\\(pop__isnull,city__in\\.\\([a-z,]{1,5}\\)\\)),day__isnotnull\\))){0,3}") {
             if let Ok(q) = p(&raw) {
                 let again = p(&q.query_string(Some(q.page))).unwrap();
                 prop_assert_eq!(again.query_string(Some(again.page)), q.query_string(Some(q.page)));
             }
         }
+    }
+
+    #[test]
+    fn or_groups_type_their_values_and_read_back_from_their_text() {
+        let q = p(r#"or=(city__exact.Rabat,city__exact."Fes, centre",and(pop__greater.10,lat__less.33.5),day__isnull)&pop__differs=3"#).unwrap();
+        assert_eq!(q.filters.len(), 1);
+        let Condition::Any(items) = &q.groups[0] else {
+            panic!("{:?}", q.groups)
+        };
+        assert_eq!(items.len(), 4);
+        let Condition::All(inner) = &items[2] else {
+            panic!("{items:?}")
+        };
+        assert_eq!(
+            inner[1],
+            Condition::Filter(Filter {
+                column: "lat".into(),
+                op: Op::Less,
+                values: vec![ScalarValue::Float64(Some(33.5))]
+            })
+        );
+        let text = q.query_string(None);
+        assert_eq!(
+            text,
+            "pop__differs=3&or=%28city__exact.Rabat%2Ccity__exact.%22Fes%2C+centre%22%2Cand%28pop__greater.10%2Clat__less.%2233.5%22%29%2Cday__isnull%29"
+        );
+        assert_eq!(p(&text).unwrap(), q);
+        let list = p("or=(city__in.(a,%22b,c%22),open__exact.true)").unwrap();
+        assert_eq!(p(&list.query_string(None)).unwrap(), list);
+    }
+
+    #[test]
+    fn malformed_or_groups_say_what_is_wrong() {
+        assert!(
+            err("or=(nope__exact.1)").contains("unknown column `nope` in `or=(nope__exact.1)`")
+        );
+        assert!(
+            err("or=(pop__exact.abc)").contains("`abc` in `pop__exact` is not a valid integer")
+        );
+        assert!(err("or=(pop__sort.asc)").contains("`sort` is not a filter operator"));
+        assert!(err("or=(pop__exact)").contains("needs a value: write `pop__exact.value`"));
+        assert!(err("or=(pop__isnull.1)").contains("takes no value"));
+        assert!(err("or=(pop__exact.(1,2))").contains("for `in` and `notin` only"));
+        assert!(err("or=(pop__exact.1").contains("`)` expected"));
+        let many: Vec<String> = (0..51).map(|i| format!("pop__exact.{i}")).collect();
+        assert!(err(&format!("or=({})", many.join(","))).contains("more than 50"));
     }
 
     #[test]
@@ -594,6 +720,20 @@ pub(crate) mod tests {
         fn any_query_string_parses_or_is_a_400(raw in ".{0,80}") {
             match p(&raw) {
                 Ok(_) => {}
+                Err(Error::BadRequest(msg)) => prop_assert!(!msg.is_empty()),
+                Err(other) => prop_assert!(false, "not a 400: {other:?}"),
+            }
+        }
+
+        /// Any text after `or=` is a group or a 400, never a panic or a deep recursion.
+        #[test]
+        fn any_or_group_parses_or_is_a_400(raw in r#"[()a-z_.,"0-9]{0,60}"#) {
+            let query = format!("or={}", raw.replace('"', "%22"));
+            match p(&query) {
+                Ok(q) => {
+                    let again = p(&q.query_string(None)).unwrap();
+                    prop_assert_eq!(again, q);
+                }
                 Err(Error::BadRequest(msg)) => prop_assert!(!msg.is_empty()),
                 Err(other) => prop_assert!(false, "not a 400: {other:?}"),
             }

@@ -9,7 +9,7 @@ use datafusion::logical_expr::{BinaryExpr, Expr, Operator, SortExpr, ident, lit}
 use datafusion::scalar::ScalarValue;
 
 use super::cursor::After;
-use super::request::{Agg, DataQuery, Filter, Op, Sort};
+use super::request::{Agg, Condition, DataQuery, Filter, Op, Sort};
 use crate::dataset::schema::{Column, ROW_COLUMN, file_order};
 use crate::error::Result;
 
@@ -66,6 +66,42 @@ pub fn filter_expr(f: &Filter) -> Expr {
         Op::IsNull => c.is_null(),
         Op::IsNotNull => c.is_not_null(),
     }
+}
+
+/// A group as one expression. Equalities on one column under an `or` become one `IN` list, so
+/// that a long chain of them stays a flat test instead of a deep tree of `OR`s.
+pub fn condition_expr(c: &Condition) -> Expr {
+    match c {
+        Condition::Filter(f) => filter_expr(f),
+        Condition::All(items) => conjunction(items.iter().map(condition_expr)).unwrap_or(lit(true)),
+        Condition::Any(items) => {
+            let mut lists: Vec<(&str, Vec<Expr>)> = Vec::new();
+            let mut others = Vec::new();
+            for item in items {
+                match item {
+                    Condition::Filter(f) if f.op == Op::Exact => {
+                        let values = f.values.iter().cloned().map(lit);
+                        match lists.iter_mut().find(|(c, _)| *c == f.column) {
+                            Some((_, v)) => v.extend(values),
+                            None => lists.push((&f.column, values.collect())),
+                        }
+                    }
+                    other => others.push(condition_expr(other)),
+                }
+            }
+            let lists = lists.into_iter().map(|(c, values)| match values.len() {
+                1 => ident(c).eq(values.into_iter().next().unwrap_or(lit(true))),
+                _ => ident(c).in_list(values, false),
+            });
+            disjunction(lists.chain(others)).unwrap_or(lit(false))
+        }
+    }
+}
+
+/// Every condition of a query (filters and groups) as one predicate, if there is any.
+pub fn predicate(q: &DataQuery) -> Option<Expr> {
+    let filters = q.filters.iter().map(filter_expr);
+    conjunction(filters.chain(q.groups.iter().map(condition_expr)))
 }
 
 /// The plans one request needs.
@@ -125,7 +161,7 @@ pub fn plan(
     paginate: bool,
     keys: bool,
 ) -> Result<Planned> {
-    let filtered = match conjunction(q.filters.iter().map(filter_expr)) {
+    let filtered = match predicate(q) {
         Some(pred) => df.filter(pred)?,
         None => df,
     };
@@ -143,7 +179,7 @@ pub fn plan(
             total: Some(groups),
         });
     }
-    let total = (!q.filters.is_empty()).then(|| filtered.clone());
+    let total = (!q.filters.is_empty() || !q.groups.is_empty()).then(|| filtered.clone());
     let rows = ordered_rows(filtered, q, schema, paginate, keys)?;
     Ok(Planned { rows, total })
 }

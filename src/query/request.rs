@@ -96,6 +96,59 @@ impl Aggregate {
     }
 }
 
+/// A boolean combination of conditions: an `or=(…)` group and the `and(…)`/`or(…)` it nests.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Condition {
+    Filter(Filter),
+    /// True when any of its conditions is.
+    Any(Vec<Condition>),
+    /// True when all of its conditions are.
+    All(Vec<Condition>),
+}
+
+impl Condition {
+    /// The condition as request text, in the form [`crate::query::params`] reads back:
+    /// `or(col__op.value,and(…))`, a name or value in double quotes when it holds `.` `,` `(`
+    /// `)` or `"` (a quote inside doubled).
+    pub fn text(&self) -> String {
+        let group = |word: &str, items: &[Condition]| {
+            let inner: Vec<String> = items.iter().map(Condition::text).collect();
+            format!("{word}({})", inner.join(","))
+        };
+        match self {
+            Condition::Any(items) => group("or", items),
+            Condition::All(items) => group("and", items),
+            Condition::Filter(f) => {
+                let key = format!("{}__{}", group_quote(&f.column), f.op.name());
+                match f.op {
+                    Op::IsNull | Op::IsNotNull => key,
+                    Op::In | Op::NotIn => {
+                        let items: Vec<String> = f
+                            .values
+                            .iter()
+                            .map(|v| group_quote(&value_text(v)))
+                            .collect();
+                        format!("{key}.({})", items.join(","))
+                    }
+                    _ => {
+                        let value = f.values.first().map(value_text).unwrap_or_default();
+                        format!("{key}.{}", group_quote(&value))
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Quotes a name or value of an `or=` group that holds a character of the group syntax.
+fn group_quote(item: &str) -> String {
+    if item.is_empty() || item.contains(['.', ',', '(', ')', '"']) {
+        format!("\"{}\"", item.replace('"', "\"\""))
+    } else {
+        item.to_string()
+    }
+}
+
 /// A validated request of a data route.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DataQuery {
@@ -106,6 +159,8 @@ pub struct DataQuery {
     /// Whether `page` or `page_size` was given (exports are whole results otherwise).
     pub paged: bool,
     pub filters: Vec<Filter>,
+    /// `or=(…)` groups, each true when any of its conditions is; ANDed with the filters.
+    pub groups: Vec<Condition>,
     pub sorts: Vec<Sort>,
     pub group_by: Vec<String>,
     pub aggregates: Vec<Aggregate>,
@@ -182,6 +237,11 @@ impl DataQuery {
         for (k, v) in &filters {
             ser.append_pair(k, v);
         }
+        for g in &self.groups {
+            // A group's text is `or(…)`; the parameter is `or=(…)`.
+            let text = g.text();
+            ser.append_pair("or", text.strip_prefix("or").unwrap_or(&text));
+        }
         for g in &self.group_by {
             ser.append_key_only(&format!("{g}__groupby"));
         }
@@ -218,8 +278,8 @@ fn value_text(v: &ScalarValue) -> String {
     }
 }
 
-/// Quotes a list item that holds a comma or a quote, as [`split_list`] reads it.
-fn quote_item(item: &str) -> String {
+/// Quotes a list item that holds a comma or a quote, as `params::split_list` reads it.
+pub(crate) fn quote_item(item: &str) -> String {
     if item.contains(',') || item.contains('"') {
         format!("\"{}\"", item.replace('"', "\"\""))
     } else {

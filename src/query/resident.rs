@@ -17,12 +17,13 @@ use datafusion::catalog::TableProvider;
 use datafusion::common::DFSchema;
 use datafusion::datasource::MemTable;
 use datafusion::execution::context::ExecutionProps;
+use datafusion::logical_expr::Expr;
 use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
 use datafusion::physical_expr::{PhysicalExpr, create_physical_expr};
 use datafusion::scalar::ScalarValue;
 
 use super::budget::{Budget, Reservation, ReservationTicket};
-use super::plan::filter_expr;
+use super::plan::{condition_expr, filter_expr};
 use super::request::{Agg, DataQuery, Filter, Op};
 use crate::dataset::manifest::Manifest;
 use crate::dataset::schema::{ColumnType, file_order};
@@ -177,7 +178,7 @@ impl Resident {
         mut emit: impl FnMut(RecordBatch) -> bool,
     ) -> Result<(Option<u64>, Option<i64>)> {
         let projection = self.projection(q)?;
-        let filters = self.compile(&q.filters)?;
+        let filters = self.compile(q)?;
         let first_row = after_row.map_or(0, |r| usize::try_from(r + 1).unwrap_or(0));
         let mut total = 0u64;
         let mut to_skip = offset;
@@ -246,27 +247,31 @@ impl Resident {
     }
 
     /// Each filter as a test on codes, where its column has them and the operator is one of
-    /// equality, or as a DataFusion expression evaluated on the batch.
-    fn compile(&self, filters: &[Filter]) -> Result<Vec<Compiled<'_>>> {
+    /// equality, or as a DataFusion expression evaluated on the batch; each `or=` group as an
+    /// expression too.
+    fn compile(&self, q: &DataQuery) -> Result<Vec<Compiled<'_>>> {
         let df_schema = DFSchema::try_from(self.schema.as_ref().clone())?;
         let props = ExecutionProps::new();
-        filters
-            .iter()
-            .map(|f| {
-                if let Some(codes) = self.codes.get(&f.column)
-                    && let Some(test) = CodeTest::of(f, codes)
-                {
-                    return Ok(Compiled::Codes(&codes.keys, test));
-                }
-                let expr = create_physical_expr(
-                    &filter_expr(f),
-                    &df_schema,
-                    &props,
-                    &PhysicalPlanningContext::default(),
-                )?;
-                Ok(Compiled::Expr(expr))
-            })
-            .collect()
+        let physical = |e: &Expr| -> Result<Compiled<'_>> {
+            let ctx = PhysicalPlanningContext::default();
+            Ok(Compiled::Expr(create_physical_expr(
+                e, &df_schema, &props, &ctx,
+            )?))
+        };
+        let mut compiled = Vec::with_capacity(q.filters.len() + q.groups.len());
+        for f in &q.filters {
+            if let Some(codes) = self.codes.get(&f.column)
+                && let Some(test) = CodeTest::of(f, codes)
+            {
+                compiled.push(Compiled::Codes(&codes.keys, test));
+            } else {
+                compiled.push(physical(&filter_expr(f))?);
+            }
+        }
+        for g in &q.groups {
+            compiled.push(physical(&condition_expr(g))?);
+        }
+        Ok(compiled)
     }
 
     /// Rows of one batch passing every filter (`None`: no filters, all pass).
@@ -346,7 +351,7 @@ impl Resident {
             .iter()
             .map(|a| Ok(self.schema.index_of(&a.column)?))
             .collect::<Result<_>>()?;
-        let filters = self.compile(&q.filters)?;
+        let filters = self.compile(q)?;
         let mut rows_in = vec![0u64; slots];
         let mut counts = vec![vec![0i64; slots]; counted.len()];
         for (b, batch) in self.batches.iter().enumerate() {

@@ -1,6 +1,6 @@
-//! A differential property test: random queries (filters of every operator, sorts, columns,
-//! pages, cursors, aggregations, every format) asked of two servers over the same stored
-//! version, one holding it in memory and one reading Parquet, get byte-identical bodies and
+//! A differential property test: random queries (filters of every operator, `or=` groups,
+//! sorts, columns, pages, cursors, aggregations, every format) asked of two servers over the
+//! same stored version, one holding it in memory and one reading Parquet, get byte-identical bodies and
 //! equal ETags. The executor routes each query to the resident path or to DataFusion; this is
 //! where a difference between the two would show.
 
@@ -119,6 +119,38 @@ fn filter() -> impl Strategy<Value = (String, String)> {
     })
 }
 
+/// A filter as a term of an `or=` group: `col__op.value`, a list as `.(a,b)`, a value holding
+/// a comma quoted.
+fn term((key, value): &(String, String)) -> String {
+    if value.is_empty() {
+        return key.clone();
+    }
+    if key.ends_with("__in") || key.ends_with("__notin") {
+        return format!("{key}.({value})");
+    }
+    if value.contains(',') {
+        format!("{key}.\"{value}\"")
+    } else {
+        format!("{key}.{value}")
+    }
+}
+
+/// An `or=` group of one to three filters, the last two sometimes nested in `and(…)`.
+fn group() -> impl Strategy<Value = String> {
+    (proptest::collection::vec(filter(), 1..4), any::<bool>()).prop_map(|(terms, nest)| {
+        let terms: Vec<String> = terms.iter().map(term).collect();
+        match (nest, terms.len()) {
+            (true, n) if n >= 2 => format!(
+                "({},and({}))",
+                terms[..n - 2].join(","),
+                terms[n - 2..].join(",")
+            )
+            .replace("(,", "("),
+            _ => format!("({})", terms.join(",")),
+        }
+    })
+}
+
 /// What a query asks besides its filters.
 #[derive(Debug, Clone)]
 enum Shape {
@@ -177,11 +209,12 @@ fn shape() -> impl Strategy<Value = Shape> {
 fn query() -> impl Strategy<Value = String> {
     (
         proptest::collection::vec(filter(), 0..3),
+        proptest::option::of(group()),
         shape(),
         proptest::option::of((1u64..4, 1u64..60)),
         proptest::sample::select(vec!["", ".csv", ".ndjson"]),
     )
-        .prop_map(|(filters, shape, page, format)| {
+        .prop_map(|(filters, or, shape, page, format)| {
             let mut q = url::form_urlencoded::Serializer::new(String::new());
             for (k, v) in &filters {
                 if v.is_empty() {
@@ -189,6 +222,9 @@ fn query() -> impl Strategy<Value = String> {
                 } else {
                     q.append_pair(k, v);
                 }
+            }
+            if let Some(g) = or {
+                q.append_pair("or", &g);
             }
             match shape {
                 Shape::Rows { sorts, columns } => {

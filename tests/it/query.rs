@@ -765,3 +765,45 @@ async fn identical_concurrent_misses_are_computed_once() {
     assert_eq!(metric(&text, "qanat_cache_lookups_total"), 8);
     assert_eq!(metric(&text, "qanat_cache_misses_total"), 1, "{text}");
 }
+
+#[tokio::test]
+async fn or_groups_match_any_of_their_conditions() {
+    let app = TestApp::sample().await;
+    let recs = sample_records("departements.csv", b',');
+    // Codes 01 or 2A, or (région 15 and a name holding "loire"), within régions over 10.
+    let want: Vec<&str> = recs
+        .iter()
+        .filter(|r| {
+            let any = &r[1] == "01"
+                || &r[1] == "2A"
+                || (&r[5] == "15" && r[2].to_lowercase().contains("loire"));
+            any && r[5].parse::<i64>().unwrap() >= 10
+        })
+        .map(|r| r.get(1).unwrap())
+        .collect();
+    assert!(want.len() >= 3, "{want:?}");
+    let uri = format!(
+        "{DEPTS}?or=(code__exact.01,code__exact.2A,and(region_id__exact.15,nom__contains.loire))&region_id__greater=10&columns=code&page_size=50"
+    );
+    let got: Vec<String> = app
+        .rows(&uri)
+        .await
+        .iter()
+        .map(|r| r["code"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(got, want);
+    // Several groups are ANDed; the CSV export answers the same rows.
+    let csv = app
+        .get(&format!(
+            "{DEPTS}.csv?or=(code__in.(01,02,03))&or=(code__exact.03,nom__exact.Ain)&columns=code"
+        ))
+        .await
+        .text();
+    assert_eq!(csv, "code\n01\n03\n");
+    // A malformed group says what is wrong, where.
+    let detail = app
+        .get(&format!("{DEPTS}?or=(code__exact.01,and(nom__isnull)"))
+        .await
+        .problem(400);
+    assert!(detail.contains("`)` expected at character"), "{detail}");
+}
