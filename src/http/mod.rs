@@ -6,9 +6,11 @@ pub mod health;
 pub mod metrics;
 
 use axum::Router;
+use axum::http::Method;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{Any, CorsLayer};
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
@@ -50,8 +52,20 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(CatchPanicLayer::custom(panicked))
+        .layer(cors())
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// Every route is public and read-only: any origin may read it from a browser, validators and
+/// export file names included, and preflights are answered here.
+fn cors() -> CorsLayer {
+    CorsLayer::new()
+        .allow_origin(Any)
+        .allow_methods([Method::GET, Method::HEAD])
+        .allow_headers([header::IF_NONE_MATCH, header::ACCEPT])
+        .expose_headers([header::ETAG, header::CONTENT_DISPOSITION])
+        .max_age(std::time::Duration::from_secs(86_400))
 }
 
 async fn not_found(uri: axum::http::Uri) -> Response {

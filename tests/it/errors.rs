@@ -296,3 +296,49 @@ async fn the_catalog_pages_within_the_configured_limits() {
     let detail = app.get("/api/datasets?page_size=3").await.problem(400);
     assert_eq!(detail, "page_size `3` must be a whole number from 1 to 2");
 }
+
+#[tokio::test]
+async fn every_route_may_be_read_from_any_origin() {
+    let app = TestApp::sample().await;
+    let origin = [("origin", "https://reuser.example")];
+    for uri in [
+        "/api/datasets",
+        "/api/datasets/departements/data?code__exact=2A",
+        "/api/datasets/departements/data.csv",
+        "/api/datasets/nope/data",
+        "/openapi.json",
+    ] {
+        let r = app.get_with(uri, &origin).await;
+        assert_eq!(r.headers["access-control-allow-origin"], "*", "{uri}");
+    }
+    let csv = app
+        .get_with("/api/datasets/departements/data.csv", &origin)
+        .await;
+    let exposed = csv.headers["access-control-expose-headers"]
+        .to_str()
+        .unwrap()
+        .to_ascii_lowercase();
+    assert!(
+        exposed.contains("etag") && exposed.contains("content-disposition"),
+        "{exposed}"
+    );
+    // A preflight is answered without reaching the routes.
+    let req = axum::http::Request::builder()
+        .method("OPTIONS")
+        .uri("/api/datasets/departements/data")
+        .header("origin", "https://reuser.example")
+        .header("access-control-request-method", "GET")
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let resp = tower::ServiceExt::oneshot(app.router.clone(), req)
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["access-control-allow-origin"], "*");
+    assert!(
+        resp.headers()["access-control-allow-methods"]
+            .to_str()
+            .unwrap()
+            .contains("GET")
+    );
+}
