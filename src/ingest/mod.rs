@@ -496,7 +496,7 @@ async fn write_version(
     while let Some(batch) = rx.recv().await {
         profiler.see(&batch);
         if let Err(e) = writer.write(&batch).await {
-            write_error = Some(Error::internal(e));
+            write_error = Some(Error::Parquet(e));
             break;
         }
     }
