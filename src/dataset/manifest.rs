@@ -91,11 +91,25 @@ pub struct ColumnProfile {
     /// most 128, lower bounds otherwise.
     #[serde(default)]
     pub top: Vec<TopValue>,
-    /// Smallest value, in the column's JSON form.
-    #[schema(value_type = Object)]
+    /// Smallest value, in the column's JSON form (null when the column has no value).
+    #[schema(schema_with = json_value)]
     pub min: serde_json::Value,
-    #[schema(value_type = Object)]
+    /// Largest value, in the column's JSON form (null when the column has no value).
+    #[schema(schema_with = json_value)]
     pub max: serde_json::Value,
+}
+
+/// The schema of a value in a column's JSON form: a string (text, dates, datetimes), a number, a
+/// boolean, or null.
+fn json_value() -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+    let types = [Type::String, Type::Number, Type::Boolean, Type::Null];
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter(types))
+        .description(Some(
+            "A value in the column's JSON form: text, dates and datetimes as strings, numbers, booleans; null when there is none",
+        ))
+        .build()
 }
 
 /// A stored version as `GET /api/datasets/{id}` lists it.
@@ -121,7 +135,8 @@ impl From<&Manifest> for VersionInfo {
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct TopValue {
-    #[schema(value_type = Object)]
+    /// The value, in the column's JSON form.
+    #[schema(schema_with = json_value)]
     pub value: serde_json::Value,
     pub count: u64,
 }

@@ -91,8 +91,8 @@ async fn prepare(
 #[utoipa::path(get, path = "/api/datasets/{id}/data", tag = "data",
     params(
         ("id" = String, Path, description = "Dataset id; `id@version` pins a version (see `GET /api/datasets/{id}` for those kept), and the response is then immutable"),
-        ("page" = Option<u64>, Query, description = "1-based page (default 1)"),
-        ("page_size" = Option<u64>, Query, description = "Rows a page (default 20, at most 1000 unless configured)"),
+        ("page" = Option<u64>, Query, minimum = 1, description = "1-based page (default 1)"),
+        ("page_size" = Option<u64>, Query, minimum = 1, description = "Rows a page (default 20, at most 1000 unless configured)"),
         ("cursor" = Option<String>, Query, description = "Opaque position written in `links.next`: the next page of the same query, on the same version, at the cost of a first page"),
         ("columns" = Option<String>, Query, description = "Columns to return, comma-separated, in this order"),
         ("or" = Option<String>, Query, description = OR_DOC),
@@ -172,8 +172,8 @@ fn page_body(base: &str, p: &Prepared, page: Page) -> Result<Bytes> {
 #[utoipa::path(get, path = "/api/datasets/{id}/data.csv", tag = "data",
     params(
         ("id" = String, Path, description = "Dataset id; `id@version` pins a version (see `GET /api/datasets/{id}` for those kept), and the response is then immutable"),
-        ("page" = Option<u64>, Query, description = "1-based page; without page or page_size the whole result"),
-        ("page_size" = Option<u64>, Query, description = "Rows a page"),
+        ("page" = Option<u64>, Query, minimum = 1, description = "1-based page; without page or page_size the whole result"),
+        ("page_size" = Option<u64>, Query, minimum = 1, description = "Rows a page"),
         ("cursor" = Option<String>, Query, description = "Opaque position written in `links.next`: the next page of the same query, on the same version, at the cost of a first page"),
         ("columns" = Option<String>, Query, description = "Columns to return, comma-separated, in this order"),
         ("or" = Option<String>, Query, description = OR_DOC),
@@ -200,8 +200,8 @@ pub async fn csv(
 #[utoipa::path(get, path = "/api/datasets/{id}/data.ndjson", tag = "data",
     params(
         ("id" = String, Path, description = "Dataset id; `id@version` pins a version (see `GET /api/datasets/{id}` for those kept), and the response is then immutable"),
-        ("page" = Option<u64>, Query, description = "1-based page; without page or page_size the whole result"),
-        ("page_size" = Option<u64>, Query, description = "Rows a page"),
+        ("page" = Option<u64>, Query, minimum = 1, description = "1-based page; without page or page_size the whole result"),
+        ("page_size" = Option<u64>, Query, minimum = 1, description = "Rows a page"),
         ("cursor" = Option<String>, Query, description = "Opaque position written in `links.next`: the next page of the same query, on the same version, at the cost of a first page"),
         ("columns" = Option<String>, Query, description = "Columns to return, comma-separated, in this order"),
         ("or" = Option<String>, Query, description = OR_DOC),

@@ -136,8 +136,8 @@ impl ListQuery {
 /// The catalog, paged and searchable.
 #[utoipa::path(get, path = "/api/datasets", tag = "datasets",
     params(
-        ("page" = Option<u64>, Query, description = "1-based page (default 1)"),
-        ("page_size" = Option<u64>, Query, description = "datasets a page (default 20, at most 1000 unless configured)"),
+        ("page" = Option<u64>, Query, minimum = 1, description = "1-based page (default 1)"),
+        ("page_size" = Option<u64>, Query, minimum = 1, description = "datasets a page (default 20, at most 1000 unless configured)"),
         ("q" = Option<String>, Query, description = "words that must all appear in the id, title or description (case and accents ignored)"),
     ),
     responses(

@@ -37,6 +37,24 @@ fn committed_document_matches_the_code() {
         "openapi/openapi.json is stale: run `QANAT_UPDATE_OPENAPI=1 cargo test openapi` and commit it"
     );
     assert_eq!(doc["openapi"], "3.1.0");
+    // What clients may send is what the server accepts: pages and page sizes from 1.
+    for path in [
+        "/api/datasets",
+        "/api/datasets/{id}/data",
+        "/api/datasets/{id}/data.csv",
+    ] {
+        let params = doc["paths"][path]["get"]["parameters"].as_array().unwrap();
+        for name in ["page", "page_size"] {
+            let p = params.iter().find(|p| p["name"] == name).unwrap();
+            assert_eq!(p["schema"]["minimum"], 1, "{path} {name}");
+        }
+    }
+    // Profile values are typed as what they are, not as objects.
+    let profile = &doc["components"]["schemas"]["ColumnProfile"]["properties"];
+    assert_eq!(
+        profile["min"]["type"],
+        serde_json::json!(["string", "number", "boolean", "null"])
+    );
     let ids = &doc["paths"]["/api/datasets/{id}/data"]["get"]["parameters"][0]["schema"]["enum"];
     assert_eq!(ids[0], "communes");
     assert_eq!(ids.as_array().unwrap().len(), 3);
