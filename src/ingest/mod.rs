@@ -99,7 +99,6 @@ async fn run(
         Fetch::Unchanged(m) => return Ok(Outcome::Unchanged(m)),
         Fetch::Changed(fetched, pending) => (fetched, pending),
     };
-    tracing::info!(dataset = %spec.id, ms = started.elapsed().as_millis() as u64, "source fingerprinted");
     let w = write_checked(spec, storage, *fetched, pending).await?;
     let b = &w.typed.built;
     if b.rows_read != b.rows_stored + b.rows_rejected {
@@ -151,6 +150,7 @@ async fn fetch_if_changed(
         .map(|m| (&m.source.etag, &m.source.last_modified))
         .filter(|(e, l)| e.is_some() || l.is_some());
     let fetched = source::fetch(&source, settings, validators).await?;
+    tracing::info!(dataset = %spec.id, changed = fetched.is_some(), "source fingerprinted");
     match (fetched, reusable) {
         (None, Some(m)) => Ok(Fetch::Unchanged(Box::new(m))),
         (None, None) => Err(Error::internal(

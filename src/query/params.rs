@@ -187,16 +187,15 @@ impl<'a> Parser<'a> {
 
     /// An `or=(…)` group: its terms count against the same limit as other conditions.
     fn group(&mut self, value: &str) -> Result<()> {
-        let left = self.limits.max_filters.saturating_sub(self.conditions);
-        let tree = groups::parse(value, left).map_err(|e| match e {
-            Error::BadRequest(m) if m.contains("more than") => Error::bad_request(format!(
+        let tree = groups::parse(value, self.limits.max_filters)?;
+        self.conditions += leaves(&tree);
+        if self.conditions > self.limits.max_filters {
+            return Err(Error::bad_request(format!(
                 "more than {} filter, sort and aggregation parameters; narrow the query",
                 self.limits.max_filters
-            )),
-            other => other,
-        })?;
+            )));
+        }
         let condition = self.typed_node(&tree, value)?;
-        self.conditions += leaves(&tree);
         self.q.groups.push(condition);
         Ok(())
     }
