@@ -47,6 +47,7 @@ pub fn state(settings: Settings, specs: Vec<DatasetSpec>) -> Result<AppState> {
         storage,
         cache: ResponseCache::new(settings.cache_bytes),
         settings: Arc::new(settings),
+        started_at: chrono::Utc::now(),
     })
 }
 

@@ -145,6 +145,17 @@ impl Error {
         }
     }
 
+    /// What a client is told: the message, except for internal failures, whose detail goes to
+    /// the log only.
+    pub fn public_detail(&self) -> String {
+        if self.is_public() {
+            self.to_string()
+        } else {
+            tracing::error!(error = %self, "request failed");
+            "the server failed to answer this request; the failure was logged".to_string()
+        }
+    }
+
     /// Whether the message may be shown to a client: everything but internal failures.
     fn is_public(&self) -> bool {
         !self.status().is_server_error()
@@ -170,15 +181,7 @@ pub const PROBLEM_JSON: &str = "application/problem+json";
 
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
-        let status = self.status();
-        let detail = if !self.is_public() {
-            // The detail of an internal failure goes to the log, never to the client.
-            tracing::error!(error = %self, "request failed");
-            "the server failed to answer this request; the failure was logged".to_string()
-        } else {
-            self.to_string()
-        };
-        problem_response(status, self.problem_type(), detail)
+        problem_response(self.status(), self.problem_type(), self.public_detail())
     }
 }
 

@@ -15,4 +15,6 @@ pub struct AppState {
     pub executor: Arc<Executor>,
     pub storage: Storage,
     pub cache: ResponseCache,
+    /// When the state was built: the tabular API's `/health/` reports it.
+    pub started_at: chrono::DateTime<chrono::Utc>,
 }

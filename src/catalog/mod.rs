@@ -82,6 +82,8 @@ impl Entry {
 /// opens them.
 pub struct Catalog {
     entries: BTreeMap<String, Arc<Entry>>,
+    /// Dataset ids by the `resource_id` their files declare.
+    resources: BTreeMap<String, String>,
     storage: Storage,
     executor: Arc<Executor>,
     ingest: IngestSettings,
@@ -96,8 +98,16 @@ impl Catalog {
         ingest: IngestSettings,
     ) -> Result<Self> {
         let mut entries = BTreeMap::new();
+        let mut resources = BTreeMap::new();
         for spec in specs {
             let id = spec.id.clone();
+            if let Some(rid) = &spec.resource_id
+                && let Some(other) = resources.insert(rid.clone(), id.clone())
+            {
+                return Err(Error::Config(format!(
+                    "datasets `{other}` and `{id}` both declare resource_id `{rid}`"
+                )));
+            }
             let entry = Arc::new(Entry {
                 spec,
                 current: RwLock::new(None),
@@ -112,6 +122,7 @@ impl Catalog {
         }
         Ok(Catalog {
             entries,
+            resources,
             storage,
             executor,
             ingest,
@@ -144,6 +155,19 @@ impl Catalog {
                 }
             ))
         })
+    }
+
+    /// The dataset a portal's resource id names: the one whose file declares it as its
+    /// `resource_id`, else the dataset with that id.
+    pub fn resource(&self, rid: &str) -> Result<&Arc<Entry>> {
+        match self.resources.get(rid) {
+            Some(id) => self.entry(id),
+            None => self.entry(rid).map_err(|_| {
+                Error::NotFound(format!(
+                    "no resource `{rid}`: no dataset has this id or declares it as its resource_id"
+                ))
+            }),
+        }
     }
 
     /// The version a query of `id` runs on.

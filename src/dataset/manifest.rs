@@ -50,6 +50,9 @@ pub struct SourceInfo {
 pub struct IngestReport {
     pub encoding: String,
     pub delimiter: String,
+    /// The delimiter itself (empty in versions written before it was recorded).
+    #[serde(default)]
+    pub separator: String,
     /// 1-based line of the header in the source.
     pub header_line: u64,
     pub rows_read: u64,

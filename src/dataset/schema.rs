@@ -120,3 +120,30 @@ pub fn arrow_schema(columns: &[Column]) -> SchemaRef {
     fields.push(Field::new(ROW_COLUMN, DataType::Int64, false));
     Arc::new(Schema::new(fields))
 }
+
+/// The name of the row number on data.gouv.fr's tabular API: 1-based, in file order.
+pub const TABULAR_ID: &str = "__id";
+
+/// Each column's key on data.gouv.fr's tabular API: the header as published, or the API name
+/// where the header is blank, repeats an earlier key or is `__id`, so that every row object has
+/// one key per column.
+pub fn published_keys(columns: &[Column]) -> Vec<String> {
+    let mut keys: Vec<String> = Vec::with_capacity(columns.len());
+    for c in columns {
+        let label = c.label.trim();
+        let taken = |k: &str| k == TABULAR_ID || keys.iter().any(|e| e == k);
+        let mut key = if label.is_empty() || taken(label) {
+            c.name.clone()
+        } else {
+            label.to_string()
+        };
+        let base = key.clone();
+        let mut n = 2;
+        while taken(&key) {
+            key = format!("{base}_{n}");
+            n += 1;
+        }
+        keys.push(key);
+    }
+    keys
+}

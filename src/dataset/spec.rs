@@ -27,6 +27,10 @@ pub struct DatasetSpec {
     pub producer: Option<String>,
     #[serde(default)]
     pub keywords: Vec<String>,
+    /// The portal's id of the published file (data.gouv.fr's resource UUID, CKAN's resource
+    /// id): `/api/resources/{resource_id}/…` and `datastore_search?resource_id=` answer by it.
+    #[serde(default)]
+    pub resource_id: Option<String>,
     /// How often the server checks the source for a new version (`30s`, `15m`, `6h`, `1d`).
     #[serde(default)]
     pub refresh: Option<String>,
@@ -147,6 +151,7 @@ impl DatasetSpec {
             licence: None,
             producer: None,
             keywords: Vec::new(),
+            resource_id: None,
             refresh: None,
             csv: CsvOptions::default(),
             columns: BTreeMap::new(),
@@ -198,6 +203,16 @@ impl DatasetSpec {
             return Err(ctx(format!(
                 "[csv] encoding `{e}` is unknown; use a WHATWG label such as \"utf-8\", \"windows-1252\" or \"iso-8859-1\""
             )));
+        }
+        if let Some(rid) = &self.resource_id {
+            let ok = rid
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+            if rid.is_empty() || rid.len() > 200 || !ok || rid.contains('@') {
+                return Err(ctx(format!(
+                    "resource_id `{rid}` must be 1 to 200 ASCII letters, digits, `-`, `_` or `.`, e.g. a UUID"
+                )));
+            }
         }
         self.source()?;
         self.refresh_interval()?;

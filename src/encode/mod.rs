@@ -1,5 +1,9 @@
 //! Writers that turn Arrow batches into JSON, NDJSON and CSV bytes, one batch at a time.
 
+mod body;
+
+pub use body::{BodyWriter, Relabel};
+
 use arrow::record_batch::RecordBatch;
 
 use crate::error::Result;
@@ -12,15 +16,18 @@ const TIMESTAMP_TZ: &str = "%Y-%m-%dT%H:%M:%S%.f%:z";
 /// Output formats of the data routes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Format {
+    /// A page: the rows inside an envelope with links and meta.
     Json,
     Csv,
     Ndjson,
+    /// The whole result as one JSON array of row objects (the tabular API's JSON export).
+    JsonArray,
 }
 
 impl Format {
     pub fn content_type(self) -> &'static str {
         match self {
-            Format::Json => "application/json",
+            Format::Json | Format::JsonArray => "application/json",
             Format::Csv => "text/csv; charset=utf-8",
             Format::Ndjson => "application/x-ndjson",
         }
@@ -31,6 +38,7 @@ impl Format {
             Format::Json => "json",
             Format::Csv => "csv",
             Format::Ndjson => "ndjson",
+            Format::JsonArray => "json-array",
         }
     }
 }

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use utoipa::ToSchema;
 
 use super::{base_url, etag, not_modified, not_modified_response, set_cache_headers};
-use crate::encode::{self, Format};
+use crate::encode::{self, BodyWriter, Format};
 use crate::error::{Problem, Result};
 use crate::query::params;
 use crate::query::{BatchStream, DataQuery, Loaded, Page};
@@ -237,35 +237,56 @@ async fn export(
     if not_modified(&headers, &p.etag) {
         return Ok(not_modified_response(&p.etag, p.pinned));
     }
-    // Exports small enough are kept whole once streamed, and served from memory after.
-    let body = match state.cache.get(&p.etag).await {
-        Some(bytes) => Body::from(bytes),
-        None => {
-            let stream = state.executor.stream(&p.loaded, &p.query).await?;
-            let keep = Keep {
-                cache: state.cache.clone(),
-                key: p.etag.clone(),
-                limit: state.cache.entry_limit(),
-                kept: Vec::new(),
-            };
-            Body::from_stream(encoded(stream, format, keep))
-        }
+    let download = Download {
+        etag: &p.etag,
+        pinned: p.pinned,
+        content_type: format.content_type(),
+        filename: format!("{}.{}", p.id, format.name()),
     };
-    let mut resp = (StatusCode::OK, body).into_response();
-    let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(format.content_type()),
-    );
-    if let Ok(v) = HeaderValue::from_str(&format!(
-        "attachment; filename=\"{}.{}\"",
-        p.id,
-        format.name()
-    )) {
-        h.insert(header::CONTENT_DISPOSITION, v);
+    download
+        .respond(&state, &p.loaded, &p.query, BodyWriter::new(format, None))
+        .await
+}
+
+/// A streamed download: its validator and the headers it goes out with.
+pub(super) struct Download<'a> {
+    pub etag: &'a str,
+    pub pinned: bool,
+    pub content_type: &'static str,
+    pub filename: String,
+}
+
+impl Download<'_> {
+    /// The result streamed through `writer`, or the bytes kept from an earlier identical
+    /// export: exports small enough are kept whole once streamed, and served from memory after.
+    pub(super) async fn respond(
+        self,
+        state: &AppState,
+        loaded: &Loaded,
+        query: &DataQuery,
+        writer: BodyWriter,
+    ) -> Result<Response> {
+        let body = match state.cache.get(self.etag).await {
+            Some(bytes) => Body::from(bytes),
+            None => {
+                let stream = state.executor.stream(loaded, query).await?;
+                let keep = Keep::new(&state.cache, self.etag);
+                Body::from_stream(encoded(stream, writer, keep))
+            }
+        };
+        let mut resp = (StatusCode::OK, body).into_response();
+        let h = resp.headers_mut();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(self.content_type),
+        );
+        let disposition = format!("attachment; filename=\"{}\"", self.filename);
+        if let Ok(v) = HeaderValue::from_str(&disposition) {
+            h.insert(header::CONTENT_DISPOSITION, v);
+        }
+        set_cache_headers(h, self.etag, self.pinned);
+        Ok(resp)
     }
-    set_cache_headers(h, &p.etag, p.pinned);
-    Ok(resp)
 }
 
 /// A copy of an export's bytes as they are sent, stored in the result cache once the export
@@ -278,6 +299,15 @@ struct Keep {
 }
 
 impl Keep {
+    fn new(cache: &crate::cache::ResponseCache, key: &str) -> Self {
+        Keep {
+            cache: cache.clone(),
+            key: key.to_string(),
+            limit: cache.entry_limit(),
+            kept: Vec::new(),
+        }
+    }
+
     fn add(&mut self, chunk: &[u8]) {
         if self.limit == 0 {
             return;
@@ -302,43 +332,39 @@ impl Keep {
 /// transfer, not a complete-looking file.
 fn encoded(
     stream: BatchStream,
-    format: Format,
+    writer: BodyWriter,
     keep: Keep,
 ) -> impl futures::Stream<Item = Result<Bytes>> + Send {
     futures::stream::unfold(
-        (stream, true, false, Some(keep)),
-        move |(mut stream, first, failed, mut keep)| async move {
-            if failed {
-                return None;
-            }
+        (stream, Some(writer), Some(keep)),
+        move |(mut stream, mut writer, mut keep)| async move {
+            let w = writer.as_mut()?;
             let chunk = match stream.next().await {
-                None if first && format == Format::Csv => {
-                    // An empty result still gets its header line.
-                    let empty = arrow::record_batch::RecordBatch::new_empty(stream.schema.clone());
-                    encode::csv(&empty, true)
-                }
-                None => {
-                    if let Some(k) = keep.take() {
-                        k.finish().await;
-                    }
-                    return None;
-                }
+                Some(Ok(batch)) => w.batch(&batch),
                 Some(Err(e)) => {
                     tracing::error!(error = %e, "export failed mid-stream");
                     Err(e)
                 }
-                Some(Ok(batch)) => match format {
-                    Format::Csv => encode::csv(&batch, first),
-                    _ => encode::ndjson(&batch),
-                },
+                None => {
+                    let end = w.finish(&stream.schema);
+                    if let (Ok(bytes), Some(k)) = (&end, keep.as_mut()) {
+                        k.add(bytes);
+                    }
+                    if let (Ok(_), Some(k)) = (&end, keep.take()) {
+                        k.finish().await;
+                    }
+                    return Some((end.map(Bytes::from), (stream, None, None)));
+                }
             };
-            let failed = chunk.is_err();
             match (&chunk, keep.as_mut()) {
                 (Ok(bytes), Some(k)) => k.add(bytes),
-                // A failed export is never kept.
-                _ => keep = None,
+                // A failed export is never kept, and ends here.
+                _ => {
+                    keep = None;
+                    writer = None;
+                }
             }
-            Some((chunk.map(Bytes::from), (stream, false, failed, keep)))
+            Some((chunk.map(Bytes::from), (stream, writer, keep)))
         },
     )
 }

@@ -4,6 +4,7 @@ pub mod data;
 pub mod datasets;
 pub mod health;
 pub mod metrics;
+pub mod tabular;
 
 use axum::Router;
 use axum::http::Method;
@@ -33,6 +34,13 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(data::ndjson))
         .routes(routes!(health::health))
         .routes(routes!(metrics::metrics))
+        .routes(routes!(tabular::meta))
+        .routes(routes!(tabular::profile))
+        .routes(routes!(tabular::data))
+        .routes(routes!(tabular::csv))
+        .routes(routes!(tabular::json_export))
+        .routes(routes!(tabular::aggregation_exceptions))
+        .routes(routes!(tabular::health))
 }
 
 /// The OpenAPI document of a catalog with these dataset ids, as `qanat openapi` prints it and

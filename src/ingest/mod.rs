@@ -371,6 +371,7 @@ fn manifest_of(
         report: IngestReport {
             encoding: encoding_note,
             delimiter: delimiter_note,
+            separator: char::from(dialect.delimiter).to_string(),
             header_line: inferred.header_line,
             rows_read: built.rows_read,
             rows_stored: built.rows_stored,

@@ -11,7 +11,7 @@ use super::request::{
     AGGS, Agg, Aggregate, Condition, DataQuery, Filter, OPS, Op, Sort, quote_item,
 };
 use crate::config::Limits;
-use crate::dataset::schema::{Column, ColumnType, UTC};
+use crate::dataset::schema::{Column, ColumnType, ROW_COLUMN, TABULAR_ID, UTC, published_keys};
 use crate::error::{Error, Result};
 use crate::values::{DateLayout, parse_date, parse_datetime};
 
@@ -26,9 +26,39 @@ fn op_list() -> String {
         .join(", ")
 }
 
-/// Parses and validates a raw query string against a schema.
+/// Which API's conventions a request follows. The grammar is the same; names and a few
+/// semantics differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Dialect {
+    /// qanat's routes: API column names, nulls last both ways, `contains` literal, negative
+    /// filters keep nulls.
+    Native,
+    /// data.gouv.fr's tabular API, as api-tabular answers over PostgREST: columns by published
+    /// header (or API name) and `__id`, the 1-based row number; `desc` puts nulls first;
+    /// `contains` takes `*` as a wildcard; `notin` and `notcontains` drop nulls; no cursors.
+    Tabular,
+}
+
+/// `__id` on the tabular API: the stored row number, which counts from 0.
+static TABULAR_ROW: std::sync::LazyLock<Column> = std::sync::LazyLock::new(|| Column {
+    nullable: false,
+    label: TABULAR_ID.into(),
+    ..Column::new(ROW_COLUMN, ColumnType::Integer)
+});
+
+/// Parses and validates a raw query string of a native route against a schema.
 pub fn parse(raw: &str, schema: &[Column], limits: &Limits) -> Result<DataQuery> {
-    let mut parser = Parser::new(schema, limits);
+    parse_in(Dialect::Native, raw, schema, limits)
+}
+
+/// Parses and validates a raw query string in a dialect.
+pub fn parse_in(
+    dialect: Dialect,
+    raw: &str,
+    schema: &[Column],
+    limits: &Limits,
+) -> Result<DataQuery> {
+    let mut parser = Parser::new(schema, limits, dialect);
     for (key, value) in url::form_urlencoded::parse(raw.as_bytes()) {
         if !key.is_empty() {
             parser.pair(&key, &value)?;
@@ -42,6 +72,9 @@ pub fn parse(raw: &str, schema: &[Column], limits: &Limits) -> Result<DataQuery>
 struct Parser<'a> {
     schema: &'a [Column],
     limits: &'a Limits,
+    dialect: Dialect,
+    /// Each column's name in requests: its API name, or on the tabular API its published key.
+    keys: Vec<String>,
     q: DataQuery,
     cursor: Option<String>,
     page_given: bool,
@@ -51,10 +84,16 @@ struct Parser<'a> {
 }
 
 impl<'a> Parser<'a> {
-    fn new(schema: &'a [Column], limits: &'a Limits) -> Self {
+    fn new(schema: &'a [Column], limits: &'a Limits, dialect: Dialect) -> Self {
+        let keys = match dialect {
+            Dialect::Native => schema.iter().map(|c| c.name.clone()).collect(),
+            Dialect::Tabular => published_keys(schema),
+        };
         Parser {
             schema,
             limits,
+            dialect,
+            keys,
             q: DataQuery {
                 columns: None,
                 page: 1,
@@ -75,13 +114,26 @@ impl<'a> Parser<'a> {
     }
 
     fn known(&self) -> String {
-        let names: Vec<&str> = self.schema.iter().map(|c| c.name.as_str()).collect();
+        let id = (self.dialect == Dialect::Tabular).then_some(TABULAR_ID);
+        let names: Vec<&str> = id
+            .into_iter()
+            .chain(self.keys.iter().map(String::as_str))
+            .collect();
         names.join(", ")
     }
 
-    /// The column `name`, or a 400 naming the parameter and the known columns.
+    /// The column `name`, or a 400 naming the parameter and the known columns. The tabular API
+    /// also knows `__id`, and API names where they differ from the published keys.
     fn find(&self, name: &str, key: &str) -> Result<&'a Column> {
-        self.schema.iter().find(|c| c.name == name).ok_or_else(|| {
+        let by_key = self.keys.iter().position(|k| k == name);
+        let found = match self.dialect {
+            Dialect::Native => by_key.map(|i| &self.schema[i]),
+            Dialect::Tabular if name == TABULAR_ID => Some(&*TABULAR_ROW),
+            Dialect::Tabular => by_key
+                .map(|i| &self.schema[i])
+                .or_else(|| self.schema.iter().find(|c| c.name == name)),
+        };
+        found.ok_or_else(|| {
             Error::bad_request(format!(
                 "unknown column `{name}` in `{key}`; known columns: {}",
                 self.known()
@@ -92,7 +144,7 @@ impl<'a> Parser<'a> {
     fn pair(&mut self, key: &str, value: &str) -> Result<()> {
         match key {
             "page" => self.page(value),
-            "cursor" => {
+            "cursor" if self.dialect == Dialect::Native => {
                 self.cursor = Some(value.to_string());
                 self.q.paged = true;
                 Ok(())
@@ -120,13 +172,13 @@ impl<'a> Parser<'a> {
     fn columns(&mut self, value: &str) -> Result<()> {
         let mut cols = Vec::new();
         for name in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-            self.find(name, "columns")?;
-            if cols.iter().any(|c| c == name) {
+            let col = self.find(name, "columns")?;
+            if cols.contains(&col.name) {
                 return Err(Error::bad_request(format!(
                     "column `{name}` is listed twice in `columns`"
                 )));
             }
-            cols.push(name.to_string());
+            cols.push(col.name.clone());
         }
         if cols.is_empty() {
             return Err(Error::bad_request(format!(
@@ -140,7 +192,13 @@ impl<'a> Parser<'a> {
 
     /// A `column__operator` parameter: a filter, a sort, a grouping or an aggregate.
     fn condition(&mut self, key: &str, value: &str) -> Result<()> {
-        let Some((name, op_text)) = key.split_once("__") else {
+        // Published headers may hold `__`: on the tabular API the operator is what follows the
+        // last one.
+        let split = match self.dialect {
+            Dialect::Native => key.split_once("__"),
+            Dialect::Tabular => key.rsplit_once("__"),
+        };
+        let Some((name, op_text)) = split else {
             return Err(Error::bad_request(format!(
                 "unknown parameter `{key}`; valid parameters are {}, and filters written column__operator",
                 RESERVED.join(", ")
@@ -166,18 +224,22 @@ impl<'a> Parser<'a> {
         let col = self.find(name, key)?;
         match op_text {
             "sort" => {
-                let sort = (name.to_string(), value.to_string(), key.to_string());
+                let sort = (col.name.clone(), value.to_string(), key.to_string());
                 self.sorts.push(sort);
             }
             "groupby" => {
-                if !self.q.group_by.iter().any(|g| g == name) {
-                    self.q.group_by.push(name.to_string());
+                if !self.q.group_by.contains(&col.name) {
+                    self.q.group_by.push(col.name.clone());
                 }
             }
             _ => match AGGS.iter().find(|(n, _)| *n == op_text) {
                 Some((_, agg)) => self.aggregate(col, *agg)?,
                 None => {
-                    let f = filter(col, op_of(op_text, key)?, value, key, self.limits)?;
+                    let op = op_of(op_text, key)?;
+                    let f = self.filter(col, op, value, key)?;
+                    if let Some(not_null) = self.drops_nulls(&f) {
+                        self.q.filters.push(not_null);
+                    }
                     self.q.filters.push(f);
                 }
             },
@@ -208,8 +270,39 @@ impl<'a> Parser<'a> {
         Ok(match node {
             Node::Any(items) => Condition::Any(all(items)?),
             Node::All(items) => Condition::All(all(items)?),
-            Node::Leaf(leaf) => Condition::Filter(self.typed_leaf(leaf, text)?),
+            Node::Leaf(leaf) => {
+                let f = self.typed_leaf(leaf, text)?;
+                match self.drops_nulls(&f) {
+                    Some(not_null) => {
+                        Condition::All(vec![Condition::Filter(f), Condition::Filter(not_null)])
+                    }
+                    None => Condition::Filter(f),
+                }
+            }
         })
+    }
+
+    /// The tabular API's `notin` and `notcontains` are PostgreSQL's `NOT IN` and `NOT ILIKE`,
+    /// which a null never passes: the condition that drops nulls alongside such a filter.
+    fn drops_nulls(&self, f: &Filter) -> Option<Filter> {
+        let negative = matches!(f.op, Op::NotIn | Op::NotContains);
+        (self.dialect == Dialect::Tabular && negative).then(|| Filter {
+            column: f.column.clone(),
+            op: Op::IsNotNull,
+            values: Vec::new(),
+        })
+    }
+
+    /// A filter in this dialect: the tabular API's `contains` splits on its `*` wildcard.
+    fn filter(&self, col: &Column, op: Op, value: &str, key: &str) -> Result<Filter> {
+        let mut f = filter(col, op, value, key, self.limits)?;
+        if self.dialect == Dialect::Tabular && matches!(op, Op::Contains | Op::NotContains) {
+            f.values = value
+                .split('*')
+                .map(|piece| ScalarValue::Utf8(Some(piece.to_string())))
+                .collect();
+        }
+        Ok(f)
     }
 
     fn typed_leaf(&self, leaf: &Leaf, text: &str) -> Result<Filter> {
@@ -248,7 +341,7 @@ impl<'a> Parser<'a> {
                 )));
             }
         };
-        filter(col, op, &value, &key, self.limits)
+        self.filter(col, op, &value, &key)
     }
 
     fn aggregate(&mut self, col: &Column, agg: Agg) -> Result<()> {
@@ -283,7 +376,17 @@ impl<'a> Parser<'a> {
                     )));
                 }
             };
-            self.q.sorts.push(Sort { key, descending });
+            let nulls_first = descending && self.dialect == Dialect::Tabular;
+            self.q.sorts.push(Sort {
+                key,
+                descending,
+                nulls_first,
+            });
+        }
+        // Tabular rows start with `__id`, unless `columns` picks.
+        if self.dialect == Dialect::Tabular && self.q.columns.is_none() && !self.q.is_aggregate() {
+            let all = self.schema.iter().map(|c| c.name.clone());
+            self.q.columns = Some(std::iter::once(ROW_COLUMN.to_string()).chain(all).collect());
         }
         check_aggregation(&self.q)?;
         if let Some(text) = self.cursor.take() {
@@ -374,7 +477,11 @@ fn check_aggregation(q: &DataQuery) -> Result<()> {
                 )));
             }
         }
-    } else if let Some(s) = q.sorts.iter().find(|s| s.key.contains("__")) {
+    } else if let Some(s) = q
+        .sorts
+        .iter()
+        .find(|s| s.key.contains("__") && s.key != ROW_COLUMN)
+    {
         return Err(Error::bad_request(format!(
             "`{}` is an aggregate; sorting by it needs aggregation (e.g. a __groupby)",
             s.key
@@ -483,6 +590,11 @@ pub fn typed(col: &Column, value: &str, key: &str) -> Result<ScalarValue> {
             col.kind.example()
         ))
     };
+    if col.name == ROW_COLUMN {
+        // The tabular API's `__id` counts from 1, the stored row number from 0.
+        let id: i64 = value.trim().parse().map_err(|_| bad())?;
+        return Ok(ScalarValue::Int64(Some(id.checked_sub(1).ok_or_else(bad)?)));
+    }
     Ok(match col.kind {
         ColumnType::String => ScalarValue::Utf8(Some(value.to_string())),
         ColumnType::Integer => ScalarValue::Int64(Some(value.trim().parse().map_err(|_| bad())?)),
@@ -527,221 +639,5 @@ pub fn typed(col: &Column, value: &str, key: &str) -> Result<ScalarValue> {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
-    use super::*;
-    use proptest::prelude::*;
-
-    /// A schema with a column of each type (also used by the cursor tests).
-    pub(crate) fn schema() -> Vec<Column> {
-        vec![
-            Column::new("city", ColumnType::String),
-            Column::new("pop", ColumnType::Integer),
-            Column::new("lat", ColumnType::Float),
-            Column::new("open", ColumnType::Boolean),
-            Column::new("day", ColumnType::Date),
-            Column::new("at", ColumnType::Datetime),
-        ]
-    }
-
-    fn p(raw: &str) -> Result<DataQuery> {
-        parse(raw, &schema(), &Limits::default())
-    }
-
-    fn err(raw: &str) -> String {
-        p(raw).unwrap_err().to_string()
-    }
-
-    #[test]
-    fn parses_every_operator_into_typed_values() {
-        let q = p("city__exact=O%27Brien&pop__greater=10&lat__strictly_less=1.5&open__exact=true&day__less=2024-06-30&at__greater=2024-06-30T10:00:00&city__isnull").unwrap();
-        assert_eq!(q.filters.len(), 7);
-        assert_eq!(
-            q.filters[0].values,
-            vec![ScalarValue::Utf8(Some("O'Brien".into()))]
-        );
-        assert_eq!(q.filters[1].values, vec![ScalarValue::Int64(Some(10))]);
-        assert_eq!(q.filters[2].values, vec![ScalarValue::Float64(Some(1.5))]);
-        assert_eq!(q.filters[3].values, vec![ScalarValue::Boolean(Some(true))]);
-        assert_eq!(q.filters[4].values, vec![ScalarValue::Date32(Some(19904))]);
-        assert_eq!(q.filters[6].op, Op::IsNull);
-        let q = p("city__in=Rabat,%22Fes,%20Meknes%22,Oujda&pop__sort=desc&city__sort=asc&page=2&page_size=5").unwrap();
-        assert_eq!(q.filters[0].values.len(), 3);
-        assert_eq!(
-            q.filters[0].values[1],
-            ScalarValue::Utf8(Some("Fes, Meknes".into()))
-        );
-        assert_eq!(
-            q.sorts,
-            vec![
-                Sort {
-                    key: "pop".into(),
-                    descending: true
-                },
-                Sort {
-                    key: "city".into(),
-                    descending: false
-                }
-            ]
-        );
-        assert_eq!((q.page, q.page_size, q.offset().unwrap()), (2, 5, 5));
-    }
-
-    #[test]
-    fn bad_requests_name_the_problem_and_the_fix() {
-        assert!(err("nope__exact=1").contains("unknown column `nope`"));
-        assert!(err("nope__exact=1").contains("known columns: city, pop"));
-        assert!(err("city__like=a").contains("unknown operator `like`"));
-        assert!(err("city__like=a").contains("valid operators: exact"));
-        assert!(err("limit=5").contains("unknown parameter `limit`"));
-        assert!(
-            err("pop__exact=abc").contains(
-                "`abc` in `pop__exact` is not a valid integer for column `pop` (e.g. 42)"
-            )
-        );
-        assert!(err("lat__less=inf").contains("not a valid float"));
-        assert!(err("day__exact=30/06/2024").contains("not a valid date"));
-        assert!(err("pop__contains=1").contains("applies to string columns"));
-        assert!(err("page=0").contains("at least 1"));
-        assert!(err("page_size=1001").contains("from 1 to 1000"));
-        assert!(err("city__sort=up").contains("`asc` or `desc`"));
-        assert!(err("city__sum").contains("needs a numeric column"));
-        assert!(err("columns=city,nope").contains("unknown column `nope` in `columns`"));
-        assert!(err("city__in=%22a,b").contains("not closed"));
-        let many: Vec<String> = (0..51).map(|i| format!("pop__differs={i}")).collect();
-        assert!(err(&many.join("&")).contains("more than 50"));
-        let list: Vec<String> = (0..1001).map(|i| i.to_string()).collect();
-        assert!(err(&format!("pop__in={}", list.join(","))).contains("at most 1000"));
-        let deep = p("page=99999999999999999&page_size=1000").unwrap();
-        assert!(
-            deep.offset()
-                .unwrap_err()
-                .to_string()
-                .contains("beyond any result")
-        );
-    }
-
-    #[test]
-    fn canonical_text_ignores_filter_order_but_not_sort_order() {
-        let a = p("pop__greater=1&city__exact=x&page=1")
-            .unwrap()
-            .query_string(Some(1));
-        let b = p("city__exact=x&pop__greater=01")
-            .unwrap()
-            .query_string(Some(1));
-        assert_eq!(a, b);
-        assert_eq!(a, "city__exact=x&pop__greater=1&page_size=20&page=1");
-        let c = p("pop__sort=asc&city__sort=asc")
-            .unwrap()
-            .query_string(None);
-        let d = p("city__sort=asc&pop__sort=asc")
-            .unwrap()
-            .query_string(None);
-        assert_ne!(c, d);
-        let e = p("city__in=%22a,b%22,c&day__less=2024-06-30&at__greater=2024-06-30T10:00:00.5&lat__exact=1.50")
-            .unwrap()
-            .query_string(None);
-        assert_eq!(
-            e,
-            "at__greater=2024-06-30T10%3A00%3A00.500&city__in=%22a%2Cb%22%2Cc&day__less=2024-06-30&lat__exact=1.5"
-        );
-    }
-
-    proptest! {
-        #[test]
-        fn canonical_text_parses_back_to_the_same_query(raw in "(city__in=[a-z,\"]{0,8}|pop__greater=-?[0-9]{1,5}|lat__less=[0-9]{1,3}\\.[0-9]{1,3}|city__sort=asc|page=[1-9])(&(city__contains=[a-z%]{1,4}|day__exact=2024-0[1-9]-1[0-9]|open__exact=true|or=\\((city__exact\\.[a-z]{0,3}|lat__less\\.[0-9]\\.[0-9]|and\\(pop__isnull,city__in\\.\\([a-z,]{1,5}\\)\\)),day__isnotnull\\))){0,3}") {
-            if let Ok(q) = p(&raw) {
-                let again = p(&q.query_string(Some(q.page))).unwrap();
-                prop_assert_eq!(again.query_string(Some(again.page)), q.query_string(Some(q.page)));
-            }
-        }
-    }
-
-    #[test]
-    fn or_groups_type_their_values_and_read_back_from_their_text() {
-        let q = p(r#"or=(city__exact.Rabat,city__exact."Fes, centre",and(pop__greater.10,lat__less.33.5),day__isnull)&pop__differs=3"#).unwrap();
-        assert_eq!(q.filters.len(), 1);
-        let Condition::Any(items) = &q.groups[0] else {
-            panic!("{:?}", q.groups)
-        };
-        assert_eq!(items.len(), 4);
-        let Condition::All(inner) = &items[2] else {
-            panic!("{items:?}")
-        };
-        assert_eq!(
-            inner[1],
-            Condition::Filter(Filter {
-                column: "lat".into(),
-                op: Op::Less,
-                values: vec![ScalarValue::Float64(Some(33.5))]
-            })
-        );
-        let text = q.query_string(None);
-        assert_eq!(
-            text,
-            "pop__differs=3&or=%28city__exact.Rabat%2Ccity__exact.%22Fes%2C+centre%22%2Cand%28pop__greater.10%2Clat__less.%2233.5%22%29%2Cday__isnull%29"
-        );
-        assert_eq!(p(&text).unwrap(), q);
-        let list = p("or=(city__in.(a,%22b,c%22),open__exact.true)").unwrap();
-        assert_eq!(p(&list.query_string(None)).unwrap(), list);
-    }
-
-    #[test]
-    fn malformed_or_groups_say_what_is_wrong() {
-        assert!(
-            err("or=(nope__exact.1)").contains("unknown column `nope` in `or=(nope__exact.1)`")
-        );
-        assert!(
-            err("or=(pop__exact.abc)").contains("`abc` in `pop__exact` is not a valid integer")
-        );
-        assert!(err("or=(pop__sort.asc)").contains("`sort` is not a filter operator"));
-        assert!(err("or=(pop__exact)").contains("needs a value: write `pop__exact.value`"));
-        assert!(err("or=(pop__isnull.1)").contains("takes no value"));
-        assert!(err("or=(pop__exact.(1,2))").contains("for `in` and `notin` only"));
-        assert!(err("or=(pop__exact.1").contains("`)` expected"));
-        let many: Vec<String> = (0..51).map(|i| format!("pop__exact.{i}")).collect();
-        assert!(err(&format!("or=({})", many.join(","))).contains("more than 50"));
-    }
-
-    #[test]
-    fn aggregation_grammar() {
-        let q = p("city__groupby&pop__sum&pop__avg&pop__avg__sort=desc").unwrap();
-        assert_eq!(q.group_by, vec!["city"]);
-        assert_eq!(q.aggregates[0].output_name(), "pop__sum");
-        assert_eq!(q.sorts[0].key, "pop__avg");
-        assert!(
-            err("city__groupby&pop__sort=asc")
-                .contains("cannot sort an aggregated result by `pop`")
-        );
-    }
-
-    proptest! {
-        #[test]
-        fn any_query_string_parses_or_is_a_400(raw in ".{0,80}") {
-            match p(&raw) {
-                Ok(_) => {}
-                Err(Error::BadRequest(msg)) => prop_assert!(!msg.is_empty()),
-                Err(other) => prop_assert!(false, "not a 400: {other:?}"),
-            }
-        }
-
-        /// Any text after `or=` is a group or a 400, never a panic or a deep recursion.
-        #[test]
-        fn any_or_group_parses_or_is_a_400(raw in r#"[()a-z_.,"0-9]{0,60}"#) {
-            let query = format!("or={}", raw.replace('"', "%22"));
-            match p(&query) {
-                Ok(q) => {
-                    let again = p(&q.query_string(None)).unwrap();
-                    prop_assert_eq!(again, q);
-                }
-                Err(Error::BadRequest(msg)) => prop_assert!(!msg.is_empty()),
-                Err(other) => prop_assert!(false, "not a 400: {other:?}"),
-            }
-        }
-
-        #[test]
-        fn quoted_lists_round_trip(items in proptest::collection::vec("[a-z,\" ]{0,6}", 1..6)) {
-            let text: Vec<String> = items.iter().map(|i| format!("\"{}\"", i.replace('"', "\"\""))).collect();
-            prop_assert_eq!(split_list(&text.join(",")).unwrap(), items);
-        }
-    }
-}
+#[path = "params_tests.rs"]
+pub(crate) mod tests;

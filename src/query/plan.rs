@@ -13,18 +13,28 @@ use super::request::{Agg, Condition, DataQuery, Filter, Op, Sort};
 use crate::dataset::schema::{Column, ROW_COLUMN, file_order};
 use crate::error::Result;
 
-/// Escapes `%`, `_` and the escape character so that a `contains` value matches literally.
-fn like_pattern(value: &str) -> String {
-    let mut p = String::with_capacity(value.len() + 2);
-    p.push('%');
-    for c in value.chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            p.push('\\');
-        }
-        p.push(c);
-    }
-    p.push('%');
-    p
+/// The `LIKE` pattern of a `contains` filter: its pieces in this order, anything around and
+/// between them. Native routes give one piece; the tabular API splits its value on `*`, its
+/// wildcard. `%`, `_` and the escape character match literally.
+fn like_pattern(pieces: &[ScalarValue]) -> String {
+    let escaped: Vec<String> = pieces
+        .iter()
+        .map(|piece| {
+            let text = match piece {
+                ScalarValue::Utf8(Some(text)) => text.as_str(),
+                _ => "",
+            };
+            let mut e = String::with_capacity(text.len());
+            for c in text.chars() {
+                if matches!(c, '%' | '_' | '\\') {
+                    e.push('\\');
+                }
+                e.push(c);
+            }
+            e
+        })
+        .collect();
+    format!("%{}%", escaped.join("%"))
 }
 
 /// One filter as an expression. Negative filters (`differs`, `notin`, `notcontains`) keep rows
@@ -33,10 +43,7 @@ pub fn filter_expr(f: &Filter) -> Expr {
     let c = ident(&f.column);
     let first = || lit(f.values.first().cloned().unwrap_or(ScalarValue::Null));
     let contains = |negated| {
-        let pattern = ScalarValue::Utf8(Some(like_pattern(match f.values.first() {
-            Some(ScalarValue::Utf8(Some(s))) => s,
-            _ => "",
-        })));
+        let pattern = ScalarValue::Utf8(Some(like_pattern(&f.values)));
         Expr::Like(Like::new(
             negated,
             Box::new(c.clone()),
@@ -213,11 +220,11 @@ fn aggregated(df: DataFrame, q: &DataQuery) -> Result<DataFrame> {
     })
 }
 
-/// The sorts a request asks for, nulls last both ways.
+/// The sorts a request asks for.
 fn requested_order(q: &DataQuery) -> Vec<SortExpr> {
     let sorts = q.sorts.iter();
     sorts
-        .map(|s| ident(&s.key).sort(!s.descending, false))
+        .map(|s| ident(&s.key).sort(!s.descending, s.nulls_first))
         .collect()
 }
 
@@ -270,6 +277,7 @@ mod tests {
         let sorts = vec![Sort {
             key: "pop".into(),
             descending: false,
+            nulls_first: false,
         }];
         let after = After {
             keys: vec![ScalarValue::Int64(Some(5))],

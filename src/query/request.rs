@@ -77,11 +77,23 @@ pub struct Filter {
     pub values: Vec<ScalarValue>,
 }
 
+impl Filter {
+    /// The value of a one-value filter as request text. A `contains` split on the tabular API's
+    /// `*` wildcard is written back with it.
+    fn value_text(&self) -> String {
+        let texts: Vec<String> = self.values.iter().map(value_text).collect();
+        texts.join("*")
+    }
+}
+
 /// A sort key: a column, or an aggregate's output name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sort {
     pub key: String,
     pub descending: bool,
+    /// Nulls before values. Native routes put nulls last both ways; data.gouv.fr's tabular API
+    /// (PostgreSQL's default) puts them first when descending.
+    pub nulls_first: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -130,10 +142,7 @@ impl Condition {
                             .collect();
                         format!("{key}.({})", items.join(","))
                     }
-                    _ => {
-                        let value = f.values.first().map(value_text).unwrap_or_default();
-                        format!("{key}.{}", group_quote(&value))
-                    }
+                    _ => format!("{key}.{}", group_quote(&f.value_text())),
                 }
             }
         }
@@ -224,7 +233,7 @@ impl DataQuery {
                         .map(|v| quote_item(&value_text(v)))
                         .collect::<Vec<_>>()
                         .join(","),
-                    _ => f.values.first().map(value_text).unwrap_or_default(),
+                    _ => f.value_text(),
                 };
                 (format!("{}__{}", f.column, f.op.name()), text)
             })

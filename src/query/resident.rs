@@ -392,21 +392,21 @@ impl Resident {
         let batch = RecordBatch::try_new(group_schema(q), columns)?;
         // Sorts, then group keys: the order of `plan`.
         let mut keys: Vec<SortColumn> = Vec::new();
-        let sort_col = |name: &str, descending: bool| -> Result<SortColumn> {
+        let sort_col = |name: &str, descending: bool, nulls_first: bool| -> Result<SortColumn> {
             let i = batch.schema().index_of(name)?;
             Ok(SortColumn {
                 values: Arc::clone(batch.column(i)),
                 options: Some(SortOptions {
                     descending,
-                    nulls_first: false,
+                    nulls_first,
                 }),
             })
         };
         for s in &q.sorts {
-            keys.push(sort_col(&s.key, s.descending)?);
+            keys.push(sort_col(&s.key, s.descending, s.nulls_first)?);
         }
         for g in &q.group_by {
-            keys.push(sort_col(g, false)?);
+            keys.push(sort_col(g, false, false)?);
         }
         let order = lexsort_to_indices(&keys, None)?;
         let sorted = batch

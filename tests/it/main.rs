@@ -14,3 +14,4 @@ mod query;
 mod resident;
 mod socket;
 mod support;
+mod tabular;

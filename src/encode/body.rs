@@ -1,0 +1,182 @@
+//! A streamed body: batches written one after the other in a format, what opens and closes the
+//! body included, with columns renamed on the way for APIs that key rows differently.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, AsArray, Int64Array};
+use arrow::datatypes::{Field, Int64Type, Schema, SchemaRef};
+use arrow::record_batch::RecordBatch;
+
+use super::{Format, csv, json_array, ndjson};
+use crate::error::Result;
+
+/// Output names for a result's columns, and the column that counts from 0 where its output
+/// counts from 1 (the tabular API's `__id` over the stored row number).
+#[derive(Debug, Clone, Default)]
+pub struct Relabel {
+    pub names: HashMap<String, String>,
+    pub plus_one: Option<String>,
+}
+
+impl Relabel {
+    /// The batch with its columns renamed (those without a new name keep theirs).
+    pub fn apply(&self, batch: &RecordBatch) -> Result<RecordBatch> {
+        let schema = batch.schema();
+        let mut fields = Vec::with_capacity(schema.fields().len());
+        let mut columns: Vec<ArrayRef> = Vec::with_capacity(fields.capacity());
+        for (field, column) in schema.fields().iter().zip(batch.columns()) {
+            let name = self.names.get(field.name()).unwrap_or(field.name());
+            let shifted = self.plus_one.as_deref() == Some(field.name().as_str());
+            let column = match column.as_primitive_opt::<Int64Type>() {
+                Some(ints) if shifted => {
+                    let plus: Int64Array = ints.unary(|v| v.saturating_add(1));
+                    Arc::new(plus) as ArrayRef
+                }
+                _ => Arc::clone(column),
+            };
+            fields.push(Field::new(
+                name,
+                field.data_type().clone(),
+                field.is_nullable(),
+            ));
+            columns.push(column);
+        }
+        Ok(RecordBatch::try_new(
+            Arc::new(Schema::new(fields)),
+            columns,
+        )?)
+    }
+
+    fn schema(&self, schema: &SchemaRef) -> Result<SchemaRef> {
+        Ok(self
+            .apply(&RecordBatch::new_empty(Arc::clone(schema)))?
+            .schema())
+    }
+}
+
+/// Writes one body from a stream of batches.
+pub struct BodyWriter {
+    format: Format,
+    relabel: Option<Arc<Relabel>>,
+    first: bool,
+}
+
+impl BodyWriter {
+    pub fn new(format: Format, relabel: Option<Arc<Relabel>>) -> Self {
+        BodyWriter {
+            format,
+            relabel,
+            first: true,
+        }
+    }
+
+    /// The bytes of the next batch (the CSV header and the JSON array's opening before the
+    /// first).
+    pub fn batch(&mut self, batch: &RecordBatch) -> Result<Vec<u8>> {
+        let relabeled;
+        let batch = match &self.relabel {
+            Some(r) => {
+                relabeled = r.apply(batch)?;
+                &relabeled
+            }
+            None => batch,
+        };
+        let first = std::mem::replace(&mut self.first, false);
+        match self.format {
+            Format::Csv => csv(batch, first),
+            Format::Ndjson | Format::Json => ndjson(batch),
+            Format::JsonArray => {
+                let array = json_array(std::slice::from_ref(batch))?;
+                // `[row,row]` without its brackets, after `[` or the previous batch's `,`.
+                let rows = &array[1..array.len() - 1];
+                let mut out = Vec::with_capacity(rows.len() + 1);
+                if first {
+                    out.push(b'[');
+                } else if !rows.is_empty() {
+                    out.push(b',');
+                }
+                if rows.is_empty() && !first {
+                    return Ok(Vec::new());
+                }
+                out.extend_from_slice(rows);
+                Ok(out)
+            }
+        }
+    }
+
+    /// The bytes that end the body: an empty result's CSV header, the JSON array's closing.
+    pub fn finish(&mut self, schema: &SchemaRef) -> Result<Vec<u8>> {
+        let first = std::mem::replace(&mut self.first, false);
+        match self.format {
+            Format::Csv if first => {
+                let schema = match &self.relabel {
+                    Some(r) => r.schema(schema)?,
+                    None => Arc::clone(schema),
+                };
+                csv(&RecordBatch::new_empty(schema), true)
+            }
+            Format::JsonArray if first => Ok(b"[]\n".to_vec()),
+            Format::JsonArray => Ok(b"]\n".to_vec()),
+            _ => Ok(Vec::new()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::StringArray;
+    use arrow::datatypes::DataType;
+
+    fn batch(rows: &[(i64, &str)]) -> RecordBatch {
+        let schema = Schema::new(vec![
+            Field::new("__row", DataType::Int64, false),
+            Field::new("nom", DataType::Utf8, true),
+        ]);
+        RecordBatch::try_new(
+            Arc::new(schema),
+            vec![
+                Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.0))),
+                Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.1))),
+            ],
+        )
+        .unwrap()
+    }
+
+    fn relabel() -> Option<Arc<Relabel>> {
+        let names = [("__row", "__id"), ("nom", "Nom de la ville")];
+        Some(Arc::new(Relabel {
+            names: names
+                .iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect(),
+            plus_one: Some("__row".into()),
+        }))
+    }
+
+    #[test]
+    fn a_json_array_spans_batches_and_renames_keys() {
+        let mut w = BodyWriter::new(Format::JsonArray, relabel());
+        let mut out = w.batch(&batch(&[(0, "Rabat")])).unwrap();
+        out.extend(w.batch(&batch(&[])).unwrap());
+        out.extend(w.batch(&batch(&[(1, "Fès"), (2, "Oujda")])).unwrap());
+        out.extend(w.finish(&batch(&[]).schema()).unwrap());
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(
+            v[0],
+            serde_json::json!({"__id": 1, "Nom de la ville": "Rabat"})
+        );
+        assert_eq!(v[2]["__id"], 3);
+        assert_eq!(v.as_array().unwrap().len(), 3);
+        let mut empty = BodyWriter::new(Format::JsonArray, None);
+        assert_eq!(empty.finish(&batch(&[]).schema()).unwrap(), b"[]\n");
+    }
+
+    #[test]
+    fn an_empty_csv_still_has_its_renamed_header() {
+        let mut w = BodyWriter::new(Format::Csv, relabel());
+        let out = w.finish(&batch(&[]).schema()).unwrap();
+        assert_eq!(String::from_utf8(out).unwrap(), "__id,Nom de la ville\n");
+    }
+}
