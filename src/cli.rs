@@ -117,8 +117,12 @@ pub async fn run(cli: Cli, matches: ArgMatches) -> Result<ExitCode> {
         }
         Command::Openapi => {
             let specs = app::specs(&settings, &[])?;
-            let ids: Vec<String> = specs.into_iter().map(|s| s.id).collect();
-            let doc = crate::http::openapi_document(&ids);
+            let ids: Vec<String> = specs.iter().map(|s| s.id.clone()).collect();
+            let mut rids: Vec<String> =
+                specs.iter().filter_map(|s| s.resource_id.clone()).collect();
+            rids.sort();
+            rids.extend(ids.iter().cloned());
+            let doc = crate::http::openapi_document(&ids, &rids, &settings.limits);
             println!("{}", doc.to_pretty_json()?);
             Ok(ExitCode::SUCCESS)
         }

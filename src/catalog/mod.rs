@@ -133,6 +133,12 @@ impl Catalog {
         self.entries.keys().cloned().collect()
     }
 
+    /// Every id `/api/resources/{rid}/` answers to: declared resource ids, then dataset ids.
+    pub fn resource_ids(&self) -> Vec<String> {
+        let declared = self.resources.keys().cloned();
+        declared.chain(self.entries.keys().cloned()).collect()
+    }
+
     pub fn entries(&self) -> impl Iterator<Item = &Arc<Entry>> {
         self.entries.values()
     }

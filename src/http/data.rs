@@ -154,7 +154,7 @@ fn page_body(base: &str, p: &Prepared, page: Page) -> Result<Bytes> {
         "next": page.next.map(|c| format!("{base}/api/datasets/{id}/data?{}", q.cursor_string(&c))),
         "prev": (q.page > 1).then(|| link(q.page - 1)),
         "profile": format!("{base}/api/datasets/{id}/profile"),
-        "openapi": format!("{base}/openapi.json"),
+        "openapi": format!("{base}/api/datasets/{id}/openapi.json"),
     });
     let meta = json!({"page": q.page, "page_size": q.page_size, "total": page.total, "version": m.version});
     let mut out = Vec::with_capacity(data.len() + 512);

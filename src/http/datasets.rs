@@ -91,6 +91,7 @@ fn summary(entry: &Entry, base: &str) -> DatasetSummary {
             "data": format!("{base}/api/datasets/{id}/data"),
             "csv": format!("{base}/api/datasets/{id}/data.csv"),
             "profile": format!("{base}/api/datasets/{id}/profile"),
+            "openapi": format!("{base}/api/datasets/{id}/openapi.json"),
         }),
     }
 }
@@ -186,7 +187,7 @@ pub async fn list(
     };
     let links = json!({
         "self": link(page),
-        "next": (skip + page_size < total).then(|| link(page + 1)),
+        "next": (skip.saturating_add(page_size) < total).then(|| link(page + 1)),
         "prev": (page > 1).then(|| link(page - 1)),
         "openapi": format!("{base}/openapi.json"),
     });
@@ -251,4 +252,31 @@ pub async fn profile(
         rows: m.rows,
         columns: m.profile.clone(),
     }))
+}
+
+/// The dataset's typed OpenAPI document, written from its current version.
+pub fn dataset_document(state: &AppState, entry: &Entry) -> Result<Value> {
+    let loaded = state.catalog.loaded(&entry.spec.id)?;
+    let subject = crate::openapi::dataset::Subject {
+        id: &entry.spec.id,
+        rid: entry.spec.resource_id.as_deref().unwrap_or(&entry.spec.id),
+        title: &entry.spec.title,
+        manifest: &loaded.manifest,
+        limits: &state.settings.limits,
+    };
+    Ok(crate::openapi::dataset::document(&subject))
+}
+
+/// The dataset's own OpenAPI 3.1 document: its rows typed column by column, one parameter per
+/// column and operator, on the native routes and the tabular API's.
+#[utoipa::path(get, path = "/api/datasets/{id}/openapi.json", tag = "datasets",
+    params(("id" = String, Path, description = "Dataset id")),
+    responses(
+        (status = 200, description = "An OpenAPI 3.1 document", body = Object),
+        (status = 404, description = "No such dataset", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The dataset has no data yet", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn openapi(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>> {
+    let entry = state.catalog.entry(&id)?;
+    Ok(Json(dataset_document(&state, entry)?))
 }

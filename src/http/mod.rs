@@ -16,7 +16,7 @@ use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-use utoipa_swagger_ui::SwaggerUi;
+use utoipa_swagger_ui::{Config, SwaggerUi, Url};
 
 use crate::config::Settings;
 use crate::error::problem_response;
@@ -29,6 +29,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(datasets::list))
         .routes(routes!(datasets::get))
         .routes(routes!(datasets::profile))
+        .routes(routes!(datasets::openapi))
         .routes(routes!(data::page))
         .routes(routes!(data::csv))
         .routes(routes!(data::ndjson))
@@ -36,6 +37,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(metrics::metrics))
         .routes(routes!(tabular::meta))
         .routes(routes!(tabular::profile))
+        .routes(routes!(tabular::swagger))
         .routes(routes!(tabular::data))
         .routes(routes!(tabular::csv))
         .routes(routes!(tabular::json_export))
@@ -43,26 +45,58 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(tabular::health))
 }
 
-/// The OpenAPI document of a catalog with these dataset ids, as `qanat openapi` prints it and
-/// `/openapi.json` serves it.
-pub fn openapi_document(ids: &[String]) -> utoipa::openapi::OpenApi {
+/// The OpenAPI document of a catalog with these dataset and resource ids, as `qanat openapi`
+/// prints it and `/openapi.json` serves it.
+pub fn openapi_document(
+    ids: &[String],
+    rids: &[String],
+    limits: &crate::config::Limits,
+) -> utoipa::openapi::OpenApi {
     let (_, api) = api_router().split_for_parts();
-    openapi::finish(api, ids)
+    openapi::finish(api, ids, rids, limits)
 }
 
-/// The whole application: API routes, `/openapi.json`, `/docs`, problem+json for unknown routes
-/// and for panics.
+/// The whole application: API routes, `/openapi.json`, `/docs` (with every dataset's own
+/// document to switch to), problem+json for unknown routes and for panics.
 pub fn router(state: AppState) -> Router {
     let (routes, api) = api_router().split_for_parts();
-    let api = openapi::finish(api, &state.catalog.ids());
+    let ids = state.catalog.ids();
+    let api = openapi::finish(
+        api,
+        &ids,
+        &state.catalog.resource_ids(),
+        &state.settings.limits,
+    );
     routes
-        .merge(SwaggerUi::new("/docs").url("/openapi.json", api))
+        .merge(docs(api, &ids))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(CatchPanicLayer::custom(panicked))
         .layer(cors())
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// Swagger UI at `/docs`, offline (its files are compiled in), with a menu of the global
+/// document and each dataset's.
+fn docs(api: utoipa::openapi::OpenApi, ids: &[String]) -> SwaggerUi {
+    // Swagger UI's configuration borrows its names for the life of the process; the router is
+    // built once per process, so these few strings are leaked once.
+    let leak = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
+    let mut urls = vec![Url::with_primary(
+        "qanat: every dataset",
+        "/openapi.json",
+        true,
+    )];
+    for id in ids {
+        urls.push(Url::new(
+            leak(format!("dataset {id}")),
+            leak(format!("/api/datasets/{id}/openapi.json")),
+        ));
+    }
+    SwaggerUi::new("/docs")
+        .url("/openapi.json", api)
+        .config(Config::new(urls))
 }
 
 /// Every route is public and read-only: any origin may read it from a browser, validators and

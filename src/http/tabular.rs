@@ -444,6 +444,22 @@ async fn export(
         .await?)
 }
 
+/// The dataset's typed OpenAPI document (api-tabular serves its own as YAML; JSON is YAML too).
+#[utoipa::path(get, path = "/api/resources/{rid}/swagger/", tag = "tabular",
+    params(("rid" = String, Path, description = "The portal's resource id a dataset file declares, or the dataset id")),
+    responses(
+        (status = 200, description = "An OpenAPI 3.1 document", body = Object),
+        (status = 404, description = "No such resource", body = TabularErrors),
+        (status = 503, description = "The resource has no data yet", body = TabularErrors),
+    ))]
+pub async fn swagger(
+    State(state): State<AppState>,
+    Path(rid): Path<String>,
+) -> Answer<Json<Value>> {
+    let entry = Arc::clone(state.catalog.resource(&rid)?);
+    Ok(Json(super::datasets::dataset_document(&state, &entry)?))
+}
+
 /// Which resources accept aggregations: all of them here.
 #[utoipa::path(get, path = "/api/aggregation-exceptions/", tag = "tabular",
     responses((status = 200, description = "`allowed` is true: every resource may be aggregated", body = Object,

@@ -17,6 +17,14 @@ use crate::values::{DateLayout, parse_date, parse_datetime};
 
 const RESERVED: [&str; 5] = ["columns", "page", "page_size", "cursor", "or"];
 
+/// The values a parameter written without one may carry: none (`col__isnull`), or `true`
+/// (what clients generated from api-tabular's documents send).
+pub const KEY_ONLY_VALUES: [&str; 2] = ["", "true"];
+
+/// The largest page number: past it a request is a 400, not an empty page, so that page
+/// offsets stay far from overflowing.
+pub const MAX_PAGE: u64 = 1 << 32;
+
 fn op_list() -> String {
     OPS.iter()
         .map(|(n, _)| *n)
@@ -171,7 +179,13 @@ impl<'a> Parser<'a> {
 
     fn columns(&mut self, value: &str) -> Result<()> {
         let mut cols = Vec::new();
-        for name in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        for name in value.split(',') {
+            if name.is_empty() {
+                return Err(Error::bad_request(format!(
+                    "`columns={value}` has an empty name; list column names separated by single commas, from: {}",
+                    self.known()
+                )));
+            }
             let col = self.find(name, "columns")?;
             if cols.contains(&col.name) {
                 return Err(Error::bad_request(format!(
@@ -222,6 +236,13 @@ impl<'a> Parser<'a> {
             return Ok(());
         }
         let col = self.find(name, key)?;
+        let key_only = matches!(op_text, "groupby" | "isnull" | "isnotnull")
+            || AGGS.iter().any(|(n, _)| *n == op_text);
+        if key_only && !KEY_ONLY_VALUES.contains(&value) {
+            return Err(Error::bad_request(format!(
+                "`{key}` takes no value: write `{key}` alone (or `{key}=true`), not `{key}={value}`"
+            )));
+        }
         match op_text {
             "sort" => {
                 let sort = (col.name.clone(), value.to_string(), key.to_string());
@@ -415,11 +436,15 @@ impl<'a> Parser<'a> {
 
 /// A `page` value: a whole number of at least 1 (data routes and the catalog alike).
 pub fn page_number(value: &str) -> Result<u64> {
-    value.parse().ok().filter(|p| *p >= 1).ok_or_else(|| {
-        Error::bad_request(format!(
-            "page `{value}` must be a whole number of at least 1"
-        ))
-    })
+    value
+        .parse()
+        .ok()
+        .filter(|p| (1..=MAX_PAGE).contains(p) && !value.starts_with('+'))
+        .ok_or_else(|| {
+            Error::bad_request(format!(
+                "page `{value}` must be a whole number from 1 to {MAX_PAGE}"
+            ))
+        })
 }
 
 /// A `page_size` value, from 1 to the configured maximum.
@@ -427,7 +452,7 @@ pub fn page_size(value: &str, max: u64) -> Result<u64> {
     value
         .parse()
         .ok()
-        .filter(|s| (1..=max).contains(s))
+        .filter(|s| (1..=max).contains(s) && !value.starts_with('+'))
         .ok_or_else(|| {
             Error::bad_request(format!(
                 "page_size `{value}` must be a whole number from 1 to {max}"
@@ -572,6 +597,11 @@ pub fn split_list(text: &str) -> std::result::Result<Vec<String>, String> {
                         return Ok(items);
                     }
                     Some(',') => break,
+                    Some('"') => {
+                        return Err(format!(
+                            "a quote inside `{item}…`: write a value holding a quote in double quotes, the quote doubled (\"a\"\"b\")"
+                        ));
+                    }
                     Some(c) => item.push(c),
                 }
             }
@@ -590,18 +620,26 @@ pub fn typed(col: &Column, value: &str, key: &str) -> Result<ScalarValue> {
             col.kind.example()
         ))
     };
+    // Values are read exactly as written (no spaces around, no `+`): what the typed OpenAPI
+    // documents declare is what is accepted.
+    let integer = || -> Result<i64> {
+        if value.starts_with('+') {
+            return Err(bad());
+        }
+        value.parse().map_err(|_| bad())
+    };
     if col.name == ROW_COLUMN {
         // The tabular API's `__id` counts from 1, the stored row number from 0.
-        let id: i64 = value.trim().parse().map_err(|_| bad())?;
-        return Ok(ScalarValue::Int64(Some(id.checked_sub(1).ok_or_else(bad)?)));
+        return Ok(ScalarValue::Int64(Some(
+            integer()?.checked_sub(1).ok_or_else(bad)?,
+        )));
     }
     Ok(match col.kind {
         ColumnType::String => ScalarValue::Utf8(Some(value.to_string())),
-        ColumnType::Integer => ScalarValue::Int64(Some(value.trim().parse().map_err(|_| bad())?)),
+        ColumnType::Integer => ScalarValue::Int64(Some(integer()?)),
         ColumnType::Float => {
-            let v: f64 = value.trim().parse().map_err(|_| bad())?;
+            let v: f64 = value.parse().map_err(|_| bad())?;
             let plain = value
-                .trim()
                 .bytes()
                 .all(|b| b.is_ascii_digit() || b"+-.eE".contains(&b));
             if !v.is_finite() || !plain {
@@ -609,17 +647,17 @@ pub fn typed(col: &Column, value: &str, key: &str) -> Result<ScalarValue> {
             }
             ScalarValue::Float64(Some(v))
         }
-        ColumnType::Boolean => match value.trim().to_ascii_lowercase().as_str() {
+        ColumnType::Boolean => match value {
             "true" => ScalarValue::Boolean(Some(true)),
             "false" => ScalarValue::Boolean(Some(false)),
             _ => return Err(bad()),
         },
-        ColumnType::Date => match parse_date(value.trim()) {
+        ColumnType::Date => match parse_date(value) {
             Some((days, DateLayout::Iso)) => ScalarValue::Date32(Some(days)),
             _ => return Err(bad()),
         },
         ColumnType::Datetime => {
-            let dt = parse_datetime(value.trim())
+            let dt = parse_datetime(value)
                 .filter(|d| d.layout == DateLayout::Iso)
                 .ok_or_else(bad)?;
             if col.with_offset {

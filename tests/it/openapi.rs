@@ -16,7 +16,7 @@ fn generated() -> Value {
         .map(|s| s.id)
         .collect();
     serde_json::from_str(
-        &qanat::http::openapi_document(&ids)
+        &qanat::http::openapi_document(&ids, &ids, &settings.limits)
             .to_pretty_json()
             .unwrap(),
     )
@@ -103,10 +103,116 @@ async fn served_document_and_offline_docs_page() {
     );
     let init = app.get("/docs/swagger-initializer.js").await.text();
     assert!(init.contains("/openapi.json"), "{init}");
+    // A reader can switch to each dataset's own document.
+    for id in ["communes", "departements", "villes-maroc"] {
+        assert!(
+            init.contains(&format!("/api/datasets/{id}/openapi.json")),
+            "{init}"
+        );
+    }
     let bundle = app.get("/docs/swagger-ui-bundle.js").await;
     assert_eq!(bundle.status, 200);
     assert!(
         bundle.body.len() > 100_000,
         "the UI is vendored in the binary"
     );
+}
+
+/// A value the parameter's schema accepts, as a client would send it.
+fn valid_value(schema: &Value) -> String {
+    if let Some(values) = schema["enum"].as_array() {
+        return values.last().unwrap().as_str().unwrap().to_string();
+    }
+    match (schema["type"].as_str(), schema["pattern"].as_str()) {
+        (Some("integer"), _) => "5".into(),
+        (Some("number"), _) => "1.5".into(),
+        (Some("boolean"), _) => "true".into(),
+        (Some("string"), Some(p)) if p.starts_with("^-?[0-9]{1,18}") => "1,2".into(),
+        (Some("string"), Some(p)) if p.starts_with("^-?[0-9]{1,15}") => "1.5,2".into(),
+        (Some("string"), Some(p)) if p.starts_with("^([^\",]") => "a,%22b,c%22".into(),
+        (Some("string"), Some(r"^\(.+\)$")) => "(nom__exact.Rabat)".into(),
+        (Some("string"), Some(p)) if p.starts_with("^(") => {
+            // `columns`: the first name the pattern lists.
+            let first = p[2..].split(['|', ')']).next().unwrap();
+            first.replace('\\', "")
+        }
+        _ => "x".into(),
+    }
+}
+
+#[tokio::test]
+async fn a_datasets_document_types_its_rows_and_every_parameter() {
+    let app = TestApp::sample().await;
+    let r = app.get("/api/datasets/villes-maroc/openapi.json").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let doc = r.json();
+    assert_eq!(doc["openapi"], "3.1.0");
+    let swagger = app.get("/api/resources/villes-maroc/swagger/").await.json();
+    assert_eq!(
+        swagger, doc,
+        "the tabular API's swagger/ serves the same document"
+    );
+    let row = &doc["components"]["schemas"]["Row"]["properties"];
+    // Codes stay text; integers and floats are numbers with their measured bounds; a column
+    // with nulls admits null; a column of one value is an enum.
+    assert_eq!(row["region"]["type"], "string");
+    assert_eq!(row["population"]["type"], "integer");
+    assert_eq!(row["population"]["minimum"], 15480);
+    assert_eq!(row["latitude"]["type"], "number");
+    assert_eq!(row["nom_ar"]["type"], serde_json::json!(["string", "null"]));
+    assert_eq!(
+        row["fuseau_horaire"]["enum"],
+        serde_json::json!(["Africa/Casablanca"])
+    );
+    let tab = &doc["components"]["schemas"]["ResourceRow"]["properties"];
+    assert_eq!(tab["__id"]["minimum"], 1);
+    let group = &doc["components"]["schemas"]["Group"]["properties"];
+    assert_eq!(
+        group["population__sum"]["type"],
+        serde_json::json!(["integer", "null"])
+    );
+    assert!(group.get("nom__sum").is_none(), "no sum of text");
+    let mut found = Vec::new();
+    refs(&doc, &mut found);
+    for r in &found {
+        assert!(
+            doc.pointer(r.strip_prefix('#').unwrap()).is_some(),
+            "dangling $ref {r}"
+        );
+    }
+    // Every declared parameter, given alone a value its schema allows, is accepted.
+    for (path, op) in doc["paths"].as_object().unwrap() {
+        let params = op["get"]["parameters"].as_array().unwrap();
+        let names: Vec<&str> = params.iter().map(|p| p["name"].as_str().unwrap()).collect();
+        assert!(names.contains(&"page_size"), "{path}");
+        for p in params {
+            let name = p["name"].as_str().unwrap();
+            let value = valid_value(&p["schema"]);
+            let uri = format!("{path}?{}={value}", name.replace(' ', "%20"));
+            let r = app.get(&uri).await;
+            assert_eq!(r.status, 200, "{uri}: {}", r.text());
+        }
+    }
+    let params = doc["paths"]["/api/datasets/villes-maroc/data"]["get"]["parameters"]
+        .as_array()
+        .unwrap();
+    let find = |n: &str| params.iter().find(|p| p["name"] == n).cloned();
+    assert_eq!(
+        find("population__greater").unwrap()["schema"]["type"],
+        "integer"
+    );
+    assert_eq!(find("page_size").unwrap()["schema"]["maximum"], 1000);
+    assert!(
+        find("population__contains").is_none(),
+        "contains is for text"
+    );
+    assert!(find("nom__sum").is_none());
+    // The dataset and the catalog link to it.
+    let v = app.get("/api/datasets/villes-maroc").await.json();
+    assert_eq!(
+        v["links"]["openapi"],
+        "http://qanat.test/api/datasets/villes-maroc/openapi.json"
+    );
+    let r = app.get("/api/datasets/nope/openapi.json").await;
+    r.problem(404);
 }

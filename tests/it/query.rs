@@ -298,7 +298,10 @@ async fn pages_links_and_totals() {
         v["links"]["profile"],
         "http://qanat.test/api/datasets/departements/profile"
     );
-    assert_eq!(v["links"]["openapi"], "http://qanat.test/openapi.json");
+    assert_eq!(
+        v["links"]["openapi"],
+        "http://qanat.test/api/datasets/departements/openapi.json"
+    );
     assert!(v["meta"]["version"].as_str().unwrap().len() > 10);
     // Following `next` to the end: the last page has no next; past the end is empty.
     let last_page = reference.len().div_ceil(10);
