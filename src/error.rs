@@ -16,6 +16,10 @@ pub enum Error {
     /// `400`: the request is malformed; the message says what was wrong and what would be right.
     #[error("{0}")]
     BadRequest(String),
+    /// `400` (`409` on CKAN's action API, which names the field): one field of a request is
+    /// invalid.
+    #[error("{field}: {message}")]
+    Invalid { field: String, message: String },
     /// `404`: no such dataset or route.
     #[error("{0}")]
     NotFound(String),
@@ -123,7 +127,9 @@ impl Error {
     /// The one mapping from error to HTTP status.
     pub fn status(&self) -> StatusCode {
         match self.kind() {
-            Error::BadRequest(_) | Error::Config(_) => StatusCode::BAD_REQUEST,
+            Error::BadRequest(_) | Error::Config(_) | Error::Invalid { .. } => {
+                StatusCode::BAD_REQUEST
+            }
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Error::Gone(_) => StatusCode::GONE,
@@ -135,7 +141,9 @@ impl Error {
     /// The URN naming the kind of problem, as problem+json bodies carry it.
     pub fn problem_type(&self) -> &'static str {
         match self.kind() {
-            Error::BadRequest(_) | Error::Config(_) => "urn:qanat:problem:bad-request",
+            Error::BadRequest(_) | Error::Config(_) | Error::Invalid { .. } => {
+                "urn:qanat:problem:bad-request"
+            }
             Error::NotFound(_) => "urn:qanat:problem:not-found",
             Error::TooLarge(_) => "urn:qanat:problem:over-limit",
             Error::Gone(_) => "urn:qanat:problem:version-gone",

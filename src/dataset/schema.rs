@@ -128,10 +128,18 @@ pub const TABULAR_ID: &str = "__id";
 /// where the header is blank, repeats an earlier key or is `__id`, so that every row object has
 /// one key per column.
 pub fn published_keys(columns: &[Column]) -> Vec<String> {
+    published_keys_beside(columns, TABULAR_ID)
+}
+
+/// The name of the row number in CKAN's DataStore: 1-based, in file order.
+pub const DATASTORE_ID: &str = "_id";
+
+/// Published keys that never take `reserved`, the name the API gives its row number.
+pub fn published_keys_beside(columns: &[Column], reserved: &str) -> Vec<String> {
     let mut keys: Vec<String> = Vec::with_capacity(columns.len());
     for c in columns {
         let label = c.label.trim();
-        let taken = |k: &str| k == TABULAR_ID || keys.iter().any(|e| e == k);
+        let taken = |k: &str| k == reserved || keys.iter().any(|e| e == k);
         let mut key = if label.is_empty() || taken(label) {
             c.name.clone()
         } else {

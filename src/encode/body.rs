@@ -60,6 +60,9 @@ pub struct BodyWriter {
     format: Format,
     relabel: Option<Arc<Relabel>>,
     first: bool,
+    /// What opens and closes a body of rows separated by commas.
+    open: Vec<u8>,
+    close: Vec<u8>,
 }
 
 impl BodyWriter {
@@ -68,6 +71,22 @@ impl BodyWriter {
             format,
             relabel,
             first: true,
+            open: b"[".to_vec(),
+            close: b"]\n".to_vec(),
+        }
+    }
+
+    /// A writer of comma-separated rows (JSON objects or lists) inside `open` … `close`.
+    pub fn framed(
+        format: Format,
+        relabel: Option<Arc<Relabel>>,
+        open: Vec<u8>,
+        close: Vec<u8>,
+    ) -> Self {
+        BodyWriter {
+            open,
+            close,
+            ..BodyWriter::new(format, relabel)
         }
     }
 
@@ -86,20 +105,24 @@ impl BodyWriter {
         match self.format {
             Format::Csv => csv(batch, first),
             Format::Ndjson | Format::Json => ndjson(batch),
-            Format::JsonArray => {
-                let array = json_array(std::slice::from_ref(batch))?;
-                // `[row,row]` without its brackets, after `[` or the previous batch's `,`.
-                let rows = &array[1..array.len() - 1];
-                let mut out = Vec::with_capacity(rows.len() + 1);
+            Format::Tsv => super::delimited(batch, first, b'\t'),
+            Format::JsonArray | Format::JsonLists => {
+                let rows = match self.format {
+                    Format::JsonLists => super::json_lists(batch)?,
+                    _ => {
+                        let array = json_array(std::slice::from_ref(batch))?;
+                        // `[row,row]` without its brackets.
+                        array[1..array.len() - 1].to_vec()
+                    }
+                };
+                // After the opening, or after the previous batch's rows, a comma.
+                let mut out = Vec::with_capacity(rows.len() + self.open.len());
                 if first {
-                    out.push(b'[');
+                    out.extend_from_slice(&self.open);
                 } else if !rows.is_empty() {
                     out.push(b',');
                 }
-                if rows.is_empty() && !first {
-                    return Ok(Vec::new());
-                }
-                out.extend_from_slice(rows);
+                out.extend_from_slice(&rows);
                 Ok(out)
             }
         }
@@ -108,16 +131,20 @@ impl BodyWriter {
     /// The bytes that end the body: an empty result's CSV header, the JSON array's closing.
     pub fn finish(&mut self, schema: &SchemaRef) -> Result<Vec<u8>> {
         let first = std::mem::replace(&mut self.first, false);
+        let schema = || match &self.relabel {
+            Some(r) => r.schema(schema),
+            None => Ok(Arc::clone(schema)),
+        };
         match self.format {
-            Format::Csv if first => {
-                let schema = match &self.relabel {
-                    Some(r) => r.schema(schema)?,
-                    None => Arc::clone(schema),
-                };
-                csv(&RecordBatch::new_empty(schema), true)
+            Format::Csv if first => csv(&RecordBatch::new_empty(schema()?), true),
+            Format::Tsv if first => {
+                super::delimited(&RecordBatch::new_empty(schema()?), true, b'\t')
             }
-            Format::JsonArray if first => Ok(b"[]\n".to_vec()),
-            Format::JsonArray => Ok(b"]\n".to_vec()),
+            Format::JsonArray | Format::JsonLists => {
+                let mut out = if first { self.open.clone() } else { Vec::new() };
+                out.extend_from_slice(&self.close);
+                Ok(out)
+            }
             _ => Ok(Vec::new()),
         }
     }

@@ -22,12 +22,18 @@ pub enum Format {
     Ndjson,
     /// The whole result as one JSON array of row objects (the tabular API's JSON export).
     JsonArray,
+    /// Tab-separated values (CKAN's `tsv`).
+    Tsv,
+    /// Rows as JSON arrays of values, comma-separated, inside a frame the caller gives (CKAN's
+    /// `lists` records and JSON dumps).
+    JsonLists,
 }
 
 impl Format {
     pub fn content_type(self) -> &'static str {
         match self {
-            Format::Json | Format::JsonArray => "application/json",
+            Format::Json | Format::JsonArray | Format::JsonLists => "application/json",
+            Format::Tsv => "text/tab-separated-values; charset=utf-8",
             Format::Csv => "text/csv; charset=utf-8",
             Format::Ndjson => "application/x-ndjson",
         }
@@ -39,6 +45,8 @@ impl Format {
             Format::Csv => "csv",
             Format::Ndjson => "ndjson",
             Format::JsonArray => "json-array",
+            Format::Tsv => "tsv",
+            Format::JsonLists => "json-lists",
         }
     }
 }
@@ -63,6 +71,22 @@ pub fn json_array(batches: &[RecordBatch]) -> Result<Vec<u8>> {
     Ok(out)
 }
 
+/// Rows as JSON arrays of their values, in column order, separated by commas (no brackets
+/// around them all).
+pub fn json_lists(batch: &RecordBatch) -> Result<Vec<u8>> {
+    let objects: Vec<serde_json::Map<String, serde_json::Value>> =
+        serde_json::from_slice(&json_array(std::slice::from_ref(batch))?)?;
+    let mut out = Vec::with_capacity(batch.num_rows() * 48);
+    for (i, row) in objects.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        let values: Vec<serde_json::Value> = row.into_iter().map(|(_, v)| v).collect();
+        serde_json::to_writer(&mut out, &values)?;
+    }
+    Ok(out)
+}
+
 /// Rows as newline-delimited JSON objects.
 pub fn ndjson(batch: &RecordBatch) -> Result<Vec<u8>> {
     let mut out = Vec::with_capacity(batch.num_rows() * 64);
@@ -80,10 +104,16 @@ pub fn ndjson(batch: &RecordBatch) -> Result<Vec<u8>> {
 
 /// Rows as CSV (comma, `"` quoting, empty for null), with the header when asked.
 pub fn csv(batch: &RecordBatch, header: bool) -> Result<Vec<u8>> {
+    delimited(batch, header, b',')
+}
+
+/// Rows as delimited text, `"` quoting, empty for null, with the header when asked.
+pub fn delimited(batch: &RecordBatch, header: bool, delimiter: u8) -> Result<Vec<u8>> {
     let mut out = Vec::with_capacity(batch.num_rows() * 64);
     {
         let mut w = arrow::csv::WriterBuilder::new()
             .with_header(header)
+            .with_delimiter(delimiter)
             .with_timestamp_format(TIMESTAMP.into())
             .with_timestamp_tz_format(TIMESTAMP_TZ.into())
             .with_date_format("%Y-%m-%d".into())

@@ -96,6 +96,30 @@ fn summary(entry: &Entry, base: &str) -> DatasetSummary {
     }
 }
 
+/// Words of a catalog search, folded as API names are (case and accents ignored).
+pub fn search_words(text: &str) -> Vec<String> {
+    text.split_whitespace()
+        .map(crate::dataset::names::normalize)
+        .filter(|w| !w.is_empty())
+        .collect()
+}
+
+/// The datasets whose id, title or description hold every word.
+pub fn matching<'a>(state: &'a AppState, words: &[String]) -> Vec<&'a std::sync::Arc<Entry>> {
+    state
+        .catalog
+        .entries()
+        .filter(|e| {
+            let hay = crate::dataset::names::normalize(&format!(
+                "{} {} {}",
+                e.spec.id, e.spec.title, e.spec.description
+            ));
+            let hay = format!("_{hay}_");
+            words.iter().all(|w| hay.contains(w.as_str()))
+        })
+        .collect()
+}
+
 /// A request of the catalog: the page, and the words searched.
 struct ListQuery {
     page: u64,
@@ -115,13 +139,7 @@ impl ListQuery {
             match k.as_ref() {
                 "page" => q.page = params::page_number(&v)?,
                 "page_size" => q.page_size = params::page_size(&v, limits.max_page_size)?,
-                "q" => {
-                    q.words = v
-                        .split_whitespace()
-                        .map(crate::dataset::names::normalize)
-                        .filter(|w| !w.is_empty())
-                        .collect()
-                }
+                "q" => q.words = search_words(&v),
                 "" => {}
                 other => {
                     return Err(Error::bad_request(format!(
@@ -156,18 +174,7 @@ pub async fn list(
         words,
     } = ListQuery::parse(&raw.unwrap_or_default(), &state.settings.limits)?;
     let base = base_url(&headers, &state.settings);
-    let matching: Vec<&std::sync::Arc<Entry>> = state
-        .catalog
-        .entries()
-        .filter(|e| {
-            let hay = crate::dataset::names::normalize(&format!(
-                "{} {} {}",
-                e.spec.id, e.spec.title, e.spec.description
-            ));
-            let hay = format!("_{hay}_");
-            words.iter().all(|w| hay.contains(w.as_str()))
-        })
-        .collect();
+    let matching = matching(&state, &words);
     let total = matching.len() as u64;
     let skip = (page - 1).saturating_mul(page_size);
     let data: Vec<DatasetSummary> = matching

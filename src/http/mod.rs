@@ -1,5 +1,6 @@
 //! The HTTP surface, one file per feature, and the router that joins them.
 
+pub mod ckan;
 pub mod data;
 pub mod datasets;
 pub mod health;
@@ -68,6 +69,7 @@ pub fn router(state: AppState) -> Router {
         &state.settings.limits,
     );
     routes
+        .merge(ckan_routes())
         .merge(docs(api, &ids))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -75,6 +77,17 @@ pub fn router(state: AppState) -> Router {
         .layer(cors())
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// CKAN's action API and DataStore dump, which follow CKAN's documentation rather than this
+/// API's OpenAPI document.
+fn ckan_routes() -> Router<AppState> {
+    use axum::routing::get;
+    let action = get(ckan::action).post(ckan::action);
+    Router::new()
+        .route("/api/3/action/{action}", action.clone())
+        .route("/api/action/{action}", action)
+        .route("/datastore/dump/{rid}", get(ckan::dump))
 }
 
 /// Swagger UI at `/docs`, offline (its files are compiled in), with a menu of the global
@@ -104,8 +117,9 @@ fn docs(api: utoipa::openapi::OpenApi, ids: &[String]) -> SwaggerUi {
 fn cors() -> CorsLayer {
     CorsLayer::new()
         .allow_origin(Any)
-        .allow_methods([Method::GET, Method::HEAD])
-        .allow_headers([header::IF_NONE_MATCH, header::ACCEPT])
+        // POST for CKAN's action API, whose clients send JSON bodies.
+        .allow_methods([Method::GET, Method::HEAD, Method::POST])
+        .allow_headers([header::IF_NONE_MATCH, header::ACCEPT, header::CONTENT_TYPE])
         .expose_headers([header::ETAG, header::CONTENT_DISPOSITION])
         .max_age(std::time::Duration::from_secs(86_400))
 }
@@ -125,7 +139,7 @@ async fn method_not_allowed() -> Response {
     problem_response(
         StatusCode::METHOD_NOT_ALLOWED,
         "urn:qanat:problem:method-not-allowed",
-        "this route answers GET only".into(),
+        "this route answers GET only (CKAN's action API also POST)".into(),
     )
 }
 

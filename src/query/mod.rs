@@ -10,6 +10,7 @@
 
 pub mod budget;
 pub mod cursor;
+pub mod datastore;
 pub mod engine;
 pub mod executor;
 pub mod groups;

@@ -113,6 +113,7 @@ impl<'a> Parser<'a> {
                 group_by: Vec::new(),
                 aggregates: Vec::new(),
                 cursor: None,
+                start: None,
             },
             cursor: None,
             page_given: false,

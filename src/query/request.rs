@@ -175,6 +175,9 @@ pub struct DataQuery {
     pub aggregates: Vec<Aggregate>,
     /// Where the page starts when the request carries a `cursor` (`page` then comes from it).
     pub cursor: Option<Cursor>,
+    /// Rows skipped before the page when a request gives an offset instead of a page (CKAN's
+    /// `offset`).
+    pub start: Option<u64>,
 }
 
 impl DataQuery {
@@ -184,9 +187,11 @@ impl DataQuery {
 
     /// Rows skipped before the page (checked: a huge page number is a 400, not an overflow).
     pub fn offset(&self) -> Result<usize> {
-        (self.page - 1)
-            .checked_mul(self.page_size)
-            .and_then(|o| usize::try_from(o).ok())
+        let skip = match self.start {
+            Some(start) => Some(start),
+            None => (self.page - 1).checked_mul(self.page_size),
+        };
+        skip.and_then(|o| usize::try_from(o).ok())
             .ok_or_else(|| Error::bad_request(format!("page {} is beyond any result", self.page)))
     }
 
@@ -200,6 +205,9 @@ impl DataQuery {
         if let Some(page) = page {
             ser.append_pair("page_size", &self.page_size.to_string());
             ser.append_pair("page", &page.to_string());
+        }
+        if let Some(start) = self.start {
+            ser.append_pair("offset", &start.to_string());
         }
         ser.finish()
     }
