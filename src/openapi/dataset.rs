@@ -25,8 +25,8 @@ pub struct Subject<'a> {
     pub limits: &'a Limits,
 }
 
-/// Text columns with at most this many distinct values get an `enum` (the profile keeps the
-/// ten most frequent values, so it knows them all).
+/// Text columns with at most this many distinct values, each seen twice on average, get an
+/// `enum` (the profile keeps the ten most frequent values, so it knows them all).
 const ENUM_MAX: u64 = 10;
 
 /// The two APIs a dataset's rows are read through.
@@ -58,6 +58,14 @@ pub fn document(s: &Subject) -> Value {
         schemas.insert(format!("{p}Page"), page_schema(api));
     }
     schemas.insert("Problem".into(), problem_schema());
+    schemas.insert(
+        "Flag".into(),
+        json!({"type": "string", "enum": KEY_ONLY_VALUES, "description": "Written without a value, or `true`"}),
+    );
+    schemas.insert(
+        "SortOrder".into(),
+        json!({"type": "string", "enum": ["asc", "desc"]}),
+    );
     schemas.insert("TabularErrors".into(), tabular_errors_schema());
     let native = params(m, &native_keys, Api::Native, s.limits);
     let tabular = params(m, &tabular_keys, Api::Tabular, s.limits);
@@ -141,12 +149,17 @@ fn operation(id: &str, summary: &str, params: &[Value], responses: Value) -> Val
 }
 
 /// A column's value in a response, as the profile measured it.
-fn value_schema(col: &Column, p: Option<&ColumnProfile>) -> Value {
+fn value_schema(col: &Column, p: Option<&ColumnProfile>, rows: u64) -> Value {
     let mut s = base_schema(col);
     let nullable = col.nullable || p.is_some_and(|p| p.nulls > 0);
     if let Some(p) = p {
         match col.kind {
-            ColumnType::String if p.distinct <= ENUM_MAX && p.top.len() as u64 == p.distinct => {
+            // Few values, each repeated: categories, not identifiers.
+            ColumnType::String
+                if p.distinct <= ENUM_MAX
+                    && p.top.len() as u64 == p.distinct
+                    && p.distinct * 2 <= rows =>
+            {
                 let mut values: Vec<Value> = p.top.iter().map(|t| t.value.clone()).collect();
                 if nullable {
                     values.push(Value::Null);
@@ -207,7 +220,7 @@ fn row_schema(m: &Manifest, keys: &[String], api: Api) -> Value {
         );
     }
     for (i, (col, key)) in m.schema.iter().zip(keys).enumerate() {
-        let mut s = value_schema(col, m.profile.get(i));
+        let mut s = value_schema(col, m.profile.get(i), m.rows);
         if let Some(d) = &col.description {
             s["description"] = Value::from(d.clone());
         } else if api == Api::Native && col.label != col.name {
@@ -227,7 +240,7 @@ fn row_schema(m: &Manifest, keys: &[String], api: Api) -> Value {
 fn group_schema(m: &Manifest, keys: &[String]) -> Value {
     let mut props = Map::new();
     for (i, (col, key)) in m.schema.iter().zip(keys).enumerate() {
-        let value = value_schema(col, m.profile.get(i));
+        let value = value_schema(col, m.profile.get(i), m.rows);
         props.insert(key.clone(), value.clone());
         for agg in aggs_for(col.kind) {
             let s = match agg {
@@ -425,7 +438,7 @@ fn key_only(name: &str, description: String) -> Value {
     let mut p = param(
         name,
         description,
-        json!({"type": "string", "enum": KEY_ONLY_VALUES}),
+        json!({"$ref": "#/components/schemas/Flag"}),
     );
     p["allowEmptyValue"] = Value::Bool(true);
     p
@@ -500,7 +513,7 @@ fn params(m: &Manifest, keys: &[String], api: Api, limits: &Limits) -> Vec<Value
         out.push(param(
             &format!("{key}__sort"),
             format!("Sort by `{key}` ({order})"),
-            json!({"type": "string", "enum": ["asc", "desc"]}),
+            json!({"$ref": "#/components/schemas/SortOrder"}),
         ));
         if is_id {
             continue;
