@@ -26,6 +26,9 @@ pub struct DatasetSummary {
     pub licence: Option<String>,
     pub producer: Option<String>,
     pub keywords: Vec<String>,
+    /// The portal's resource id the dataset file declares: `/api/resources/{resource_id}/`
+    /// and CKAN's `datastore_search?resource_id=` answer by it (as by the dataset id).
+    pub resource_id: Option<String>,
     /// Rows of the current version; null before the first successful ingest.
     pub rows: Option<u64>,
     pub version: Option<String>,
@@ -84,6 +87,7 @@ fn summary(entry: &Entry, base: &str) -> DatasetSummary {
         licence: spec.licence.clone(),
         producer: spec.producer.clone(),
         keywords: spec.keywords.clone(),
+        resource_id: spec.resource_id.clone(),
         rows: current.as_ref().map(|l| l.manifest.rows),
         version: current.as_ref().map(|l| l.manifest.version.clone()),
         links: json!({
