@@ -149,6 +149,12 @@ pub async fn run(cli: Cli, matches: ArgMatches) -> Result<ExitCode> {
             let results = state.catalog.ingest_and_load(&[], false).await?;
             report(&results);
             let _refreshers = state.catalog.spawn_refreshers();
+            let watch = state.settings.ingest.watch_ms;
+            let _watcher = (watch > 0).then(|| {
+                state
+                    .catalog
+                    .spawn_watcher(std::time::Duration::from_millis(watch))
+            });
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
                 .map_err(|e| Error::Config(format!("cannot listen on {addr}: {e}")))?;

@@ -95,6 +95,14 @@ pub struct IngestSettings {
     /// Versions kept per dataset, the current one included
     #[arg(long, global = true, value_name = "N", default_value_t = 3)]
     pub keep_versions: usize,
+    /// How long a version stays kept after a newer one replaced it, in milliseconds, whatever
+    /// the count: cursors and pinned URLs on it keep working that long
+    #[arg(long, global = true, value_name = "MS", default_value_t = 600_000)]
+    pub keep_replaced_ms: u64,
+    /// How often `serve` looks for versions other processes published (`qanat ingest`, another
+    /// server over the same storage), in milliseconds; 0 never looks
+    #[arg(long, global = true, value_name = "MS", default_value_t = 10_000)]
+    pub watch_ms: u64,
 }
 
 fn cores() -> usize {
@@ -365,7 +373,7 @@ mod tests {
     #[test]
     fn every_key_is_a_flag_and_an_environment_variable() {
         let keys = leaf_keys();
-        assert_eq!(keys.len(), 17, "{keys:?}");
+        assert_eq!(keys.len(), 19, "{keys:?}");
         assert_eq!(keys["limits.max_page_size"], "max_page_size");
         let cmd = <Defaults as clap::CommandFactory>::command();
         for id in keys.values() {

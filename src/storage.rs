@@ -6,7 +6,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures::TryStreamExt;
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::{
+    GetOptions, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion,
+};
 use url::Url;
 
 use datafusion::catalog::TableProvider;
@@ -18,6 +20,20 @@ use datafusion::datasource::listing::{
 use crate::dataset::manifest::{Manifest, Pointer};
 use crate::dataset::schema::{Column, arrow_schema, file_order};
 use crate::error::{Error, Result};
+
+/// A dataset's pointer as read: what it names, and the validators to ask next time whether it
+/// changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PointerRead {
+    /// It is what the validator given names.
+    Unchanged,
+    /// The dataset was never published.
+    Missing,
+    Current {
+        version: String,
+        e_tag: Option<String>,
+    },
+}
 
 /// The store, the prefix under which datasets live, and the URL DataFusion reaches it by.
 #[derive(Clone, Debug)]
@@ -163,12 +179,71 @@ impl Storage {
         self.put_json(&path, manifest).await
     }
 
-    /// Publishes a version: one atomic put of the pointer, after everything else is written.
-    pub async fn switch_current(&self, id: &str, version: &str) -> Result<()> {
-        let pointer = Pointer {
-            version: version.to_string(),
+    /// Reads a dataset's pointer, conditionally: with the e-tag of the last read, an unchanged
+    /// pointer costs a metadata check, not a read.
+    pub async fn read_pointer(&self, id: &str, e_tag: Option<&str>) -> Result<PointerRead> {
+        let options = GetOptions {
+            if_none_match: e_tag.map(str::to_string),
+            ..Default::default()
         };
-        self.put_json(&self.pointer_path(id), &pointer).await
+        let path = self.pointer_path(id);
+        let got = match self.store.get_opts(&path, options).await {
+            Ok(got) => got,
+            Err(object_store::Error::NotModified { .. }) => return Ok(PointerRead::Unchanged),
+            Err(object_store::Error::NotFound { .. }) => return Ok(PointerRead::Missing),
+            Err(e) => return Err(e.into()),
+        };
+        let e_tag = got.meta.e_tag.clone();
+        let pointer: Pointer = serde_json::from_slice(&got.bytes().await?)
+            .map_err(|e| Error::internal(format!("{path}: unreadable: {e}")))?;
+        Ok(PointerRead::Current {
+            version: pointer.version,
+            e_tag,
+        })
+    }
+
+    /// Publishes a version, after everything else of it is written, unless a newer one is
+    /// already current (version ids sort by time): a slower ingest never moves a dataset back.
+    /// A compare-and-swap on the pointer where the store has one (S3, memory); on a local
+    /// filesystem, which has none, the check and an atomic rename. `false`: not published.
+    pub async fn switch_current(&self, id: &str, version: &str) -> Result<bool> {
+        let path = self.pointer_path(id);
+        let body = serde_json::to_vec_pretty(&Pointer {
+            version: version.to_string(),
+        })?;
+        loop {
+            let (mode, current) = match self.store.get(&path).await {
+                Ok(got) => {
+                    let seen = UpdateVersion {
+                        e_tag: got.meta.e_tag.clone(),
+                        version: got.meta.version.clone(),
+                    };
+                    let pointer: Option<Pointer> = serde_json::from_slice(&got.bytes().await?).ok();
+                    (PutMode::Update(seen), pointer.map(|p| p.version))
+                }
+                Err(object_store::Error::NotFound { .. }) => (PutMode::Create, None),
+                Err(e) => return Err(e.into()),
+            };
+            if current.as_deref().is_some_and(|c| c >= version) {
+                return Ok(current.as_deref() == Some(version));
+            }
+            let payload = PutPayload::from(Bytes::from(body.clone()));
+            let options = PutOptions {
+                mode,
+                ..Default::default()
+            };
+            match self.store.put_opts(&path, payload.clone(), options).await {
+                Ok(_) => return Ok(true),
+                // Another writer got there first: look again.
+                Err(object_store::Error::Precondition { .. })
+                | Err(object_store::Error::AlreadyExists { .. }) => continue,
+                Err(object_store::Error::NotImplemented { .. }) => {
+                    self.store.put(&path, payload).await?;
+                    return Ok(true);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 
     /// Version directories of a dataset, oldest first (version ids sort by time).

@@ -27,6 +27,8 @@ pub struct Entry {
     /// Older versions still kept in storage that a cursor or pinned URL asked for.
     older: Mutex<Vec<Arc<Loaded>>>,
     last_error: RwLock<Option<Arc<Error>>>,
+    /// The e-tag of the pointer last read by the watcher, to ask whether it changed.
+    pointer_tag: Mutex<Option<String>>,
 }
 
 impl Entry {
@@ -113,6 +115,7 @@ impl Catalog {
                 current: RwLock::new(None),
                 older: Mutex::new(Vec::new()),
                 last_error: RwLock::new(None),
+                pointer_tag: Mutex::new(None),
             });
             if entries.insert(id.clone(), entry).is_some() {
                 return Err(Error::Config(format!(

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use super::{Catalog, Entry};
 use crate::error::{Error, Result};
 use crate::ingest::{self, Outcome};
+use crate::storage::PointerRead;
 
 impl Catalog {
     /// Ingests the named datasets (all when `ids` is empty) one after another, then serves what
@@ -84,9 +85,12 @@ impl Catalog {
     pub async fn refresh(&self, entry: &Entry) {
         let id = &entry.spec.id;
         match ingest::ingest(&entry.spec, &self.storage, &self.ingest, false).await {
-            Ok(Outcome::Unchanged(_)) => {}
-            Ok(outcome @ Outcome::Ingested(_)) => {
-                tracing::info!("{}", outcome.summary());
+            // An unchanged source may still have a version newer than the one served, published
+            // by another process: the stored current version is what is served either way.
+            Ok(outcome) => {
+                if matches!(outcome, Outcome::Ingested(_)) {
+                    tracing::info!("{}", outcome.summary());
+                }
                 match self.load_current(entry).await {
                     Ok(_) => entry.clear_error(),
                     Err(e) => {
@@ -101,5 +105,72 @@ impl Catalog {
                 entry.set_error(e);
             }
         }
+    }
+
+    /// Serves the versions other processes publish (`qanat ingest`, `qanat harvest`, another
+    /// server over the same storage): every `every`, a conditional read of each dataset's
+    /// pointer, and a changed one loaded and switched in. Requests and cursors that pinned the
+    /// version it replaces keep reading it.
+    pub fn spawn_watcher(
+        self: &Arc<Self>,
+        every: std::time::Duration,
+    ) -> tokio::task::JoinHandle<()> {
+        let catalog = Arc::clone(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let c = Arc::clone(&catalog);
+                if let Err(err) = catalog
+                    .executor
+                    .background(async move { c.watch_once().await })
+                    .await
+                {
+                    tracing::warn!(error = %err, "watching the storage failed");
+                }
+            }
+        })
+    }
+
+    /// One look at every pointer; the number of datasets switched to a version published
+    /// elsewhere.
+    pub async fn watch_once(&self) -> usize {
+        let mut switched = 0;
+        for entry in self.entries() {
+            let id = &entry.spec.id;
+            let tag = entry.pointer_tag.lock().clone();
+            let version = match self.storage.read_pointer(id, tag.as_deref()).await {
+                Ok(PointerRead::Current { version, e_tag }) => {
+                    *entry.pointer_tag.lock() = e_tag;
+                    version
+                }
+                Ok(PointerRead::Unchanged | PointerRead::Missing) => continue,
+                Err(e) => {
+                    tracing::warn!(dataset = %id, error = %e, "could not read the current version");
+                    continue;
+                }
+            };
+            if entry
+                .current()
+                .is_some_and(|c| c.manifest.version == version)
+            {
+                continue;
+            }
+            match self.load_current(entry).await {
+                Ok(true) => {
+                    tracing::info!(dataset = %id, version = %version, "serving a version published elsewhere");
+                    entry.clear_error();
+                    switched += 1;
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(dataset = %id, error = %e, "a version published elsewhere could not be loaded");
+                    // Read again next time.
+                    *entry.pointer_tag.lock() = None;
+                }
+            }
+        }
+        switched
     }
 }

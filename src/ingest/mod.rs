@@ -2,6 +2,7 @@
 //! version that is switched in only once completely written.
 
 pub mod build;
+pub mod content;
 pub mod infer;
 pub mod layout;
 pub mod profile;
@@ -94,11 +95,13 @@ async fn run(
     // The current version, when what it was read with still holds: then an unchanged source
     // keeps it.
     let reusable = current
+        .clone()
         .filter(|m| !force && m.layout == LAYOUT_VERSION && m.options_digest == options_digest);
     let (fetched, pending) = match fetch_if_changed(spec, settings, reusable).await? {
         Fetch::Unchanged(m) => return Ok(Outcome::Unchanged(m)),
         Fetch::Changed(fetched, pending) => (fetched, pending),
     };
+    content::check_table(&fetched.facts.sample)?;
     let w = write_checked(spec, storage, *fetched, pending).await?;
     let b = &w.typed.built;
     if b.rows_read != b.rows_stored + b.rows_rejected {
@@ -109,10 +112,50 @@ async fn run(
         )));
     }
     let manifest = manifest_of(spec, w, options_digest, started);
+    if let (false, Some(served)) = (force, &current)
+        && let Some(why) = collapse(served, &manifest)
+    {
+        let _ = storage.delete_version(&spec.id, &manifest.version).await;
+        return Err(Error::bad_request(format!(
+            "the new version was held back: {why}; version {} stays served (`qanat ingest {} --force` publishes the new one)",
+            served.version, spec.id
+        )));
+    }
     storage.write_manifest(&manifest).await?;
-    storage.switch_current(&spec.id, &manifest.version).await?;
-    prune(storage, &spec.id, &manifest.version, settings.keep_versions).await;
+    if !storage.switch_current(&spec.id, &manifest.version).await? {
+        // Another process published a newer version while this one was written: it stays.
+        let _ = storage.delete_version(&spec.id, &manifest.version).await;
+        tracing::info!(dataset = %spec.id, version = %manifest.version,
+            "not published: a newer version was published meanwhile");
+        return match storage.current_manifest(&spec.id).await? {
+            Some(newer) => Ok(Outcome::Unchanged(Box::new(newer))),
+            None => Err(Error::internal("the newer version has no manifest")),
+        };
+    }
+    prune(storage, &spec.id, &manifest.version, settings).await;
     Ok(Outcome::Ingested(Box::new(manifest)))
+}
+
+/// Why a new version looks like a broken source rather than new data: it keeps under a tenth
+/// of the rows served (of a version of 100 rows or more), or no column of it.
+fn collapse(served: &Manifest, new: &Manifest) -> Option<String> {
+    if served.rows >= 100 && new.rows.saturating_mul(10) < served.rows {
+        return Some(format!(
+            "it has {} rows against {} served (under 10 %)",
+            new.rows, served.rows
+        ));
+    }
+    let common = new
+        .schema
+        .iter()
+        .any(|c| served.schema.iter().any(|s| s.name == c.name));
+    (!common && !served.schema.is_empty()).then(|| {
+        let names: Vec<&str> = new.schema.iter().map(|c| c.name.as_str()).take(5).collect();
+        format!(
+            "it has no column in common with the version served (its columns: {})",
+            names.join(", ")
+        )
+    })
 }
 
 /// Whether the source changed since the version that can be kept.
@@ -552,15 +595,36 @@ fn recount(reason: &str, n: u64) -> String {
 
 /// Keeps the current version and the `keep - 1` before it; older ones are deleted. Failures
 /// here cost only space, so they are logged, not raised.
-async fn prune(storage: &Storage, id: &str, current: &str, keep: usize) {
+async fn prune(storage: &Storage, id: &str, current: &str, settings: &IngestSettings) {
     let Ok(versions) = storage.versions(id).await else {
         return;
     };
     let older: Vec<&String> = versions.iter().filter(|v| v.as_str() < current).collect();
-    let excess = older.len().saturating_sub(keep.saturating_sub(1));
-    for v in older.into_iter().take(excess) {
+    let excess = older
+        .len()
+        .saturating_sub(settings.keep_versions.saturating_sub(1));
+    let now = chrono::Utc::now();
+    let keep_for = chrono::Duration::milliseconds(
+        i64::try_from(settings.keep_replaced_ms).unwrap_or(i64::MAX),
+    );
+    for (i, v) in older.iter().enumerate().take(excess) {
+        // A version was replaced when the next one was written; readers may still ask for it
+        // for a while after that.
+        let next = older.get(i + 1).map_or(current, |n| n.as_str());
+        let replaced = version_time(next);
+        if replaced.is_none_or(|t| now.signed_duration_since(t) < keep_for) {
+            continue;
+        }
         if let Err(e) = storage.delete_version(id, v).await {
             tracing::warn!(dataset = id, version = %v, error = %e, "could not delete an old version");
         }
     }
+}
+
+/// When a version was written, from its id (`YYYYMMDDTHHMMSSmmm-…`).
+fn version_time(version: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    let stamp = version.get(..18)?;
+    chrono::NaiveDateTime::parse_from_str(stamp, "%Y%m%dT%H%M%S%3f")
+        .ok()
+        .map(|t| t.and_utc())
 }

@@ -151,34 +151,13 @@ pub fn search(
         }
         echo.insert("sort".into(), raw.clone());
     }
-    let limit = match args.get("limit") {
-        Some(raw) => Some(natural("limit", raw)?.min(MAX_LIMIT)),
-        None if dump => None,
-        None => Some(DEFAULT_LIMIT),
-    };
-    let offset = match args.get("offset") {
-        Some(raw) => natural("offset", raw)?,
-        None => 0,
-    };
-    let include_total = args.get("include_total").is_none_or(boolean);
-    let distinct = args.get("distinct").is_some_and(boolean);
-    let records_format = match args.get("records_format").map(text) {
-        None => RecordsFormat::Objects,
-        Some(f) => [
-            RecordsFormat::Objects,
-            RecordsFormat::Lists,
-            RecordsFormat::Csv,
-            RecordsFormat::Tsv,
-        ]
-        .into_iter()
-        .find(|r| r.name() == f)
-        .ok_or_else(|| {
-            invalid(
-                "records_format",
-                "Value must be one of ['objects', 'lists', 'csv', 'tsv']",
-            )
-        })?,
-    };
+    let Paging {
+        limit,
+        offset,
+        include_total,
+        distinct,
+        records_format,
+    } = paging(args, dump)?;
     if distinct {
         echo.insert("distinct".into(), Value::Bool(true));
     }
@@ -221,6 +200,53 @@ pub fn search(
         offset,
         fields,
         echo,
+    })
+}
+
+/// The arguments that shape the answer rather than select rows.
+struct Paging {
+    limit: Option<u64>,
+    offset: u64,
+    include_total: bool,
+    distinct: bool,
+    records_format: RecordsFormat,
+}
+
+fn paging(args: &Map<String, Value>, dump: bool) -> Result<Paging> {
+    let limit = match args.get("limit") {
+        Some(raw) => Some(natural("limit", raw)?.min(MAX_LIMIT)),
+        None if dump => None,
+        None => Some(DEFAULT_LIMIT),
+    };
+    let offset = match args.get("offset") {
+        Some(raw) => natural("offset", raw)?,
+        None => 0,
+    };
+    let include_total = args.get("include_total").is_none_or(boolean);
+    let distinct = args.get("distinct").is_some_and(boolean);
+    let records_format = match args.get("records_format").map(text) {
+        None => RecordsFormat::Objects,
+        Some(f) => [
+            RecordsFormat::Objects,
+            RecordsFormat::Lists,
+            RecordsFormat::Csv,
+            RecordsFormat::Tsv,
+        ]
+        .into_iter()
+        .find(|r| r.name() == f)
+        .ok_or_else(|| {
+            invalid(
+                "records_format",
+                "Value must be one of ['objects', 'lists', 'csv', 'tsv']",
+            )
+        })?,
+    };
+    Ok(Paging {
+        limit,
+        offset,
+        include_total,
+        distinct,
+        records_format,
     })
 }
 

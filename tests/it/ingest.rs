@@ -293,7 +293,11 @@ async fn a_forced_type_rejects_rows_that_do_not_fit() {
 
 #[tokio::test]
 async fn versions_switch_only_when_complete_and_unchanged_sources_do_no_work() {
-    let app = TestApp::with_csvs(&[("v", b"k,n\na,1\nb,2\n")], "").await;
+    let app = TestApp::with_csvs(
+        &[("v", b"k,n\na,1\nb,2\n")],
+        "[ingest]\nkeep_replaced_ms = 0\n",
+    )
+    .await;
     let v1 = app.get("/api/datasets/v").await.json()["version"]
         .as_str()
         .unwrap()

@@ -187,7 +187,11 @@ async fn a_walk_stays_on_its_version_across_a_refresh() {
 
 #[tokio::test]
 async fn a_version_no_longer_kept_is_gone() {
-    let app = TestApp::with_csvs(&[("t", &table())], "[ingest]\nkeep_versions = 1\n").await;
+    let app = TestApp::with_csvs(
+        &[("t", &table())],
+        "[ingest]\nkeep_versions = 1\nkeep_replaced_ms = 0\n",
+    )
+    .await;
     let first = app.get("/api/datasets/t/data?page_size=10").await.json();
     let v1 = first["meta"]["version"].as_str().unwrap().to_string();
     let next = first["links"]["next"].as_str().unwrap().to_string();
