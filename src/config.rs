@@ -99,6 +99,10 @@ pub struct IngestSettings {
     /// the count: cursors and pinned URLs on it keep working that long
     #[arg(long, global = true, value_name = "MS", default_value_t = 600_000)]
     pub keep_replaced_ms: u64,
+    /// Let harvested sources resolve to loopback, private or link-local addresses (refused by
+    /// default: a portal's URLs are not the operator's)
+    #[arg(long, global = true, action = clap::ArgAction::SetTrue)]
+    pub allow_private_sources: bool,
     /// How often `serve` looks for versions other processes published (`qanat ingest`, another
     /// server over the same storage), in milliseconds; 0 never looks
     #[arg(long, global = true, value_name = "MS", default_value_t = 10_000)]
@@ -373,7 +377,7 @@ mod tests {
     #[test]
     fn every_key_is_a_flag_and_an_environment_variable() {
         let keys = leaf_keys();
-        assert_eq!(keys.len(), 19, "{keys:?}");
+        assert_eq!(keys.len(), 20, "{keys:?}");
         assert_eq!(keys["limits.max_page_size"], "max_page_size");
         let cmd = <Defaults as clap::CommandFactory>::command();
         for id in keys.values() {

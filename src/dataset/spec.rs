@@ -27,6 +27,9 @@ pub struct DatasetSpec {
     pub producer: Option<String>,
     #[serde(default)]
     pub keywords: Vec<String>,
+    /// Where a harvested dataset comes from; its source is then an untrusted URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provenance: Option<Provenance>,
     /// The portal's id of the published file (data.gouv.fr's resource UUID, CKAN's resource
     /// id): `/api/resources/{resource_id}/…` and `datastore_search?resource_id=` answer by it.
     #[serde(default)]
@@ -46,6 +49,29 @@ pub struct DatasetSpec {
     /// Every column as text, exactly as published (`qanat export --text`).
     #[serde(skip)]
     pub all_text: bool,
+}
+
+/// `[provenance]` of a harvested dataset: the portal and what it published.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Provenance {
+    /// The portal's site or API base.
+    pub portal: String,
+    /// `ckan` or `udata`.
+    pub kind: String,
+    /// The package (CKAN) or dataset (udata) id.
+    #[serde(default)]
+    pub package: Option<String>,
+    /// The resource's URL as the portal lists it.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// The resource's `last_modified`, checksum and size as the portal lists them.
+    #[serde(default)]
+    pub modified: Option<String>,
+    #[serde(default)]
+    pub checksum: Option<String>,
+    #[serde(default)]
+    pub size: Option<u64>,
 }
 
 /// `[csv]`: every field overrides what detection would decide.
@@ -94,13 +120,15 @@ pub enum Source {
     Local(PathBuf),
     Http(url::Url),
     Store(url::Url),
+    /// An HTTP(S) URL a portal wrote (a harvested dataset): fetched from public hosts only.
+    Untrusted(url::Url),
 }
 
 impl std::fmt::Display for Source {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Source::Local(p) => write!(f, "{}", p.display()),
-            Source::Http(u) | Source::Store(u) => write!(f, "{u}"),
+            Source::Http(u) | Source::Store(u) | Source::Untrusted(u) => write!(f, "{u}"),
         }
     }
 }
@@ -152,6 +180,7 @@ impl DatasetSpec {
             producer: None,
             keywords: Vec::new(),
             resource_id: None,
+            provenance: None,
             refresh: None,
             csv: CsvOptions::default(),
             columns: BTreeMap::new(),
@@ -255,6 +284,16 @@ impl DatasetSpec {
                 "dataset `{}`: `source` is empty",
                 self.id
             )));
+        }
+        if self.provenance.is_some() {
+            // A portal may point at its own web, not at this server's files or stores.
+            return match url::Url::parse(s) {
+                Ok(url) if matches!(url.scheme(), "http" | "https") => Ok(Source::Untrusted(url)),
+                _ => Err(Error::Config(format!(
+                    "dataset `{}`: the harvested source `{s}` is not an http(s) URL",
+                    self.id
+                ))),
+            };
         }
         if let Ok(url) = url::Url::parse(s) {
             match url.scheme() {

@@ -3,6 +3,7 @@
 
 pub mod build;
 pub mod content;
+pub mod guard;
 pub mod infer;
 pub mod layout;
 pub mod profile;

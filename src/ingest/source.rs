@@ -124,7 +124,11 @@ async fn fetch_raw(
                 _temp: None,
             }))
         }
-        Source::Http(url) => download_http(url, settings, previous).await,
+        Source::Http(url) => download_http(url, settings, previous, None).await,
+        Source::Untrusted(url) => {
+            let public_only = !settings.allow_private_sources;
+            download_http(url, settings, previous, Some(public_only)).await
+        }
         Source::Store(url) => download_store(url, settings).await.map(Some),
     }
 }
@@ -286,16 +290,43 @@ where
     })
 }
 
+/// An error and its causes, one after the other: the client's own words alone
+/// ("error sending request") hide why (a refused address, a refused connection).
+fn causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        let more = cause.to_string();
+        if !text.contains(&more) {
+            text = format!("{text}: {more}");
+        }
+        next = cause.source();
+    }
+    text
+}
+
+/// Downloads an HTTP source. `untrusted`: a harvested URL, followed through at most 5
+/// redirects, and with `Some(true)` fetched from public addresses only (see [`super::guard`]).
 async fn download_http(
     url: &url::Url,
     settings: &IngestSettings,
     previous: Option<(&Option<String>, &Option<String>)>,
+    untrusted: Option<bool>,
 ) -> Result<Option<Fetched>> {
-    let client = reqwest::Client::builder()
+    let mut builder = reqwest::Client::builder()
         .timeout(settings.http_timeout())
-        .redirect(reqwest::redirect::Policy::limited(10))
-        .user_agent(concat!("qanat/", env!("CARGO_PKG_VERSION")))
-        .build()?;
+        .user_agent(concat!("qanat/", env!("CARGO_PKG_VERSION")));
+    builder = match untrusted {
+        Some(public_only) => {
+            if public_only {
+                super::guard::check_literal(url).map_err(Error::bad_request)?;
+                builder = builder.dns_resolver(std::sync::Arc::new(super::guard::PublicOnly));
+            }
+            builder.redirect(super::guard::redirects(public_only))
+        }
+        None => builder.redirect(reqwest::redirect::Policy::limited(10)),
+    };
+    let client = builder.build()?;
     let mut request = client.get(url.clone());
     if let Some((etag, last_modified)) = previous {
         if let Some(v) = etag {
@@ -308,7 +339,7 @@ async fn download_http(
     let resp = request
         .send()
         .await
-        .map_err(|e| Error::bad_request(format!("cannot fetch {url}: {e}")))?;
+        .map_err(|e| Error::bad_request(format!("cannot fetch {url}: {}", causes(&e))))?;
     if resp.status() == reqwest::StatusCode::NOT_MODIFIED && previous.is_some() {
         return Ok(None);
     }

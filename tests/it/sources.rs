@@ -95,3 +95,82 @@ async fn a_collapsed_version_is_held_back_unless_forced() {
     reingest(&app, "c", false).await.unwrap();
     assert_eq!(app.total("/api/datasets/c/data").await, 15);
 }
+
+/// A portal-like server on 127.0.0.1: `/data.csv`, and `/hop/N` redirecting N times to it.
+async fn redirecting_server() -> String {
+    use axum::extract::Path;
+    use axum::response::{IntoResponse, Redirect};
+    use axum::routing::get;
+    let router = axum::Router::new()
+        .route("/data.csv", get(|| async { csv_of(5) }))
+        .route(
+            "/hop/{n}",
+            get(|Path(n): Path<u32>| async move {
+                if n == 0 {
+                    Redirect::temporary("/data.csv").into_response()
+                } else {
+                    Redirect::temporary(&format!("/hop/{}", n - 1)).into_response()
+                }
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    format!("http://{addr}")
+}
+
+fn harvested(source: &str) -> Vec<u8> {
+    format!(
+        "title = \"h\"\nsource = \"{source}\"\n[provenance]\nportal = \"{source}\"\nkind = \"ckan\"\npackage = \"p\"\n"
+    )
+    .into_bytes()
+}
+
+#[tokio::test]
+async fn harvested_sources_are_fetched_from_public_hosts_only() {
+    let base = redirecting_server().await;
+    let port = base.rsplit(':').next().unwrap().to_string();
+    let cases = [
+        (
+            format!("{base}/data.csv"),
+            "`127.0.0.1` is not a public address",
+        ),
+        (
+            format!("http://localhost:{port}/data.csv"),
+            "`localhost` is not a public address",
+        ),
+        (
+            format!("http://[::1]:{port}/data.csv"),
+            "`::1` is not a public address",
+        ),
+    ];
+    for (source, why) in &cases {
+        let app = TestApp::with_files(&[("h.toml", &harvested(source))], "").await;
+        let r = app.get("/api/datasets/h/data").await;
+        assert_eq!(r.status, 503, "{source} was fetched");
+        let detail = r.problem(503);
+        assert!(
+            detail.contains(why) && detail.contains("--allow-private-sources"),
+            "{detail}"
+        );
+    }
+    // The operator may allow them (the tests, which serve from 127.0.0.1, must).
+    let allow = "[ingest]\nallow_private_sources = true\n";
+    let app = TestApp::with_files(&[("h.toml", &harvested(&format!("{base}/hop/4")))], allow).await;
+    assert_eq!(
+        app.total("/api/datasets/h/data").await,
+        5,
+        "5 redirects are followed"
+    );
+    let app = TestApp::with_files(&[("h.toml", &harvested(&format!("{base}/hop/5")))], allow).await;
+    let detail = app.get("/api/datasets/h/data").await.problem(503);
+    assert!(detail.contains("more than 5 redirects"), "{detail}");
+    // A portal never points at this server's files, allowed or not: refused when read.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("h.toml");
+    std::fs::write(&file, harvested("file:///tmp/h.csv")).unwrap();
+    let err = qanat::dataset::spec::DatasetSpec::load(&file)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("is not an http(s) URL"), "{err}");
+}
