@@ -22,6 +22,7 @@ pub mod config;
 pub mod dataset;
 pub mod encode;
 pub mod error;
+pub mod harvest;
 pub mod http;
 pub mod ingest;
 pub mod openapi;

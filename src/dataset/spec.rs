@@ -171,11 +171,19 @@ impl DatasetSpec {
             )));
         }
         let abs = std::path::absolute(path)?;
-        Ok(DatasetSpec {
-            id,
-            title: stem.to_string(),
+        let mut spec = DatasetSpec::for_source(&id, &abs.display().to_string());
+        spec.title = stem.to_string();
+        spec.base_dir = abs.parent().map(Path::to_path_buf).unwrap_or_default();
+        Ok(spec)
+    }
+
+    /// A dataset of a source, with nothing else declared (a harvest fills the rest in).
+    pub fn for_source(id: &str, source: &str) -> Self {
+        DatasetSpec {
+            id: id.to_string(),
+            title: id.to_string(),
             description: String::new(),
-            source: abs.display().to_string(),
+            source: source.to_string(),
             licence: None,
             producer: None,
             keywords: Vec::new(),
@@ -185,9 +193,9 @@ impl DatasetSpec {
             csv: CsvOptions::default(),
             columns: BTreeMap::new(),
             layout: LayoutOptions::default(),
-            base_dir: abs.parent().map(Path::to_path_buf).unwrap_or_default(),
+            base_dir: PathBuf::new(),
             all_text: false,
-        })
+        }
     }
 
     fn validate(&self) -> Result<()> {

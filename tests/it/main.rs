@@ -6,6 +6,7 @@ mod corpus;
 mod differential;
 mod errors;
 mod failures;
+mod harvest;
 mod ingest;
 mod layout;
 mod memory;
