@@ -108,18 +108,43 @@ pub fn search_words(text: &str) -> Vec<String> {
         .collect()
 }
 
-/// The datasets whose id, title or description hold every word.
+/// The datasets whose id, title, description, producer or keywords hold every word.
 pub fn matching<'a>(state: &'a AppState, words: &[String]) -> Vec<&'a std::sync::Arc<Entry>> {
+    filtered(state, words, None, None)
+}
+
+/// The datasets holding every word, of this producer, with this keyword (case and accents
+/// ignored); none of it reads data.
+fn filtered<'a>(
+    state: &'a AppState,
+    words: &[String],
+    producer: Option<&str>,
+    keyword: Option<&str>,
+) -> Vec<&'a std::sync::Arc<Entry>> {
+    use crate::dataset::names::normalize;
+    let producer = producer.map(normalize);
+    let keyword = keyword.map(normalize);
     state
         .catalog
         .entries()
         .filter(|e| {
-            let hay = crate::dataset::names::normalize(&format!(
-                "{} {} {}",
-                e.spec.id, e.spec.title, e.spec.description
+            let spec = &e.spec;
+            let hay = normalize(&format!(
+                "{} {} {} {} {}",
+                spec.id,
+                spec.title,
+                spec.description,
+                spec.producer.as_deref().unwrap_or(""),
+                spec.keywords.join(" ")
             ));
             let hay = format!("_{hay}_");
-            words.iter().all(|w| hay.contains(w.as_str()))
+            let of_producer = producer
+                .as_ref()
+                .is_none_or(|p| spec.producer.as_deref().map(normalize).as_ref() == Some(p));
+            let with_keyword = keyword
+                .as_ref()
+                .is_none_or(|k| spec.keywords.iter().any(|w| &normalize(w) == k));
+            of_producer && with_keyword && words.iter().all(|w| hay.contains(w.as_str()))
         })
         .collect()
 }
@@ -129,6 +154,8 @@ struct ListQuery {
     page: u64,
     page_size: u64,
     words: Vec<String>,
+    producer: Option<String>,
+    keyword: Option<String>,
 }
 
 impl ListQuery {
@@ -138,16 +165,20 @@ impl ListQuery {
             page: 1,
             page_size: limits.default_page_size,
             words: Vec::new(),
+            producer: None,
+            keyword: None,
         };
         for (k, v) in url::form_urlencoded::parse(raw.as_bytes()) {
             match k.as_ref() {
                 "page" => q.page = params::page_number(&v)?,
                 "page_size" => q.page_size = params::page_size(&v, limits.max_page_size)?,
                 "q" => q.words = search_words(&v),
+                "producer" => q.producer = Some(v.into_owned()),
+                "keyword" => q.keyword = Some(v.into_owned()),
                 "" => {}
                 other => {
                     return Err(Error::bad_request(format!(
-                        "unknown parameter `{other}`; valid parameters are page, page_size and q"
+                        "unknown parameter `{other}`; valid parameters are page, page_size, q, producer and keyword"
                     )));
                 }
             }
@@ -161,7 +192,9 @@ impl ListQuery {
     params(
         ("page" = Option<u64>, Query, minimum = 1, description = "1-based page (default 1)"),
         ("page_size" = Option<u64>, Query, minimum = 1, description = "datasets a page (default 20, at most 1000 unless configured)"),
-        ("q" = Option<String>, Query, description = "words that must all appear in the id, title or description (case and accents ignored)"),
+        ("q" = Option<String>, Query, description = "words that must all appear in the id, title, description, producer or keywords (case and accents ignored)"),
+        ("producer" = Option<String>, Query, description = "only this producer's datasets (case and accents ignored)"),
+        ("keyword" = Option<String>, Query, description = "only datasets with this keyword (case and accents ignored)"),
     ),
     responses(
         (status = 200, description = "A page of the catalog", body = DatasetList),
@@ -176,9 +209,11 @@ pub async fn list(
         page,
         page_size,
         words,
+        producer,
+        keyword,
     } = ListQuery::parse(&raw.unwrap_or_default(), &state.settings.limits)?;
     let base = base_url(&headers, &state.settings);
-    let matching = matching(&state, &words);
+    let matching = filtered(&state, &words, producer.as_deref(), keyword.as_deref());
     let total = matching.len() as u64;
     let skip = (page - 1).saturating_mul(page_size);
     let data: Vec<DatasetSummary> = matching
@@ -193,6 +228,11 @@ pub async fn list(
             .append_pair("page_size", &page_size.to_string());
         if !words.is_empty() {
             ser.append_pair("q", &words.join(" "));
+        }
+        for (key, value) in [("producer", &producer), ("keyword", &keyword)] {
+            if let Some(v) = value {
+                ser.append_pair(key, v);
+            }
         }
         format!("{base}/api/datasets?{}", ser.finish())
     };
