@@ -20,6 +20,21 @@ pub struct Relabel {
 }
 
 impl Relabel {
+    /// Columns renamed from their API names to an API's keys, and the stored row number (which
+    /// counts from 0) written as that API's 1-based row number.
+    pub fn numbered(
+        names: impl IntoIterator<Item = (String, String)>,
+        row: &str,
+        row_key: &str,
+    ) -> Self {
+        let mut names: HashMap<String, String> = names.into_iter().collect();
+        names.insert(row.to_string(), row_key.to_string());
+        Relabel {
+            names,
+            plus_one: Some(row.to_string()),
+        }
+    }
+
     /// The batch with its columns renamed (those without a new name keep theirs).
     pub fn apply(&self, batch: &RecordBatch) -> Result<RecordBatch> {
         let schema = batch.schema();

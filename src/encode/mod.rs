@@ -87,6 +87,19 @@ pub fn json_lists(batch: &RecordBatch) -> Result<Vec<u8>> {
     Ok(out)
 }
 
+/// A page body: `{"data": rows, "links": …, "meta": …}`, the rows already encoded.
+pub fn page(data: &[u8], links: &serde_json::Value, meta: &serde_json::Value) -> Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(data.len() + 512);
+    out.extend_from_slice(b"{\"data\":");
+    out.extend_from_slice(data);
+    out.extend_from_slice(b",\"links\":");
+    serde_json::to_writer(&mut out, links)?;
+    out.extend_from_slice(b",\"meta\":");
+    serde_json::to_writer(&mut out, meta)?;
+    out.push(b'}');
+    Ok(out)
+}
+
 /// Rows as newline-delimited JSON objects.
 pub fn ndjson(batch: &RecordBatch) -> Result<Vec<u8>> {
     let mut out = Vec::with_capacity(batch.num_rows() * 64);

@@ -157,15 +157,7 @@ fn page_body(base: &str, p: &Prepared, page: Page) -> Result<Bytes> {
         "openapi": format!("{base}/api/datasets/{id}/openapi.json"),
     });
     let meta = json!({"page": q.page, "page_size": q.page_size, "total": page.total, "version": m.version});
-    let mut out = Vec::with_capacity(data.len() + 512);
-    out.extend_from_slice(b"{\"data\":");
-    out.extend_from_slice(&data);
-    out.extend_from_slice(b",\"links\":");
-    serde_json::to_writer(&mut out, &links)?;
-    out.extend_from_slice(b",\"meta\":");
-    serde_json::to_writer(&mut out, &meta)?;
-    out.push(b'}');
-    Ok(Bytes::from(out))
+    Ok(Bytes::from(encode::page(&data, &links, &meta)?))
 }
 
 /// The filtered result as CSV, streamed; the whole result unless `page`/`page_size` is given.

@@ -3,7 +3,6 @@
 //! bodies, so that code written for it runs against qanat by changing the base URL. Queries go
 //! through the same parser (in its tabular dialect) and executor as the native routes.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Json;
@@ -238,22 +237,20 @@ fn prepare(state: &AppState, rid: &str, raw: &str, format: Format, base: &str) -
 /// Output names on the tabular API: published keys, `__id` for the row number, and
 /// `{key}__{aggregate}` for aggregates.
 fn relabel(m: &Manifest, q: &DataQuery) -> Relabel {
-    let keys = published_keys(&m.schema);
-    let mut names: HashMap<String, String> = m
-        .schema
-        .iter()
-        .zip(&keys)
-        .map(|(c, k)| (c.name.clone(), k.clone()))
-        .collect();
+    let names = m.schema.iter().map(|c| c.name.clone());
+    let mut relabel =
+        Relabel::numbered(names.zip(published_keys(&m.schema)), ROW_COLUMN, TABULAR_ID);
     for a in &q.aggregates {
-        let key = names.get(&a.column).cloned().unwrap_or(a.column.clone());
-        names.insert(a.output_name(), format!("{key}__{}", a.agg.name()));
+        let key = relabel
+            .names
+            .get(&a.column)
+            .cloned()
+            .unwrap_or(a.column.clone());
+        relabel
+            .names
+            .insert(a.output_name(), format!("{key}__{}", a.agg.name()));
     }
-    names.insert(ROW_COLUMN.to_string(), TABULAR_ID.to_string());
-    Relabel {
-        names,
-        plus_one: Some(ROW_COLUMN.to_string()),
-    }
+    relabel
 }
 
 const DATA_DOC: &str = "Rows keyed by the published headers, each with `__id` (its 1-based row \
@@ -360,15 +357,7 @@ fn page_body(
         "next": (shown < page.total).then(|| link(q.page + 1)),
         "prev": (q.page > 1).then(|| link(q.page - 1)),
     });
-    let mut out = Vec::with_capacity(data.len() + 512);
-    out.extend_from_slice(b"{\"data\":");
-    out.extend_from_slice(&data);
-    out.extend_from_slice(b",\"links\":");
-    serde_json::to_writer(&mut out, &links)?;
-    out.extend_from_slice(b",\"meta\":");
-    serde_json::to_writer(&mut out, &meta)?;
-    out.push(b'}');
-    Ok(Bytes::from(out))
+    Ok(Bytes::from(encode::page(&data, &links, &meta)?))
 }
 
 /// The whole filtered result as CSV, `__id` first, headers as published.

@@ -493,7 +493,7 @@ fn new_version_id(sample: &[u8]) -> String {
     let now = chrono::Utc::now();
     let seed = now.timestamp_nanos_opt().unwrap_or_default() as u64;
     let salt = xxhash_rust::xxh3::xxh3_64_with_seed(sample, seed) as u32;
-    format!("{}-{salt:08x}", now.format("%Y%m%dT%H%M%S%3f"))
+    format!("{}-{salt:08x}", now.format(VERSION_TIME))
 }
 
 /// Parses the file into batches on a blocking thread while this task writes them as Parquet,
@@ -622,10 +622,13 @@ async fn prune(storage: &Storage, id: &str, current: &str, settings: &IngestSett
     }
 }
 
+/// How a version id starts: when it was written, to the millisecond.
+const VERSION_TIME: &str = "%Y%m%dT%H%M%S%3f";
+
 /// When a version was written, from its id (`YYYYMMDDTHHMMSSmmm-…`).
 fn version_time(version: &str) -> Option<chrono::DateTime<chrono::Utc>> {
     let stamp = version.get(..18)?;
-    chrono::NaiveDateTime::parse_from_str(stamp, "%Y%m%dT%H%M%S%3f")
+    chrono::NaiveDateTime::parse_from_str(stamp, VERSION_TIME)
         .ok()
         .map(|t| t.and_utc())
 }

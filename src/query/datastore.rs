@@ -292,7 +292,8 @@ fn boolean(v: &Value) -> bool {
     }
 }
 
-fn natural(field: &str, raw: &Value) -> Result<u64> {
+/// CKAN's natural-number validator: `Invalid integer`, `Must be a natural number`.
+pub fn natural(field: &str, raw: &Value) -> Result<u64> {
     let t = text(raw);
     let n: i64 = t
         .trim()

@@ -1,7 +1,6 @@
 //! `datastore_search`, `datastore_info` and `/datastore/dump/{rid}`: the rows of a dataset
 //! through CKAN's DataStore API, read by the same executor as every other route.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::extract::{Path, RawQuery, State};
@@ -35,17 +34,8 @@ fn pg_type(kind: ColumnType, with_offset: bool) -> &'static str {
 
 /// Output names on the DataStore: published headers, and `_id` for the row number.
 fn relabel(m: &Manifest) -> Relabel {
-    let mut names: HashMap<String, String> = m
-        .schema
-        .iter()
-        .zip(field_names(&m.schema))
-        .map(|(c, k)| (c.name.clone(), k))
-        .collect();
-    names.insert(ROW_COLUMN.into(), DATASTORE_ID.into());
-    Relabel {
-        names,
-        plus_one: Some(ROW_COLUMN.into()),
-    }
+    let names = m.schema.iter().map(|c| c.name.clone());
+    Relabel::numbered(names.zip(field_names(&m.schema)), ROW_COLUMN, DATASTORE_ID)
 }
 
 /// `fields` of a result: `{"id", "type"}`, with the column's label and description as CKAN's
@@ -189,17 +179,12 @@ fn records(batches: &[arrow::record_batch::RecordBatch], format: RecordsFormat) 
     Ok(match format {
         RecordsFormat::Objects => serde_json::from_slice(&encode::json_array(batches)?)?,
         RecordsFormat::Lists => {
-            let mut out = Vec::new();
-            for b in batches {
-                let rows = encode::json_lists(b)?;
-                if !rows.is_empty() {
-                    if !out.is_empty() {
-                        out.push(b',');
-                    }
-                    out.extend_from_slice(&rows);
-                }
-            }
-            serde_json::from_slice(&[b"[".as_slice(), &out, b"]"].concat())?
+            let objects: Vec<Map<String, Value>> =
+                serde_json::from_slice(&encode::json_array(batches)?)?;
+            let lists = objects
+                .into_iter()
+                .map(|row| Value::Array(row.into_iter().map(|(_, v)| v).collect()));
+            Value::Array(lists.collect())
         }
         RecordsFormat::Csv | RecordsFormat::Tsv => {
             let delimiter = if format == RecordsFormat::Csv {

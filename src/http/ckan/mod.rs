@@ -210,19 +210,9 @@ impl Call<'_> {
 
     /// A whole-number argument with a default, at most `max`.
     fn number(&self, key: &str, default: u64, max: u64) -> std::result::Result<u64, Failure> {
-        match self.text(key) {
+        match self.args.get(key) {
             None => Ok(default),
-            Some(t) => {
-                let n: i64 = t.trim().parse().map_err(|_| Error::Invalid {
-                    field: key.into(),
-                    message: "Invalid integer".into(),
-                })?;
-                let n = u64::try_from(n).map_err(|_| Error::Invalid {
-                    field: key.into(),
-                    message: "Must be a natural number".into(),
-                })?;
-                Ok(n.min(max))
-            }
+            Some(raw) => Ok(crate::query::datastore::natural(key, raw)?.min(max)),
         }
     }
 }
