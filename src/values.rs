@@ -33,7 +33,8 @@ pub fn parse_int(s: &str) -> Result<i64, NotNumber> {
     if n == 0 || n != body.len() {
         return Err(NotNumber::Other);
     }
-    if n > 1 && body[0] == b'0' {
+    // `-0` as a number would be written back `0`: like a leading zero, it stays as published.
+    if (n > 1 || body.len() < b.len()) && body[0] == b'0' {
         return Err(NotNumber::LeadingZero);
     }
     if n > MAX_INT_DIGITS {
