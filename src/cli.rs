@@ -1,4 +1,4 @@
-//! The command line: `serve`, `ingest`, `openapi` and `export`, with the options of
+//! The command line: `serve`, `ingest`, `harvest`, `openapi` and `export`, with the options of
 //! [`Settings`] (also `QANAT_*` environment variables and keys of the `--config` file).
 
 use std::path::PathBuf;
@@ -7,10 +7,11 @@ use std::process::ExitCode;
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::app;
-use crate::config::{Layers, Settings};
+use crate::config::{HarvestSource, Layers, PortalKind, Settings};
 use crate::dataset::spec::DatasetSpec;
 use crate::encode;
 use crate::error::{Error, Result};
+use crate::harvest;
 use crate::ingest::Outcome;
 use crate::query::params;
 
@@ -50,6 +51,33 @@ pub enum Command {
         /// Re-ingest even when the source is unchanged
         #[arg(long)]
         force: bool,
+    },
+    /// Harvest a portal's catalog: a dataset file per tabular resource (CSV, gzipped CSV,
+    /// XLSX, XLS, ODS), the new and changed ones ingested, the vanished ones retired, a report
+    Harvest {
+        /// The portal's API: ckan or udata (data.gouv.fr)
+        #[arg(value_enum)]
+        kind: PortalKind,
+        /// The portal's site or API base (https://data.gov.ma/data, https://www.data.gouv.fr)
+        url: String,
+        /// Only this organisation's packages (its name or id)
+        #[arg(long)]
+        organization: Option<String>,
+        /// CKAN: only the packages `package_search` finds for this query
+        #[arg(long)]
+        query: Option<String>,
+        /// udata: only this dataset (its slug or id)
+        #[arg(long)]
+        dataset: Option<String>,
+        /// Packages (CKAN) or datasets (udata) asked for a listing page
+        #[arg(long, default_value_t = 1000)]
+        rows: usize,
+        /// Write the dataset files only; `qanat ingest` or `serve` ingests them later
+        #[arg(long)]
+        no_ingest: bool,
+        /// Print the report as JSON on standard output (the lines go to standard error)
+        #[arg(long)]
+        json: bool,
     },
     /// Print the OpenAPI document of the current catalog
     Openapi,
@@ -115,6 +143,41 @@ pub async fn run(cli: Cli, matches: ArgMatches) -> Result<ExitCode> {
             eprintln!("{}", outcome.summary());
             Ok(ExitCode::SUCCESS)
         }
+        Command::Harvest {
+            kind,
+            url,
+            organization,
+            query,
+            dataset,
+            rows,
+            no_ingest,
+            json,
+        } => {
+            let source = HarvestSource {
+                kind: *kind,
+                url: url.clone(),
+                organization: organization.clone(),
+                query: query.clone(),
+                dataset: dataset.clone(),
+                rows: *rows,
+                ingest: !no_ingest,
+                interval: None,
+            };
+            let report =
+                harvest::run::harvest(&settings, &source, &|line| eprintln!("{line}")).await?;
+            for line in report.lines() {
+                eprintln!("{line}");
+            }
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            }
+            // An incomplete listing is a failed harvest; a portal's broken resources are not.
+            Ok(if report.listing_errors.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
         Command::Openapi => {
             let specs = app::specs(&settings, &[])?;
             let ids: Vec<String> = specs.iter().map(|s| s.id.clone()).collect();
@@ -143,12 +206,15 @@ pub async fn run(cli: Cli, matches: ArgMatches) -> Result<ExitCode> {
             Ok(report(&results))
         }
         Command::Serve { files } => {
-            let specs = app::specs(&settings, files)?;
+            for source in &settings.harvest {
+                source.check()?;
+            }
             let addr = settings.addr;
-            let state = app::state(settings, specs)?;
+            let state = app::watched_state(settings, files)?;
             let results = state.catalog.ingest_and_load(&[], false).await?;
             report(&results);
             let _refreshers = state.catalog.spawn_refreshers();
+            let _harvests = app::spawn_harvests(&state);
             let watch = state.settings.ingest.watch_ms;
             let _watcher = (watch > 0).then(|| {
                 state

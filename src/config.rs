@@ -48,6 +48,10 @@ pub struct Settings {
     pub limits: Limits,
     #[command(flatten)]
     pub ingest: IngestSettings,
+    /// `[[harvest]]` entries: portals `serve` harvests on their `interval` (file only).
+    #[arg(skip)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub harvest: Vec<HarvestSource>,
 }
 
 /// Bounds on what one request may ask for (the `[limits]` table).
@@ -107,6 +111,67 @@ pub struct IngestSettings {
     /// server over the same storage), in milliseconds; 0 never looks
     #[arg(long, global = true, value_name = "MS", default_value_t = 10_000)]
     pub watch_ms: u64,
+}
+
+/// The API a portal speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum PortalKind {
+    Ckan,
+    Udata,
+}
+
+/// A portal to harvest (`qanat harvest`, or a `[[harvest]]` entry that `serve` runs on its
+/// `interval`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HarvestSource {
+    pub kind: PortalKind,
+    /// The portal's site or API base.
+    pub url: String,
+    /// Only this organisation's packages (CKAN `organization:` filter; udata organisation slug
+    /// or id).
+    #[serde(default)]
+    pub organization: Option<String>,
+    /// CKAN: a `package_search` query.
+    #[serde(default)]
+    pub query: Option<String>,
+    /// udata: this dataset only (slug or id).
+    #[serde(default)]
+    pub dataset: Option<String>,
+    /// Packages (CKAN) or datasets (udata) a listing page asks for.
+    #[serde(default = "default_rows")]
+    pub rows: usize,
+    /// Ingest what the harvest finds new or changed (else only the dataset files are written).
+    #[serde(default = "yes")]
+    pub ingest: bool,
+    /// How often `serve` harvests it (`30m`, `6h`, `1d`); unset in `qanat harvest`.
+    #[serde(default)]
+    pub interval: Option<String>,
+}
+
+fn default_rows() -> usize {
+    1000
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A duration written as a number and a unit: `500ms`, `30s`, `15m`, `6h`, `1d` (not zero).
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit())?;
+    let n: u64 = t[..split].parse().ok()?;
+    let ms = match &t[split..] {
+        "ms" => n,
+        "s" => n.checked_mul(1000)?,
+        "m" => n.checked_mul(60_000)?,
+        "h" => n.checked_mul(3_600_000)?,
+        "d" => n.checked_mul(86_400_000)?,
+        _ => return None,
+    };
+    (ms > 0).then(|| Duration::from_millis(ms))
 }
 
 fn cores() -> usize {
@@ -243,6 +308,16 @@ impl Settings {
         }
         if self.ingest.keep_versions == 0 {
             return bad("ingest.keep_versions must be at least 1".into());
+        }
+        for (n, h) in self.harvest.iter().enumerate() {
+            if h.interval.as_deref().and_then(parse_duration).is_none() {
+                return bad(format!(
+                    "[[harvest]] entry {} ({}): interval = {:?} must be a duration such as \"6h\" or \"1d\"",
+                    n + 1,
+                    h.url,
+                    h.interval.as_deref().unwrap_or("")
+                ));
+            }
         }
         Ok(())
     }

@@ -7,6 +7,7 @@
 //! - [`dataset`]: what a dataset is: its dataset file, column names, schema, manifest.
 //! - [`storage`]: the object store, the dataset layout on it, tables over stored versions.
 //! - [`ingest`]: fetch → sniff → infer → write Parquet → switch the current version.
+//! - [`harvest`]: a portal's catalog (CKAN, udata) into dataset files, ingested and retired.
 //! - [`query`]: request parameters → validated query → the executor (memory or DataFusion).
 //! - [`catalog`]: the datasets served, their versions, ingests and refreshes.
 //! - [`encode`]: JSON, NDJSON and CSV writers; [`cache`]: the result cache.

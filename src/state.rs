@@ -17,4 +17,6 @@ pub struct AppState {
     pub cache: ResponseCache,
     /// When the state was built: the tabular API's `/health/` reports it.
     pub started_at: chrono::DateTime<chrono::Utc>,
+    /// `/openapi.json` as last written, and the catalog generation it describes.
+    pub openapi: Arc<parking_lot::Mutex<Option<(u64, bytes::Bytes)>>>,
 }

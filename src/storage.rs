@@ -263,10 +263,20 @@ impl Storage {
 
     /// Deletes every object under a version directory.
     pub async fn delete_version(&self, id: &str, version: &str) -> Result<()> {
-        let prefix = self.version_dir(id, version);
+        self.delete_under(&self.version_dir(id, version)).await
+    }
+
+    /// Deletes every version of a dataset and its pointer (a retired dataset whose versions
+    /// expired).
+    pub async fn delete_dataset(&self, id: &str) -> Result<()> {
+        self.delete_under(&self.dataset_dir(id)).await
+    }
+
+    /// Deletes every object under a prefix (whole path segments: `a/b` is not `a/bc`).
+    async fn delete_under(&self, prefix: &Path) -> Result<()> {
         let paths: Vec<Path> = self
             .store
-            .list(Some(&prefix))
+            .list(Some(prefix))
             .map_ok(|m| m.location)
             .try_collect()
             .await?;

@@ -9,13 +9,14 @@ pub mod refresh;
 pub mod versions;
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 // Locks that cannot be poisoned: a panicking request leaves the catalog usable.
 use parking_lot::{Mutex, RwLock};
 
 use crate::config::IngestSettings;
-use crate::dataset::spec::DatasetSpec;
+use crate::dataset::spec::{DatasetSpec, load_dir};
 use crate::error::{Error, Result};
 use crate::query::{Executor, Loaded};
 use crate::storage::Storage;
@@ -32,6 +33,28 @@ pub struct Entry {
 }
 
 impl Entry {
+    fn new(spec: DatasetSpec) -> Self {
+        Entry {
+            spec,
+            current: RwLock::new(None),
+            older: Mutex::new(Vec::new()),
+            last_error: RwLock::new(None),
+            pointer_tag: Mutex::new(None),
+        }
+    }
+
+    /// The entry of an edited dataset file: the versions loaded for the old one stay served
+    /// until the next ingest of the new one replaces them.
+    fn succeeding(spec: DatasetSpec, old: &Entry) -> Self {
+        Entry {
+            spec,
+            current: RwLock::new(old.current()),
+            older: Mutex::new(old.older.lock().clone()),
+            last_error: RwLock::new(None),
+            pointer_tag: Mutex::new(old.pointer_tag.lock().clone()),
+        }
+    }
+
     pub fn current(&self) -> Option<Arc<Loaded>> {
         self.current.read().clone()
     }
@@ -80,97 +103,159 @@ impl Entry {
     }
 }
 
-/// The datasets served, by id, with the storage their versions live in and the executor that
-/// opens them.
-pub struct Catalog {
+/// The datasets served at one moment, by id and by declared resource id. A reload builds a
+/// new index and swaps it in whole: a request holds the one it started with.
+#[derive(Default)]
+pub struct Index {
     entries: BTreeMap<String, Arc<Entry>>,
     /// Dataset ids by the `resource_id` their files declare.
     resources: BTreeMap<String, String>,
+}
+
+impl Index {
+    /// An index of these specs; two with the same id or resource id are refused. An entry of
+    /// `previous` whose spec is unchanged is kept as it is; one whose spec changed keeps its
+    /// loaded versions (the files say how to read the source, not which version is current).
+    fn build(specs: Vec<DatasetSpec>, previous: Option<&Index>) -> Result<(Self, Vec<Arc<Entry>>)> {
+        let mut index = Index::default();
+        let mut fresh = Vec::new();
+        for spec in specs {
+            let id = spec.id.clone();
+            if let Some(rid) = &spec.resource_id
+                && let Some(other) = index.resources.insert(rid.clone(), id.clone())
+            {
+                return Err(Error::Config(format!(
+                    "datasets `{other}` and `{id}` both declare resource_id `{rid}`"
+                )));
+            }
+            let entry = match previous.and_then(|p| p.entries.get(&id)) {
+                Some(old) if old.spec == spec => Arc::clone(old),
+                Some(old) => {
+                    let entry = Arc::new(Entry::succeeding(spec, old));
+                    fresh.push(Arc::clone(&entry));
+                    entry
+                }
+                None => {
+                    let entry = Arc::new(Entry::new(spec));
+                    fresh.push(Arc::clone(&entry));
+                    entry
+                }
+            };
+            if index.entries.insert(id.clone(), entry).is_some() {
+                return Err(Error::Config(format!(
+                    "two datasets have the id `{id}`; rename one of the files"
+                )));
+            }
+        }
+        Ok((index, fresh))
+    }
+}
+
+/// Where a catalog's dataset files are read again from: the directory, and the datasets given
+/// besides it (CSV files named on the command line).
+pub struct SpecSource {
+    pub dir: PathBuf,
+    pub extra: Vec<DatasetSpec>,
+}
+
+/// What a reload changed.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Reloaded {
+    pub added: Vec<String>,
+    pub changed: Vec<String>,
+    pub removed: Vec<String>,
+}
+
+/// The datasets served, with the storage their versions live in and the executor that opens
+/// them.
+pub struct Catalog {
+    index: RwLock<Arc<Index>>,
+    /// How many times the index was replaced: what was derived from it (the OpenAPI document)
+    /// is stale when this moved.
+    generation: std::sync::atomic::AtomicU64,
+    source: Option<SpecSource>,
+    /// What the dataset files looked like at the last reload (names, sizes, times).
+    files_seen: Mutex<Option<Vec<(PathBuf, u64, std::time::SystemTime)>>>,
     storage: Storage,
     executor: Arc<Executor>,
     ingest: IngestSettings,
 }
 
 impl Catalog {
-    /// A catalog of these specs; two with the same id are refused.
+    /// A catalog of these specs; two with the same id are refused. With a `source`, the
+    /// catalog can be read again from its files ([`Catalog::reload`]).
     pub fn new(
         specs: Vec<DatasetSpec>,
+        source: Option<SpecSource>,
         storage: Storage,
         executor: Arc<Executor>,
         ingest: IngestSettings,
     ) -> Result<Self> {
-        let mut entries = BTreeMap::new();
-        let mut resources = BTreeMap::new();
-        for spec in specs {
-            let id = spec.id.clone();
-            if let Some(rid) = &spec.resource_id
-                && let Some(other) = resources.insert(rid.clone(), id.clone())
-            {
-                return Err(Error::Config(format!(
-                    "datasets `{other}` and `{id}` both declare resource_id `{rid}`"
-                )));
-            }
-            let entry = Arc::new(Entry {
-                spec,
-                current: RwLock::new(None),
-                older: Mutex::new(Vec::new()),
-                last_error: RwLock::new(None),
-                pointer_tag: Mutex::new(None),
-            });
-            if entries.insert(id.clone(), entry).is_some() {
-                return Err(Error::Config(format!(
-                    "two datasets have the id `{id}`; rename one of the files"
-                )));
-            }
-        }
+        let (index, _) = Index::build(specs, None)?;
+        let files_seen = source.as_ref().map(|s| files_of(&s.dir));
         Ok(Catalog {
-            entries,
-            resources,
+            index: RwLock::new(Arc::new(index)),
+            generation: std::sync::atomic::AtomicU64::new(0),
+            source,
+            files_seen: Mutex::new(files_seen),
             storage,
             executor,
             ingest,
         })
     }
 
+    pub fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    fn index(&self) -> Arc<Index> {
+        Arc::clone(&self.index.read())
+    }
+
     pub fn ids(&self) -> Vec<String> {
-        self.entries.keys().cloned().collect()
+        self.index().entries.keys().cloned().collect()
     }
 
     /// Every id `/api/resources/{rid}/` answers to: declared resource ids, then dataset ids.
     pub fn resource_ids(&self) -> Vec<String> {
-        let declared = self.resources.keys().cloned();
-        declared.chain(self.entries.keys().cloned()).collect()
+        let index = self.index();
+        let declared = index.resources.keys().cloned();
+        declared.chain(index.entries.keys().cloned()).collect()
     }
 
-    pub fn entries(&self) -> impl Iterator<Item = &Arc<Entry>> {
-        self.entries.values()
+    /// The datasets, in id order.
+    pub fn entries(&self) -> Vec<Arc<Entry>> {
+        self.index().entries.values().cloned().collect()
     }
 
     /// The entry for `id`, or a 404 that lists the ids that exist.
-    pub fn entry(&self, id: &str) -> Result<&Arc<Entry>> {
-        self.entries.get(id).ok_or_else(|| {
-            let known: Vec<&str> = self.entries.keys().map(String::as_str).take(20).collect();
-            let more = if self.entries.len() > known.len() {
-                ", …"
+    pub fn entry(&self, id: &str) -> Result<Arc<Entry>> {
+        let index = self.index();
+        if let Some(entry) = index.entries.get(id) {
+            return Ok(Arc::clone(entry));
+        }
+        let known: Vec<&str> = index.entries.keys().map(String::as_str).take(20).collect();
+        let more = if index.entries.len() > known.len() {
+            ", …"
+        } else {
+            ""
+        };
+        Err(Error::NotFound(format!(
+            "no dataset `{id}`; known datasets: {}{more}",
+            if known.is_empty() {
+                "none".to_string()
             } else {
-                ""
-            };
-            Error::NotFound(format!(
-                "no dataset `{id}`; known datasets: {}{more}",
-                if known.is_empty() {
-                    "none".to_string()
-                } else {
-                    known.join(", ")
-                }
-            ))
-        })
+                known.join(", ")
+            }
+        )))
     }
 
     /// The dataset a portal's resource id names: the one whose file declares it as its
     /// `resource_id`, else the dataset with that id.
-    pub fn resource(&self, rid: &str) -> Result<&Arc<Entry>> {
-        match self.resources.get(rid) {
-            Some(id) => self.entry(id),
+    pub fn resource(&self, rid: &str) -> Result<Arc<Entry>> {
+        let declared = self.index().resources.get(rid).cloned();
+        match declared {
+            Some(id) => self.entry(&id),
             None => self.entry(rid).map_err(|_| {
                 Error::NotFound(format!(
                     "no resource `{rid}`: no dataset has this id or declares it as its resource_id"
@@ -179,9 +264,69 @@ impl Catalog {
         }
     }
 
+    /// Reads the dataset files again if they changed since the last look (a harvest or an
+    /// operator wrote some), swaps the new catalog in, and serves what the new and changed
+    /// datasets have in storage (a dataset with no version yet is ingested). Files that do not
+    /// load leave the catalog as it was, and say why.
+    pub async fn reload(self: &Arc<Self>) -> Result<Reloaded> {
+        let Some(source) = &self.source else {
+            return Ok(Reloaded::default());
+        };
+        let files = files_of(&source.dir);
+        if self.files_seen.lock().as_ref() == Some(&files) {
+            return Ok(Reloaded::default());
+        }
+        let mut specs = load_dir(&source.dir)?;
+        specs.extend(source.extra.iter().cloned());
+        let before = self.index();
+        let (index, fresh) = Index::build(specs, Some(&before))?;
+        let mut changes = Reloaded::default();
+        for entry in &fresh {
+            let id = entry.spec.id.clone();
+            if before.entries.contains_key(&id) {
+                changes.changed.push(id);
+            } else {
+                changes.added.push(id);
+            }
+        }
+        changes.removed = before
+            .entries
+            .keys()
+            .filter(|id| !index.entries.contains_key(*id))
+            .cloned()
+            .collect();
+        *self.index.write() = Arc::new(index);
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        *self.files_seen.lock() = Some(files);
+        for entry in fresh {
+            match self.load_current(&entry).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    let _ = self.ingest_one(&entry, false).await;
+                }
+                Err(e) => {
+                    entry.set_error(e);
+                }
+            }
+        }
+        Ok(changes)
+    }
+
     /// The version a query of `id` runs on.
     pub fn loaded(&self, id: &str) -> Result<Arc<Loaded>> {
         let entry = self.entry(id)?;
+        if let Some(when) = entry.spec.retired() {
+            let pinned = entry.current().map_or(String::new(), |c| {
+                format!(
+                    "; its versions stay readable for a while by pinned URL, such as /api/datasets/{id}@{}/data",
+                    c.manifest.version
+                )
+            });
+            return Err(Error::Gone(format!(
+                "dataset `{id}` was retired on {when}: its resource is no longer published by the portal{pinned}"
+            )));
+        }
         entry.current().ok_or_else(|| {
             Error::Unavailable(match entry.last_error() {
                 Some(e) => format!("dataset `{id}` has no data yet: its ingest failed ({e})"),
@@ -189,4 +334,21 @@ impl Catalog {
             })
         })
     }
+}
+
+/// The dataset files of a directory with their sizes and modification times, to tell whether
+/// any was written, added or removed since the last look without reading them.
+fn files_of(dir: &Path) -> Vec<(PathBuf, u64, std::time::SystemTime)> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "toml"))
+        .filter_map(|e| {
+            let meta = e.metadata().ok()?;
+            Some((e.path(), meta.len(), meta.modified().ok()?))
+        })
+        .collect();
+    files.sort();
+    files
 }

@@ -18,11 +18,9 @@ impl Catalog {
         force: bool,
     ) -> Result<Vec<(String, Result<Outcome>)>> {
         let targets: Vec<Arc<Entry>> = if ids.is_empty() {
-            self.entries().cloned().collect()
+            self.entries()
         } else {
-            ids.iter()
-                .map(|id| self.entry(id).cloned())
-                .collect::<Result<_>>()?
+            ids.iter().map(|id| self.entry(id)).collect::<Result<_>>()?
         };
         let mut results = Vec::new();
         for entry in targets {
@@ -39,7 +37,7 @@ impl Catalog {
 
     /// Ingests one dataset, then serves the stored current version, whatever happened: the
     /// outer error is a failure to serve, the inner one the ingest's.
-    async fn ingest_one(&self, entry: &Entry, force: bool) -> Result<Result<Outcome>> {
+    pub(super) async fn ingest_one(&self, entry: &Entry, force: bool) -> Result<Result<Outcome>> {
         let outcome = ingest::ingest(&entry.spec, &self.storage, &self.ingest, force).await;
         self.load_current(entry).await?;
         Ok(match outcome {
@@ -57,28 +55,42 @@ impl Catalog {
     /// that follow; queries in flight finish on the version they started with.
     pub fn spawn_refreshers(self: &Arc<Self>) -> Vec<tokio::task::JoinHandle<()>> {
         self.entries()
+            .into_iter()
             .filter_map(|entry| {
                 let interval = entry.spec.refresh_interval().ok().flatten()?;
-                let (catalog, entry) = (Arc::clone(self), Arc::clone(entry));
-                Some(tokio::spawn(async move {
-                    let mut tick = tokio::time::interval(interval);
-                    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                    tick.tick().await;
-                    loop {
-                        tick.tick().await;
-                        let (c, e) = (Arc::clone(&catalog), Arc::clone(&entry));
-                        // The timer lives here; the work on the query runtime.
-                        if let Err(err) = catalog
-                            .executor
-                            .background(async move { c.refresh(&e).await })
-                            .await
-                        {
-                            tracing::warn!(dataset = %entry.spec.id, error = %err, "refresh task failed");
-                        }
-                    }
-                }))
+                Some(self.spawn_refresher(entry.spec.id.clone(), interval))
             })
             .collect()
+    }
+
+    /// The refresher of one dataset, by id: a reload that edits the dataset's file is followed,
+    /// and one that removes it ends the task.
+    pub(super) fn spawn_refresher(
+        self: &Arc<Self>,
+        id: String,
+        interval: std::time::Duration,
+    ) -> tokio::task::JoinHandle<()> {
+        let catalog = Arc::clone(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let Ok(entry) = catalog.entry(&id) else {
+                    return;
+                };
+                let c = Arc::clone(&catalog);
+                // The timer lives here; the work on the query runtime.
+                if let Err(err) = catalog
+                    .executor
+                    .background(async move { c.refresh(&entry).await })
+                    .await
+                {
+                    tracing::warn!(dataset = %id, error = %err, "refresh task failed");
+                }
+            }
+        })
     }
 
     /// One refresh of one dataset.
@@ -133,9 +145,24 @@ impl Catalog {
         })
     }
 
-    /// One look at every pointer; the number of datasets switched to a version published
-    /// elsewhere.
-    pub async fn watch_once(&self) -> usize {
+    /// One look at the dataset files (read again if any changed) and at every pointer; the
+    /// number of datasets switched to a version published elsewhere.
+    pub async fn watch_once(self: &Arc<Self>) -> usize {
+        match self.reload().await {
+            Ok(changes) if changes != super::Reloaded::default() => {
+                tracing::info!(added = ?changes.added, changed = ?changes.changed,
+                    removed = ?changes.removed, "dataset files read again");
+                for id in &changes.added {
+                    if let Ok(entry) = self.entry(id)
+                        && let Ok(Some(every)) = entry.spec.refresh_interval()
+                    {
+                        self.spawn_refresher(id.clone(), every);
+                    }
+                }
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "the dataset files could not be read again"),
+        }
         let mut switched = 0;
         for entry in self.entries() {
             let id = &entry.spec.id;
@@ -157,7 +184,7 @@ impl Catalog {
             {
                 continue;
             }
-            match self.load_current(entry).await {
+            match self.load_current(&entry).await {
                 Ok(true) => {
                     tracing::info!(dataset = %id, version = %version, "serving a version published elsewhere");
                     entry.clear_error();

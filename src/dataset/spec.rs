@@ -72,6 +72,13 @@ pub struct Provenance {
     pub checksum: Option<String>,
     #[serde(default)]
     pub size: Option<u64>,
+    /// The harvest that wrote the file (its portal and filters), which alone may retire it.
+    #[serde(default)]
+    pub harvest: Option<String>,
+    /// When the resource disappeared from the portal (RFC 3339): the dataset is no longer
+    /// served as current, and its versions stay readable by pinned URL until they expire.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retired: Option<String>,
 }
 
 /// `[csv]`: every field overrides what detection would decide.
@@ -256,6 +263,11 @@ impl DatasetSpec {
         Ok(())
     }
 
+    /// When a harvest retired the dataset (its resource left the portal), if it did.
+    pub fn retired(&self) -> Option<&str> {
+        self.provenance.as_ref()?.retired.as_deref()
+    }
+
     /// The `refresh` interval, if one is set.
     pub fn refresh_interval(&self) -> Result<Option<std::time::Duration>> {
         let Some(text) = &self.refresh else {
@@ -267,21 +279,9 @@ impl DatasetSpec {
                 self.id
             ))
         };
-        let t = text.trim();
-        let split = t.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
-        let n: u64 = t[..split].parse().map_err(|_| bad())?;
-        let ms = match &t[split..] {
-            "ms" => n,
-            "s" => n * 1000,
-            "m" => n * 60_000,
-            "h" => n * 3_600_000,
-            "d" => n * 86_400_000,
-            _ => return Err(bad()),
-        };
-        if ms == 0 {
-            return Err(bad());
-        }
-        Ok(Some(std::time::Duration::from_millis(ms)))
+        crate::config::parse_duration(text)
+            .ok_or_else(bad)
+            .map(Some)
     }
 
     /// Resolves `source` against the dataset file's directory.

@@ -5,20 +5,12 @@
 
 use serde_json::Value;
 
-use super::{Resource, Skipped, classify};
+use super::portal::{Portal, join, parse};
+use super::{Filters, Listing, MAX_FAILED_PAGES, Package, Resource, Skipped, classify, text};
 
 /// The `result` of an action's answer, or what went wrong, in words.
 pub fn result(body: &[u8]) -> Result<Value, String> {
-    let v: Value = serde_json::from_slice(body).map_err(|_| {
-        let start = String::from_utf8_lossy(&body[..body.len().min(80)])
-            .trim()
-            .to_string();
-        if start.starts_with('<') {
-            format!("the portal answered an HTML page, not JSON: `{start}`")
-        } else {
-            format!("the portal's answer is not JSON (truncated?): `{start}`")
-        }
-    })?;
+    let v = parse(body)?;
     match &v {
         Value::String(s) => Err(format!("the portal refused the call: {s}")),
         Value::Object(m) if m.get("success") == Some(&Value::Bool(false)) => {
@@ -38,12 +30,98 @@ pub fn result(body: &[u8]) -> Result<Value, String> {
     }
 }
 
-fn text(v: &Value, key: &str) -> Option<String> {
-    v.get(key)
-        .and_then(Value::as_str)
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
+/// The action API of a portal named by its site (`https://data.gov.ma/data`) or by its API
+/// base (`…/api/3/action`): the first of them where `status_show` answers.
+pub async fn api_base(portal: &Portal, url: &url::Url) -> Result<url::Url, String> {
+    let path = url.path().trim_end_matches('/');
+    let candidates: Vec<url::Url> = if path.ends_with("/action") {
+        vec![url.clone()]
+    } else {
+        vec![join(url, "api/3/action"), join(url, "api/action")]
+    };
+    let mut why = Vec::new();
+    for base in candidates {
+        let status = join(&base, "status_show");
+        match portal.get(&status).await.and_then(|b| result(&b)) {
+            Ok(v) if v.is_object() => return Ok(base),
+            Ok(_) => why.push(format!("{status}: not a CKAN status")),
+            Err(e) => why.push(format!("{status}: {e}")),
+        }
+    }
+    Err(format!(
+        "{url} is not a CKAN portal or its action API ({})",
+        why.join("; ")
+    ))
+}
+
+/// Every package `package_search` lists for these filters, `rows` at a time in a stable order
+/// (`id asc`: the default order moves as packages are edited). A page that fails is reported
+/// and the next one asked for; the listing is then incomplete.
+pub async fn list(
+    portal: &Portal,
+    api: &url::Url,
+    site: &str,
+    filters: &Filters,
+    rows: usize,
+) -> Listing {
+    let mut listing = Listing::default();
+    let mut start = 0usize;
+    let mut count: Option<usize> = None;
+    loop {
+        let mut url = join(api, "package_search");
+        {
+            let mut q = url.query_pairs_mut();
+            q.append_pair("rows", &rows.to_string())
+                .append_pair("start", &start.to_string())
+                .append_pair("sort", "id asc");
+            if let Some(org) = &filters.organization {
+                q.append_pair("fq", &format!("organization:\"{org}\""));
+            }
+            if let Some(text) = &filters.query {
+                q.append_pair("q", text);
+            }
+        }
+        let page = portal.get(&url).await.and_then(|b| result(&b));
+        let results = page.as_ref().ok().and_then(|p| {
+            let n = p.get("count").and_then(Value::as_u64)?;
+            Some((n as usize, p.get("results")?.as_array()?.clone()))
+        });
+        match (page, results) {
+            (Ok(_), Some((n, packages))) => {
+                count = Some(n);
+                let empty = packages.is_empty();
+                for p in &packages {
+                    listing.packages.push(package(p, site));
+                }
+                if empty {
+                    break;
+                }
+            }
+            (Ok(_), None) => {
+                listing.fail(format!("{url}: the answer has no `count` and `results`"));
+            }
+            (Err(e), _) => listing.fail(e),
+        }
+        start += rows;
+        // Without a first page there is no count to page up to.
+        if count.is_none_or(|n| start >= n) || listing.errors.len() > MAX_FAILED_PAGES {
+            break;
+        }
+    }
+    listing
+}
+
+/// One package read into a [`Package`]: its tabular resources and the others, skipped.
+pub fn package(value: &Value, portal: &str) -> Package {
+    let (resources, skipped) = resources(value, portal);
+    let id = text(value, "id").unwrap_or_default();
+    Package {
+        name: text(value, "name").unwrap_or_else(|| id.clone()),
+        modified: text(value, "metadata_modified"),
+        id,
+        resources,
+        skipped,
+    }
 }
 
 /// The tabular resources of one package (from `package_search` or `package_show`), and the

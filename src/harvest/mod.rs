@@ -1,9 +1,13 @@
 //! Harvesting a portal's catalog: its packages read into tabular resources (CSV, gzipped CSV,
 //! spreadsheets) with their provenance, whatever the free-text `format` says, and the others
-//! skipped with a reason; each kept resource becomes a dataset file. [`ckan`] reads CKAN's
-//! action API answers as real portals send them.
+//! skipped with a reason; each kept resource becomes a dataset file. [`ckan`] and [`udata`] read
+//! the two portals' APIs as real portals answer them (through [`portal`]); [`run`] is one
+//! harvest: list, compare with the last run, write dataset files, ingest, retire, report.
 
 pub mod ckan;
+pub mod portal;
+pub mod run;
+pub mod udata;
 
 use crate::dataset::names::slugify;
 use crate::dataset::spec::{DatasetSpec, Provenance};
@@ -40,11 +44,59 @@ pub struct Resource {
 }
 
 /// A resource left out, and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Skipped {
     pub package: String,
     pub resource: String,
     pub reason: String,
+}
+
+/// What a CKAN listing selects (`package_search`'s `fq` and `q`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Filters {
+    pub organization: Option<String>,
+    pub query: Option<String>,
+}
+
+/// A package (CKAN) or dataset (udata) as listed: its tabular resources and the others.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Package {
+    pub id: String,
+    pub name: String,
+    /// When the portal says the package last changed (`metadata_modified`, `last_update`).
+    pub modified: Option<String>,
+    pub resources: Vec<Resource>,
+    pub skipped: Vec<Skipped>,
+}
+
+/// Listing pages that may fail before a harvest stops asking.
+pub const MAX_FAILED_PAGES: usize = 10;
+
+/// A portal's packages as listed, and the pages that failed: a listing with failed pages is
+/// incomplete, and then nothing is retired (a package missing from it may just be unread).
+#[derive(Debug, Default)]
+pub struct Listing {
+    pub packages: Vec<Package>,
+    pub errors: Vec<String>,
+}
+
+impl Listing {
+    pub fn fail(&mut self, error: String) {
+        self.errors.push(error);
+    }
+
+    pub fn complete(&self) -> bool {
+        self.errors.is_empty()
+    }
+}
+
+/// A string field, trimmed; `None` when missing, not a string or blank.
+fn text(v: &serde_json::Value, key: &str) -> Option<String> {
+    v.get(key)
+        .and_then(serde_json::Value::as_str)
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
 }
 
 /// Normalises a declared format: trimmed, lower case, without a leading dot, the first of a
@@ -154,6 +206,7 @@ impl Resource {
             modified: self.modified.clone(),
             checksum: self.checksum.clone(),
             size: self.size,
+            ..Provenance::default()
         });
         spec
     }

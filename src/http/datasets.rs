@@ -109,24 +109,26 @@ pub fn search_words(text: &str) -> Vec<String> {
 }
 
 /// The datasets whose id, title, description, producer or keywords hold every word.
-pub fn matching<'a>(state: &'a AppState, words: &[String]) -> Vec<&'a std::sync::Arc<Entry>> {
+pub fn matching(state: &AppState, words: &[String]) -> Vec<std::sync::Arc<Entry>> {
     filtered(state, words, None, None)
 }
 
 /// The datasets holding every word, of this producer, with this keyword (case and accents
 /// ignored); none of it reads data.
-fn filtered<'a>(
-    state: &'a AppState,
+fn filtered(
+    state: &AppState,
     words: &[String],
     producer: Option<&str>,
     keyword: Option<&str>,
-) -> Vec<&'a std::sync::Arc<Entry>> {
+) -> Vec<std::sync::Arc<Entry>> {
     use crate::dataset::names::normalize;
     let producer = producer.map(normalize);
     let keyword = keyword.map(normalize);
     state
         .catalog
         .entries()
+        .into_iter()
+        .filter(|e| e.spec.retired().is_none())
         .filter(|e| {
             let spec = &e.spec;
             let hay = normalize(&format!(
@@ -220,7 +222,7 @@ pub async fn list(
         .into_iter()
         .skip(usize::try_from(skip).unwrap_or(usize::MAX))
         .take(page_size as usize)
-        .map(|e| summary(e, &base))
+        .map(|e| summary(&e, &base))
         .collect();
     let link = |p: u64| {
         let mut ser = url::form_urlencoded::Serializer::new(String::new());
@@ -270,7 +272,7 @@ pub async fn get(
     let current = entry.current();
     let m = current.as_ref().map(|l| &l.manifest);
     Ok(Json(DatasetDetail {
-        summary: summary(entry, &base),
+        summary: summary(&entry, &base),
         source: m.map_or_else(|| entry.spec.source.clone(), |m| m.source.uri.clone()),
         created_at: m.map(|m| m.created_at.clone()),
         schema: m.map(|m| m.schema.clone()).unwrap_or_default(),
@@ -329,5 +331,5 @@ pub fn dataset_document(state: &AppState, entry: &Entry) -> Result<Value> {
     ))]
 pub async fn openapi(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>> {
     let entry = state.catalog.entry(&id)?;
-    Ok(Json(dataset_document(&state, entry)?))
+    Ok(Json(dataset_document(&state, &entry)?))
 }

@@ -16,6 +16,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     let loaded = state
         .catalog
         .entries()
+        .iter()
         .filter(|e| e.current().is_some())
         .count();
     let mut out = String::new();

@@ -60,17 +60,12 @@ pub fn openapi_document(
 /// The whole application: API routes, `/openapi.json`, `/docs` (with every dataset's own
 /// document to switch to), problem+json for unknown routes and for panics.
 pub fn router(state: AppState) -> Router {
-    let (routes, api) = api_router().split_for_parts();
+    let (routes, _) = api_router().split_for_parts();
     let ids = state.catalog.ids();
-    let api = openapi::finish(
-        api,
-        &ids,
-        &state.catalog.resource_ids(),
-        &state.settings.limits,
-    );
     routes
         .merge(ckan_routes())
-        .merge(docs(api, &ids))
+        .route("/openapi.json", axum::routing::get(openapi_json))
+        .merge(docs(&ids))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(CatchPanicLayer::custom(panicked))
@@ -90,9 +85,37 @@ fn ckan_routes() -> Router<AppState> {
         .route("/datastore/dump/{rid}", get(ckan::dump))
 }
 
+/// The OpenAPI document of the catalog as it is now (its dataset and resource ids are enums),
+/// written again only after the dataset files were read again.
+async fn openapi_json(axum::extract::State(state): axum::extract::State<AppState>) -> Response {
+    let generation = state.catalog.generation();
+    let cached = state.openapi.lock().clone();
+    let body = match cached {
+        Some((g, body)) if g == generation => body,
+        _ => {
+            let doc = openapi_document(
+                &state.catalog.ids(),
+                &state.catalog.resource_ids(),
+                &state.settings.limits,
+            );
+            let body = match doc.to_json() {
+                Ok(text) => bytes::Bytes::from(text),
+                Err(e) => return crate::error::Error::from(e).into_response(),
+            };
+            *state.openapi.lock() = Some((generation, body.clone()));
+            body
+        }
+    };
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+/// Datasets listed by name in the `/docs` menu; the others' documents are at
+/// `/api/datasets/{id}/openapi.json` all the same.
+const DOCS_MENU_DATASETS: usize = 100;
+
 /// Swagger UI at `/docs`, offline (its files are compiled in), with a menu of the global
-/// document and each dataset's.
-fn docs(api: utoipa::openapi::OpenApi, ids: &[String]) -> SwaggerUi {
+/// document and the first datasets' own.
+fn docs(ids: &[String]) -> SwaggerUi {
     // Swagger UI's configuration borrows its names for the life of the process; the router is
     // built once per process, so these few strings are leaked once.
     let leak = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
@@ -101,15 +124,13 @@ fn docs(api: utoipa::openapi::OpenApi, ids: &[String]) -> SwaggerUi {
         "/openapi.json",
         true,
     )];
-    for id in ids {
+    for id in ids.iter().take(DOCS_MENU_DATASETS) {
         urls.push(Url::new(
             leak(format!("dataset {id}")),
             leak(format!("/api/datasets/{id}/openapi.json")),
         ));
     }
-    SwaggerUi::new("/docs")
-        .url("/openapi.json", api)
-        .config(Config::new(urls))
+    SwaggerUi::new("/docs").config(Config::new(urls))
 }
 
 /// Every route is public and read-only: any origin may read it from a browser, validators and

@@ -79,7 +79,7 @@ type Answer<T> = std::result::Result<T, Failure>;
 
 /// The dataset a resource id names, and the version requests read now.
 fn resource(state: &AppState, rid: &str) -> Answer<(Arc<Entry>, Arc<Loaded>)> {
-    let entry = Arc::clone(state.catalog.resource(rid)?);
+    let entry = state.catalog.resource(rid)?;
     let loaded = state.catalog.loaded(&entry.spec.id)?;
     Ok((entry, loaded))
 }
@@ -445,7 +445,7 @@ pub async fn swagger(
     State(state): State<AppState>,
     Path(rid): Path<String>,
 ) -> Answer<Json<Value>> {
-    let entry = Arc::clone(state.catalog.resource(&rid)?);
+    let entry = state.catalog.resource(&rid)?;
     Ok(Json(super::datasets::dataset_document(&state, &entry)?))
 }
 

@@ -1,8 +1,9 @@
 //! What a source is, from its first bytes, whatever its name or label says: portals and their
 //! firewalls answer `200` with HTML pages ("Request Rejected"), and label PDFs, images, zip
-//! archives and legacy `.xls` files as CSV. Parsed as CSV, those become plausible-looking tables
-//! of garbage (an HTML page as one column of markup, a zip as rows of binary) that would replace
-//! good data on a refresh; they are refused before parsing, saying what they are.
+//! archives and Word documents as CSV (spreadsheets are read before this check, see
+//! [`super::sheet`]). Parsed as CSV, those become plausible-looking tables of garbage (an HTML
+//! page as one column of markup, a zip as rows of binary) that would replace good data on a
+//! refresh; they are refused before parsing, saying what they are.
 
 use crate::error::{Error, Result};
 
@@ -17,12 +18,12 @@ const SIGNATURES: [(&[u8], &str); 12] = [
     (b"MM\0*", "a TIFF image"),
     (
         b"PK\x03\x04",
-        "a zip archive (an XLSX or ODS spreadsheet, or zipped files)",
+        "a zip archive that is not a spreadsheet (zipped files)",
     ),
     (b"PK\x05\x06", "an empty zip archive"),
     (
         b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1",
-        "an OLE2 document (a legacy .xls spreadsheet or .doc)",
+        "an OLE2 document that is not a readable .xls spreadsheet (a .doc?)",
     ),
     (b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive"),
     (b"Rar!\x1a\x07", "a RAR archive"),

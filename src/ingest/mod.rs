@@ -8,6 +8,7 @@ pub mod infer;
 pub mod layout;
 pub mod profile;
 pub mod reader;
+pub mod sheet;
 pub mod sniff;
 pub mod source;
 
@@ -372,6 +373,8 @@ fn manifest_of(
         encoding_note,
         delimiter_note,
     } = w;
+    // A spreadsheet's delimiter is qanat's own: the note says which sheet was read instead.
+    let delimiter_note = fetched.note.clone().unwrap_or(delimiter_note);
     let Typed {
         version,
         dialect,

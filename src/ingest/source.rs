@@ -26,6 +26,8 @@ pub struct Fetched {
     /// HTTP validators of the response, to ask next time whether the source changed.
     pub etag: Option<String>,
     pub last_modified: Option<String>,
+    /// How the table was read out of the source, when it is not delimited text (a spreadsheet).
+    pub note: Option<String>,
     /// Keeps a downloaded copy alive until ingest ends.
     _temp: Option<tempfile::TempPath>,
 }
@@ -52,21 +54,42 @@ pub async fn fetch(
         Some(f) => f,
         None => return Ok(None),
     };
-    if !fetched.facts.sample.starts_with(&[0x1f, 0x8b]) {
+    let limit = settings.max_download_bytes;
+    let fetched = if fetched.facts.sample.starts_with(&[0x1f, 0x8b]) {
+        // A gzip file (`.csv.gz`): decompressed to a temporary file, streaming, within the size
+        // limit.
+        let src = fetched.path.clone();
+        let (temp, facts) = tokio::task::spawn_blocking(move || gunzip(&src, limit)).await??;
+        // The size recorded stays the source's own, which the staleness check compares.
+        let source_bytes = fetched.facts.bytes;
+        Fetched {
+            path: temp.to_path_buf(),
+            facts,
+            source_bytes,
+            note: None,
+            _temp: Some(temp),
+            ..fetched
+        }
+    } else {
+        fetched
+    };
+    if !super::sheet::may_be_workbook(&fetched.facts.sample) {
         return Ok(Some(fetched));
     }
-    // A gzip file (`.csv.gz`): decompressed to a temporary file, streaming, within the size limit.
-    let limit = settings.max_download_bytes;
+    // A spreadsheet: its first sheet with cells, as CSV. Another zip is left to the content
+    // check, which names it.
     let src = fetched.path.clone();
-    let (temp, facts) = tokio::task::spawn_blocking(move || gunzip(&src, limit)).await??;
-    // The size recorded stays the source's own, which the staleness check compares.
-    let source_bytes = fetched.facts.bytes;
-    Ok(Some(Fetched {
-        path: temp.to_path_buf(),
-        facts,
-        source_bytes,
-        _temp: Some(temp),
-        ..fetched
+    let converted =
+        tokio::task::spawn_blocking(move || super::sheet::to_csv(&src, limit)).await??;
+    Ok(Some(match converted {
+        None => fetched,
+        Some(c) => Fetched {
+            path: c.csv.to_path_buf(),
+            facts: c.facts,
+            note: Some(c.note),
+            _temp: Some(c.csv),
+            ..fetched
+        },
     }))
 }
 
@@ -121,6 +144,7 @@ async fn fetch_raw(
                 modified,
                 etag: None,
                 last_modified: None,
+                note: None,
                 _temp: None,
             }))
         }
@@ -133,11 +157,12 @@ async fn fetch_raw(
     }
 }
 
-/// A local file read for its first bytes only, with the full byte pass (hash, UTF-8 check)
-/// running beside whatever comes next. `None` for a gzip file, which is read the usual way.
 /// The full byte pass over a local source (hash, UTF-8 check), running on a blocking thread.
 pub type FullPass = tokio::task::JoinHandle<Result<ByteFacts>>;
 
+/// A local file read for its first bytes only, with the full byte pass (hash, UTF-8 check)
+/// running beside whatever comes next. `None` for a gzip file or a spreadsheet, which are read
+/// the usual way.
 pub fn fetch_local_early(path: &Path) -> Result<Option<(Fetched, FullPass)>> {
     if !path.is_file() {
         return Err(Error::bad_request(format!(
@@ -155,7 +180,7 @@ pub fn fetch_local_early(path: &Path) -> Result<Option<(Fetched, FullPass)>> {
         }
     }
     sample.truncate(n);
-    if sample.starts_with(&[0x1f, 0x8b]) {
+    if sample.starts_with(&[0x1f, 0x8b]) || super::sheet::may_be_workbook(&sample) {
         return Ok(None);
     }
     let mut utf8 = Utf8Check::default();
@@ -181,6 +206,7 @@ pub fn fetch_local_early(path: &Path) -> Result<Option<(Fetched, FullPass)>> {
         modified: Some(modified),
         etag: None,
         last_modified: None,
+        note: None,
         _temp: None,
     };
     Ok(Some((fetched, full)))
@@ -204,10 +230,12 @@ fn scan_file(path: &Path) -> Result<ByteFacts> {
 /// Non-ASCII bytes shown to the encoding detector at most; enough for a verdict, bounded time.
 const DETECTOR_BYTES: u64 = 4 * 1024 * 1024;
 
-struct Scanner {
+/// One streaming pass over bytes: their SHA-256, size, UTF-8 validity, first bytes and likely
+/// encoding.
+pub struct Scanner {
     hash: Sha256,
     utf8: Utf8Check,
-    bytes: u64,
+    pub bytes: u64,
     sample: Vec<u8>,
     detector: chardetng::EncodingDetector,
     detector_fed: u64,
@@ -227,7 +255,7 @@ impl Default for Scanner {
 }
 
 impl Scanner {
-    fn feed(&mut self, chunk: &[u8]) {
+    pub fn feed(&mut self, chunk: &[u8]) {
         self.hash.update(chunk);
         self.utf8.feed(chunk);
         self.bytes += chunk.len() as u64;
@@ -242,7 +270,7 @@ impl Scanner {
         }
     }
 
-    fn finish(mut self) -> ByteFacts {
+    pub fn finish(mut self) -> ByteFacts {
         self.utf8.finish();
         self.detector.feed(&[], true);
         ByteFacts {
@@ -286,13 +314,14 @@ where
         modified: None,
         etag: None,
         last_modified: None,
+        note: None,
         _temp: Some(temp),
     })
 }
 
 /// An error and its causes, one after the other: the client's own words alone
 /// ("error sending request") hide why (a refused address, a refused connection).
-fn causes(e: &dyn std::error::Error) -> String {
+pub fn causes(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut next = e.source();
     while let Some(cause) = next {

@@ -70,3 +70,50 @@ async fn the_catalog_is_searched_and_filtered_by_producer_and_keyword() {
     let detail = app.get("/api/datasets?owner=x").await.problem(400);
     assert!(detail.contains("producer and keyword"), "{detail}");
 }
+
+#[tokio::test]
+async fn dataset_files_written_while_serving_are_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let datasets = dir.path().join("datasets");
+    std::fs::create_dir(&datasets).unwrap();
+    std::fs::write(datasets.join("a.csv"), "x\n1\n2\n").unwrap();
+    std::fs::write(datasets.join("a.toml"), toml_for("a.csv", "")).unwrap();
+    let mut settings = qanat::config::Settings::from_toml_str("").unwrap();
+    settings.datasets = datasets.clone();
+    settings.storage = dir.path().join("storage").display().to_string();
+    let state = qanat::app::watched_state(settings, &[]).unwrap();
+    state.catalog.ingest_and_load(&[], false).await.unwrap();
+    let router = qanat::http::router(state.clone());
+    let get = |uri: &'static str| crate::support::request(&router, uri, &[]);
+    let enum_of = |doc: serde_json::Value| doc.to_string().contains("\"b\"");
+    assert!(!enum_of(get("/openapi.json").await.json()));
+    // Nothing changed: nothing is read again.
+    assert_eq!(state.catalog.watch_once().await, 0);
+
+    // A harvest (or an operator) writes a dataset file and edits another.
+    std::fs::write(datasets.join("b.csv"), "y\n7\n8\n9\n").unwrap();
+    std::fs::write(datasets.join("b.toml"), toml_for("b.csv", "")).unwrap();
+    std::fs::write(
+        datasets.join("a.toml"),
+        toml_for("a.csv", "producer = \"HCP\"\n"),
+    )
+    .unwrap();
+    state.catalog.watch_once().await;
+    let b = get("/api/datasets/b/data").await.json();
+    assert_eq!(b["meta"]["total"], 3);
+    let a = get("/api/datasets/a").await.json();
+    assert_eq!(
+        (a["producer"].clone(), a["rows"].clone()),
+        ("HCP".into(), 2.into())
+    );
+    assert!(
+        enum_of(get("/openapi.json").await.json()),
+        "the document lists b"
+    );
+
+    // A removed file removes the dataset.
+    std::fs::remove_file(datasets.join("b.toml")).unwrap();
+    state.catalog.watch_once().await;
+    get("/api/datasets/b/data").await.problem(404);
+    assert!(!enum_of(get("/openapi.json").await.json()));
+}

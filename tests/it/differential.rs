@@ -289,7 +289,7 @@ fn random_queries_get_identical_answers_from_memory_and_parquet() {
         let datasets = app.dir.path().join("datasets");
         let parquet = build_state(app.dir.path(), &datasets, "resident_bytes = 0\n");
         let entry = parquet.catalog.entry("t").unwrap();
-        assert!(parquet.catalog.load_current(entry).await.unwrap());
+        assert!(parquet.catalog.load_current(&entry).await.unwrap());
         assert!(app.state.catalog.loaded("t").unwrap().resident.is_some());
         assert!(parquet.catalog.loaded("t").unwrap().resident.is_none());
         (app, qanat::http::router(parquet))

@@ -178,7 +178,7 @@ async fn a_killed_ingest_leaves_the_previous_version_served() {
         &format!("storage = '{}'", storage.display()),
     );
     let entry = state.catalog.entry("k").unwrap();
-    assert!(state.catalog.load_current(entry).await.unwrap());
+    assert!(state.catalog.load_current(&entry).await.unwrap());
     let loaded = state.catalog.loaded("k").unwrap();
     assert_eq!(loaded.manifest.rows, 1);
     assert_eq!(loaded.versions.len(), 1);

@@ -100,6 +100,6 @@ fn ckan_answers_are_read_with_their_quirks() {
     assert!(
         ckan::result(&envidat[..envidat.len() / 2])
             .unwrap_err()
-            .contains("not JSON")
+            .contains("truncated JSON")
     );
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::support::toml_for;
+use crate::support::{Server, toml_for};
 
 fn rows(n: usize) -> String {
     let mut s = String::from("code,valeur\n");
@@ -14,16 +14,6 @@ fn rows(n: usize) -> String {
         s.push_str(&format!("{i:03},{i}\n"));
     }
     s
-}
-
-/// Kills the server when the test ends, passed or not.
-struct Server(std::process::Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

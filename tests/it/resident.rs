@@ -12,7 +12,7 @@ async fn resident_and_parquet_answers_are_identical() {
         "resident_bytes = 0\n",
     );
     for entry in parquet.catalog.entries() {
-        parquet.catalog.load_current(entry).await.unwrap();
+        parquet.catalog.load_current(&entry).await.unwrap();
         let resident = app.state.catalog.loaded(&entry.spec.id).unwrap();
         assert!(resident.resident.is_some(), "{} in memory", entry.spec.id);
         assert!(

@@ -36,7 +36,7 @@ async fn what_is_not_a_table_is_refused_and_never_replaces_good_data() {
         ),
         (b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj\n", "a PDF document"),
         (b"PK\x03\x04\x14\x00\x00\x00\x08\x00", "a zip archive"),
-        (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1\x00\x00\x00\x00", "a legacy .xls"),
+        (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1\x00\x00\x00\x00", "not a readable .xls"),
         (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "a PNG image"),
     ];
     for (bytes, what) in cases {

@@ -68,7 +68,7 @@ fn resource(state: &AppState, rid: &str) -> Result<(Arc<Entry>, Arc<Loaded>)> {
         .resource(rid)
         .map_err(|_| Error::NotFound(format!("Resource \"{rid}\" was not found.")))?;
     let loaded = state.catalog.loaded(&entry.spec.id)?;
-    Ok((Arc::clone(entry), loaded))
+    Ok((entry, loaded))
 }
 
 impl Call<'_> {

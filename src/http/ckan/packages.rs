@@ -52,7 +52,7 @@ impl Call<'_> {
             .catalog
             .entry(&id)
             .map_err(|_| Failure::Action(Error::NotFound(format!("package `{id}`"))))?;
-        Ok(self.package(entry))
+        Ok(self.package(&entry))
     }
 
     /// `resource_show`: `id` is the resource id (or the dataset id).
@@ -61,7 +61,7 @@ impl Call<'_> {
         let entry = self.state.catalog.resource(&id).map_err(|_| {
             Failure::Action(Error::NotFound(format!("Resource was not found: `{id}`")))
         })?;
-        Ok(self.resource(entry))
+        Ok(self.resource(&entry))
     }
 
     /// A dataset as a CKAN package.
