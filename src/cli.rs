@@ -205,33 +205,55 @@ pub async fn run(cli: Cli, matches: ArgMatches) -> Result<ExitCode> {
             let results = state.catalog.ingest_and_load(ids, *force).await?;
             Ok(report(&results))
         }
-        Command::Serve { files } => {
-            for source in &settings.harvest {
-                source.check()?;
-            }
-            let addr = settings.addr;
-            let state = app::watched_state(settings, files)?;
-            let results = state.catalog.ingest_and_load(&[], false).await?;
-            report(&results);
-            let _refreshers = state.catalog.spawn_refreshers();
-            let _harvests = app::spawn_harvests(&state);
-            let watch = state.settings.ingest.watch_ms;
-            let _watcher = (watch > 0).then(|| {
-                state
-                    .catalog
-                    .spawn_watcher(std::time::Duration::from_millis(watch))
-            });
-            let listener = tokio::net::TcpListener::bind(addr)
-                .await
-                .map_err(|e| Error::Config(format!("cannot listen on {addr}: {e}")))?;
-            eprintln!(
-                "qanat: serving {} datasets on http://{addr} (documentation: http://{addr}/docs)",
-                state.catalog.ids().len()
-            );
-            app::serve(listener, state, shutdown_signal()).await?;
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Serve { files } => serve(settings, files).await,
     }
+}
+
+/// Serves the catalog: the first ingests of datasets without a version, then the socket, with
+/// the other datasets checked and opened in the background, refreshers, harvests and the
+/// watcher running beside.
+async fn serve(settings: Settings, files: &[PathBuf]) -> Result<ExitCode> {
+    for source in &settings.harvest {
+        source.check()?;
+    }
+    let addr = settings.addr;
+    let state = app::watched_state(settings, files)?;
+    state.catalog.serve_on_demand();
+    // A dataset without a version has nothing to serve: its first ingest comes first.
+    report(&state.catalog.ingest_missing().await);
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| Error::Config(format!("cannot listen on {addr}: {e}")))?;
+    // The other sources are checked, and their versions opened, while the server
+    // answers (a request opens the version it needs first).
+    let catalog = std::sync::Arc::clone(&state.catalog);
+    tokio::spawn(async move {
+        let started = std::time::Instant::now();
+        let results = catalog.start_up().await;
+        let changed: Vec<_> = results
+            .into_iter()
+            .filter(|(_, r)| !matches!(r, Ok(Outcome::Unchanged(_))))
+            .collect();
+        report(&changed);
+        tracing::info!(
+            seconds = started.elapsed().as_secs_f64(),
+            "every dataset checked and opened"
+        );
+    });
+    let _refreshers = state.catalog.spawn_refreshers();
+    let _harvests = app::spawn_harvests(&state);
+    let watch = state.settings.ingest.watch_ms;
+    let _watcher = (watch > 0).then(|| {
+        state
+            .catalog
+            .spawn_watcher(std::time::Duration::from_millis(watch))
+    });
+    eprintln!(
+        "qanat: serving {} datasets on http://{addr} (documentation: http://{addr}/docs)",
+        state.catalog.ids().len()
+    );
+    app::serve(listener, state, shutdown_signal()).await?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Ingests one file into memory, as `serve` would read it, and writes the stored table as CSV

@@ -6,6 +6,7 @@
 //! publishes stored versions; [`refresh`] ingests sources and keeps them fresh.
 
 pub mod refresh;
+pub mod serving;
 pub mod versions;
 
 use std::collections::BTreeMap;
@@ -24,22 +25,59 @@ use crate::storage::Storage;
 /// One dataset of the catalog.
 pub struct Entry {
     pub spec: DatasetSpec,
+    /// What the catalog search reads, folded once (case and accents ignored).
+    pub search: SearchText,
     current: RwLock<Option<Arc<Loaded>>>,
     /// Older versions still kept in storage that a cursor or pinned URL asked for.
     older: Mutex<Vec<Arc<Loaded>>>,
     last_error: RwLock<Option<Arc<Error>>>,
     /// The e-tag of the pointer last read by the watcher, to ask whether it changed.
     pointer_tag: Mutex<Option<String>>,
+    /// When the dataset was last queried, on the catalog's clock (least recently used datasets
+    /// leave memory first).
+    last_used: std::sync::atomic::AtomicU64,
+    /// Whether its version is being read into memory.
+    promoting: std::sync::atomic::AtomicBool,
+}
+
+/// A dataset's words as the catalog route searches them: `_`-separated folded words of its id,
+/// title, description, producer and keywords between `_`, its producer and its keywords.
+pub struct SearchText {
+    pub words: String,
+    pub producer: Option<String>,
+    pub keywords: Vec<String>,
+}
+
+impl SearchText {
+    fn of(spec: &DatasetSpec) -> Self {
+        use crate::dataset::names::normalize;
+        let words = normalize(&format!(
+            "{} {} {} {} {}",
+            spec.id,
+            spec.title,
+            spec.description,
+            spec.producer.as_deref().unwrap_or(""),
+            spec.keywords.join(" ")
+        ));
+        SearchText {
+            words: format!("_{words}_"),
+            producer: spec.producer.as_deref().map(normalize),
+            keywords: spec.keywords.iter().map(|k| normalize(k)).collect(),
+        }
+    }
 }
 
 impl Entry {
     fn new(spec: DatasetSpec) -> Self {
         Entry {
+            search: SearchText::of(&spec),
             spec,
             current: RwLock::new(None),
             older: Mutex::new(Vec::new()),
             last_error: RwLock::new(None),
             pointer_tag: Mutex::new(None),
+            last_used: Default::default(),
+            promoting: Default::default(),
         }
     }
 
@@ -47,11 +85,17 @@ impl Entry {
     /// until the next ingest of the new one replaces them.
     fn succeeding(spec: DatasetSpec, old: &Entry) -> Self {
         Entry {
+            search: SearchText::of(&spec),
             spec,
             current: RwLock::new(old.current()),
             older: Mutex::new(old.older.lock().clone()),
             last_error: RwLock::new(None),
             pointer_tag: Mutex::new(old.pointer_tag.lock().clone()),
+            last_used: old
+                .last_used
+                .load(std::sync::atomic::Ordering::Relaxed)
+                .into(),
+            promoting: Default::default(),
         }
     }
 
@@ -179,6 +223,11 @@ pub struct Catalog {
     storage: Storage,
     executor: Arc<Executor>,
     ingest: IngestSettings,
+    /// Versions opened from Parquet and made resident when queried ([`serving`]), rather than
+    /// read into memory when published.
+    on_demand: std::sync::atomic::AtomicBool,
+    /// Ticks once per query, to order datasets by last use.
+    clock: std::sync::atomic::AtomicU64,
 }
 
 impl Catalog {
@@ -201,6 +250,8 @@ impl Catalog {
             storage,
             executor,
             ingest,
+            on_demand: Default::default(),
+            clock: Default::default(),
         })
     }
 

@@ -25,7 +25,7 @@ impl Catalog {
     /// The version a data request at `path_id` (`id` or `id@version`) with this raw query
     /// string reads: the one the path names, else the cursor's, else the current one. A path and
     /// a cursor that disagree are a 400.
-    pub async fn resolve(&self, path_id: &str, raw: &str) -> Result<Resolved> {
+    pub async fn resolve(self: &Arc<Self>, path_id: &str, raw: &str) -> Result<Resolved> {
         let (id, in_path) = match path_id.split_once('@') {
             Some((id, v)) => (id, Some(v)),
             None => (path_id, None),
@@ -41,7 +41,7 @@ impl Catalog {
         let named = in_path.map(str::to_string).or(in_cursor);
         let loaded = match &named {
             Some(v) => self.version(id, v).await?,
-            None => self.loaded(id)?,
+            None => self.serving(id).await?,
         };
         Ok(Resolved {
             id: id.to_string(),
@@ -110,9 +110,13 @@ impl Catalog {
             return Ok(true);
         }
         let versions = self.storage.version_infos(&entry.spec.id).await?;
+        // Served on demand, a version is read into memory when queried, unless the one it
+        // replaces was (a dataset in use stays in memory across its refreshes).
+        let resident = !self.on_demand.load(std::sync::atomic::Ordering::Acquire)
+            || entry.current().is_some_and(|c| c.resident.is_some());
         let loaded = self
             .executor
-            .open(&self.storage, manifest, versions, true)
+            .open(&self.storage, manifest, versions, resident)
             .await?;
         entry.set_current(Arc::new(loaded));
         Ok(true)

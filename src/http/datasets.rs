@@ -130,23 +130,10 @@ fn filtered(
         .into_iter()
         .filter(|e| e.spec.retired().is_none())
         .filter(|e| {
-            let spec = &e.spec;
-            let hay = normalize(&format!(
-                "{} {} {} {} {}",
-                spec.id,
-                spec.title,
-                spec.description,
-                spec.producer.as_deref().unwrap_or(""),
-                spec.keywords.join(" ")
-            ));
-            let hay = format!("_{hay}_");
-            let of_producer = producer
-                .as_ref()
-                .is_none_or(|p| spec.producer.as_deref().map(normalize).as_ref() == Some(p));
-            let with_keyword = keyword
-                .as_ref()
-                .is_none_or(|k| spec.keywords.iter().any(|w| &normalize(w) == k));
-            of_producer && with_keyword && words.iter().all(|w| hay.contains(w.as_str()))
+            let s = &e.search;
+            let of_producer = producer.is_none() || s.producer == producer;
+            let with_keyword = keyword.as_ref().is_none_or(|k| s.keywords.contains(k));
+            of_producer && with_keyword && words.iter().all(|w| s.words.contains(w.as_str()))
         })
         .collect()
 }
@@ -218,12 +205,15 @@ pub async fn list(
     let matching = filtered(&state, &words, producer.as_deref(), keyword.as_deref());
     let total = matching.len() as u64;
     let skip = (page - 1).saturating_mul(page_size);
-    let data: Vec<DatasetSummary> = matching
+    let listed: Vec<_> = matching
         .into_iter()
         .skip(usize::try_from(skip).unwrap_or(usize::MAX))
         .take(page_size as usize)
-        .map(|e| summary(&e, &base))
         .collect();
+    // The page's versions are opened if they were not yet (a catalog of thousands is opened
+    // as it is asked for); what cannot be opened shows no rows.
+    futures::future::join_all(listed.iter().map(|e| state.catalog.opened(e))).await;
+    let data: Vec<DatasetSummary> = listed.iter().map(|e| summary(e, &base)).collect();
     let link = |p: u64| {
         let mut ser = url::form_urlencoded::Serializer::new(String::new());
         ser.append_pair("page", &p.to_string())
@@ -268,6 +258,8 @@ pub async fn get(
     Path(id): Path<String>,
 ) -> Result<Json<DatasetDetail>> {
     let entry = state.catalog.entry(&id)?;
+    // What cannot be opened is said in `last_error`.
+    let _ = state.catalog.opened(&entry).await;
     let base = base_url(&headers, &state.settings);
     let current = entry.current();
     let m = current.as_ref().map(|l| &l.manifest);
@@ -297,7 +289,7 @@ pub async fn profile(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<Profile>> {
-    let loaded = state.catalog.loaded(&id)?;
+    let loaded = state.catalog.serving(&id).await?;
     let m = &loaded.manifest;
     Ok(Json(Profile {
         id: m.id.clone(),
@@ -331,5 +323,6 @@ pub fn dataset_document(state: &AppState, entry: &Entry) -> Result<Value> {
     ))]
 pub async fn openapi(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>> {
     let entry = state.catalog.entry(&id)?;
+    state.catalog.opened(&entry).await?;
     Ok(Json(dataset_document(&state, &entry)?))
 }

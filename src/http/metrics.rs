@@ -13,12 +13,14 @@ use crate::state::AppState;
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String)))]
 pub async fn metrics(State(state): State<AppState>) -> Response {
     let c = state.cache.stats().await;
-    let loaded = state
+    let currents: Vec<_> = state
         .catalog
         .entries()
         .iter()
-        .filter(|e| e.current().is_some())
-        .count();
+        .filter_map(|e| e.current())
+        .collect();
+    let loaded = currents.len();
+    let resident = currents.iter().filter(|l| l.resident.is_some()).count();
     let mut out = String::new();
     let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
         let _ = writeln!(
@@ -79,6 +81,18 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         "gauge",
         "Datasets with a version being served.",
         loaded as u64,
+    );
+    metric(
+        "qanat_datasets_resident",
+        "gauge",
+        "Datasets whose version is held decoded in memory.",
+        resident as u64,
+    );
+    metric(
+        "qanat_resident_bytes",
+        "gauge",
+        "Bytes of the resident budget in use.",
+        state.executor.budget().used(),
     );
     let mut resp = out.into_response();
     resp.headers_mut().insert(

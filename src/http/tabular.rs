@@ -78,9 +78,9 @@ impl IntoResponse for Failure {
 type Answer<T> = std::result::Result<T, Failure>;
 
 /// The dataset a resource id names, and the version requests read now.
-fn resource(state: &AppState, rid: &str) -> Answer<(Arc<Entry>, Arc<Loaded>)> {
+async fn resource(state: &AppState, rid: &str) -> Answer<(Arc<Entry>, Arc<Loaded>)> {
     let entry = state.catalog.resource(rid)?;
-    let loaded = state.catalog.loaded(&entry.spec.id)?;
+    let loaded = state.catalog.serving(&entry.spec.id).await?;
     Ok((entry, loaded))
 }
 
@@ -102,7 +102,7 @@ pub async fn meta(
     Path(rid): Path<String>,
     headers: HeaderMap,
 ) -> Answer<Json<Value>> {
-    let (entry, loaded) = resource(&state, &rid)?;
+    let (entry, loaded) = resource(&state, &rid).await?;
     let base = base_url(&headers, &state.settings);
     let source = &entry.spec.source;
     // A published URL as it is; a file on this server is offered as its export instead.
@@ -131,7 +131,7 @@ pub async fn profile(
     State(state): State<AppState>,
     Path(rid): Path<String>,
 ) -> Answer<Json<Value>> {
-    let (_, loaded) = resource(&state, &rid)?;
+    let (_, loaded) = resource(&state, &rid).await?;
     Ok(Json(json!({
         "profile": detection(&loaded.manifest),
         // Every column may be filtered, sorted and grouped: no index restricts them.
@@ -215,8 +215,14 @@ struct Prepared {
     etag: String,
 }
 
-fn prepare(state: &AppState, rid: &str, raw: &str, format: Format, base: &str) -> Answer<Prepared> {
-    let (_, loaded) = resource(state, rid)?;
+async fn prepare(
+    state: &AppState,
+    rid: &str,
+    raw: &str,
+    format: Format,
+    base: &str,
+) -> Answer<Prepared> {
+    let (_, loaded) = resource(state, rid).await?;
     let schema = &loaded.manifest.schema;
     let mut query = params::parse_in(Dialect::Tabular, raw, schema, &state.settings.limits)?;
     if format != Format::Json {
@@ -299,7 +305,7 @@ pub async fn data(
 ) -> Answer<Response> {
     let raw = raw.unwrap_or_default();
     let base = base_url(&headers, &state.settings);
-    let p = prepare(&state, &rid, &raw, Format::Json, &base)?;
+    let p = prepare(&state, &rid, &raw, Format::Json, &base).await?;
     if not_modified(&headers, &p.etag) {
         return Ok(not_modified_response(&p.etag, false));
     }
@@ -412,7 +418,7 @@ async fn export(
     format: Format,
 ) -> Answer<Response> {
     let raw = raw.unwrap_or_default();
-    let p = prepare(&state, &rid, &raw, format, "")?;
+    let p = prepare(&state, &rid, &raw, format, "").await?;
     if not_modified(&headers, &p.etag) {
         return Ok(not_modified_response(&p.etag, false));
     }
@@ -446,6 +452,7 @@ pub async fn swagger(
     Path(rid): Path<String>,
 ) -> Answer<Json<Value>> {
     let entry = state.catalog.resource(&rid)?;
+    state.catalog.opened(&entry).await?;
     Ok(Json(super::datasets::dataset_document(&state, &entry)?))
 }
 

@@ -139,6 +139,28 @@ async fn export(qanat: &dyn Fn(&[&str]) -> Command, resident: &str) -> (u64, u64
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // A first query asks for the dataset in memory (within the budget): the server is idle
+    // once it holds it.
+    let url = format!("http://{addr}/api/datasets/big/data?page_size=1");
+    assert_eq!(client.get(url).send().await.unwrap().status(), 200);
+    let want = if resident == "0" { 0 } else { 1 };
+    let metric = format!("qanat_datasets_resident {want}\n");
+    while !client
+        .get(format!("http://{addr}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+        .contains(&metric)
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the dataset never became resident"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let (idle, _) = memory(pid);
     let mut resp = client
         .get(format!("http://{addr}/api/datasets/big/data.ndjson"))

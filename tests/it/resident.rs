@@ -147,3 +147,55 @@ async fn datasets_over_the_budget_are_read_from_parquet() {
             > 0
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn served_on_demand_datasets_enter_memory_when_queried_least_recently_used_out_first() {
+    let csv = |n: usize| {
+        let mut s = String::from("code,valeur\n");
+        for i in 0..n {
+            s.push_str(&format!("{i:05},{}\n", i * 7));
+        }
+        s.into_bytes()
+    };
+    let (a, b) = (csv(1000), csv(1000));
+    // A budget for one of the two (each is estimated at twice its bytes plus 16 a row).
+    let app = TestApp::with_csvs(&[("a", &a), ("b", &b)], "resident_bytes = 60000\n").await;
+    // Built by a command, the catalog read `a` into memory when it was published; served,
+    // versions are opened from Parquet and read into memory on demand.
+    let state = build_state(
+        app.dir.path(),
+        &app.dir.path().join("datasets"),
+        "resident_bytes = 60000\n",
+    );
+    state.catalog.serve_on_demand();
+    let resident = |id: &'static str| {
+        let catalog = std::sync::Arc::clone(&state.catalog);
+        async move {
+            let started = std::time::Instant::now();
+            loop {
+                let l = catalog.loaded(id).unwrap();
+                if l.resident.is_some() {
+                    return true;
+                }
+                if started.elapsed() > std::time::Duration::from_secs(10) {
+                    return false;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        }
+    };
+    let first = state.catalog.serving("a").await.unwrap();
+    assert!(first.resident.is_none(), "the first query reads Parquet");
+    assert!(resident("a").await, "then `a` is read into memory");
+    assert!(state.catalog.loaded("b").is_err(), "`b` is not even opened");
+    // `b` is queried: there is room for one, so `a`, least recently used, goes back to Parquet.
+    state.catalog.serving("b").await.unwrap();
+    assert!(resident("b").await);
+    assert!(state.catalog.loaded("a").unwrap().resident.is_none());
+    // Answers are the same either way.
+    let router = qanat::http::router(state.clone());
+    let body = request(&router, "/api/datasets/a/data?code__exact=00042", &[])
+        .await
+        .json();
+    assert_eq!(body["data"][0]["valeur"], 294);
+}

@@ -62,19 +62,19 @@ fn fields_info(m: &Manifest, fields: &[String]) -> Vec<Value> {
 }
 
 /// The resource an argument names, and the version it reads.
-fn resource(state: &AppState, rid: &str) -> Result<(Arc<Entry>, Arc<Loaded>)> {
+async fn resource(state: &AppState, rid: &str) -> Result<(Arc<Entry>, Arc<Loaded>)> {
     let entry = state
         .catalog
         .resource(rid)
         .map_err(|_| Error::NotFound(format!("Resource \"{rid}\" was not found.")))?;
-    let loaded = state.catalog.loaded(&entry.spec.id)?;
+    let loaded = state.catalog.serving(&entry.spec.id).await?;
     Ok((entry, loaded))
 }
 
 impl Call<'_> {
     pub(super) async fn datastore_search(&self) -> Outcome {
         let rid = self.required(&["resource_id", "id"])?;
-        let (_, loaded) = resource(self.state, &rid)?;
+        let (_, loaded) = resource(self.state, &rid).await?;
         let m = &loaded.manifest;
         let s = search(self.args, &m.schema, &self.state.settings.limits, false)?;
         let page = self.state.executor.page(&loaded, &s.query).await?;
@@ -150,9 +150,9 @@ impl Call<'_> {
         links
     }
 
-    pub(super) fn datastore_info(&self) -> Outcome {
+    pub(super) async fn datastore_info(&self) -> Outcome {
         let rid = self.required(&["id", "resource_id"])?;
-        let (_, loaded) = resource(self.state, &rid)?;
+        let (_, loaded) = resource(self.state, &rid).await?;
         let m = &loaded.manifest;
         let names = field_names(&m.schema);
         // CKAN 2.9's coarse types, and the fields as newer versions list them.
@@ -214,7 +214,7 @@ pub async fn dump(
     for (k, v) in url::form_urlencoded::parse(raw.as_bytes()) {
         args.insert(k.into_owned(), Value::String(v.into_owned()));
     }
-    let (_, loaded) = resource(&state, &rid)?;
+    let (_, loaded) = resource(&state, &rid).await?;
     let m = &loaded.manifest;
     let s = search(&args, &m.schema, &state.settings.limits, true)?;
     let format = args

@@ -164,11 +164,11 @@ impl Call<'_> {
         match self.name {
             "status_show" => Ok(self.status_show()),
             "package_list" => self.package_list(),
-            "package_search" => self.package_search(),
-            "package_show" => self.package_show(),
-            "resource_show" => self.resource_show(),
+            "package_search" => self.package_search().await,
+            "package_show" => self.package_show().await,
+            "resource_show" => self.resource_show().await,
             "datastore_search" => self.datastore_search().await,
-            "datastore_info" => self.datastore_info(),
+            "datastore_info" => self.datastore_info().await,
             other => Err(Failure::BadRequest(format!(
                 "Action name not known: {other}"
             ))),

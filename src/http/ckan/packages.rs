@@ -24,17 +24,17 @@ impl Call<'_> {
 
     /// `package_search`: `q` (words in id, title, description), `rows` (default 10, at most
     /// 1000), `start`.
-    pub(super) fn package_search(&self) -> Outcome {
+    pub(super) async fn package_search(&self) -> Outcome {
         let words = super::super::datasets::search_words(&self.text("q").unwrap_or_default());
         let matching = super::super::datasets::matching(self.state, &words);
         let rows = self.number("rows", 10, 1000)? as usize;
         let start = self.number("start", 0, u64::MAX)? as usize;
-        let results: Vec<Value> = matching
-            .iter()
-            .skip(start)
-            .take(rows)
-            .map(|e| self.package(e))
-            .collect();
+        let page: Vec<_> = matching.iter().skip(start).take(rows).collect();
+        for e in &page {
+            // What cannot be opened has no creation date; its error is the dataset's.
+            let _ = self.state.catalog.opened(e).await;
+        }
+        let results: Vec<Value> = page.into_iter().map(|e| self.package(e)).collect();
         Ok(json!({
             "count": matching.len(),
             "results": results,
@@ -45,22 +45,24 @@ impl Call<'_> {
     }
 
     /// `package_show`: `id` is the dataset id.
-    pub(super) fn package_show(&self) -> Outcome {
+    pub(super) async fn package_show(&self) -> Outcome {
         let id = self.required(&["id", "name_or_id"])?;
         let entry = self
             .state
             .catalog
             .entry(&id)
             .map_err(|_| Failure::Action(Error::NotFound(format!("package `{id}`"))))?;
+        let _ = self.state.catalog.opened(&entry).await;
         Ok(self.package(&entry))
     }
 
     /// `resource_show`: `id` is the resource id (or the dataset id).
-    pub(super) fn resource_show(&self) -> Outcome {
+    pub(super) async fn resource_show(&self) -> Outcome {
         let id = self.required(&["id"])?;
         let entry = self.state.catalog.resource(&id).map_err(|_| {
             Failure::Action(Error::NotFound(format!("Resource was not found: `{id}`")))
         })?;
+        let _ = self.state.catalog.opened(&entry).await;
         Ok(self.resource(&entry))
     }
 

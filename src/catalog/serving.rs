@@ -1,0 +1,196 @@
+//! Serving a portal-sized catalog from one process: nothing is read per dataset before the
+//! server listens but whether it has a version at all, so ten thousand datasets answer in
+//! seconds. Versions are opened from Parquet when first asked for (or by the start-up pass that
+//! follows, in the background), and become resident — decoded in memory, for the fast paths —
+//! on demand: the first query of a dataset asks for it, and when the resident budget is full the
+//! least recently queried datasets go back to Parquet to make room.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use futures::StreamExt;
+
+use super::{Catalog, Entry};
+use crate::error::Result;
+use crate::ingest::Outcome;
+use crate::query::Loaded;
+use crate::query::resident::Resident;
+use crate::storage::PointerRead;
+
+/// Datasets read at once by the start-up passes.
+const PARALLEL: usize = 16;
+
+impl Catalog {
+    /// Serves versions on demand from now on: opened from Parquet, made resident when queried
+    /// (what `serve` does; a catalog built for one command reads eagerly).
+    pub fn serve_on_demand(&self) {
+        self.on_demand.store(true, Ordering::Release);
+    }
+
+    /// The version a query of `id` runs on, opened now if the start-up pass has not reached it
+    /// yet, and marked as used (a resident copy is asked for when there is none).
+    pub async fn serving(self: &Arc<Self>, id: &str) -> Result<Arc<Loaded>> {
+        let entry = self.entry(id)?;
+        self.opened(&entry).await?;
+        let loaded = self.loaded(id)?;
+        entry.last_used.store(
+            self.clock.fetch_add(1, Ordering::Relaxed),
+            Ordering::Relaxed,
+        );
+        if loaded.resident.is_none() && self.wants_resident(&loaded) {
+            self.promote(entry);
+        }
+        Ok(loaded)
+    }
+
+    /// Opens the entry's current version if nothing has yet (a metadata request reads it
+    /// without asking for it in memory).
+    pub async fn opened(&self, entry: &Entry) -> Result<()> {
+        if entry.current().is_none() && entry.last_error().is_none() {
+            self.load_current(entry).await?;
+        }
+        Ok(())
+    }
+
+    fn wants_resident(&self, loaded: &Loaded) -> bool {
+        let budget = self.executor.budget();
+        self.on_demand.load(Ordering::Acquire)
+            && budget.limit() > 0
+            && Resident::estimate(&loaded.manifest) <= budget.limit()
+    }
+
+    /// Reads the entry's version into memory in the background, making room first by sending
+    /// the least recently used resident datasets back to Parquet.
+    fn promote(self: &Arc<Self>, entry: Arc<Entry>) {
+        if entry.promoting.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let catalog = Arc::clone(self);
+        let work = async move {
+            let result = catalog.make_resident(&entry).await;
+            entry.promoting.store(false, Ordering::Release);
+            if let Err(e) = result {
+                tracing::warn!(dataset = %entry.spec.id, error = %e, "could not be read into memory");
+            }
+        };
+        let executor = Arc::clone(&self.executor);
+        tokio::spawn(async move {
+            let _ = executor.background(work).await;
+        });
+    }
+
+    async fn make_resident(&self, entry: &Entry) -> Result<()> {
+        let Some(current) = entry.current() else {
+            return Ok(());
+        };
+        let budget = self.executor.budget();
+        let need = Resident::estimate(&current.manifest);
+        let mut evicted = 0;
+        while budget.limit().saturating_sub(budget.used()) < need {
+            let victim = self
+                .entries()
+                .into_iter()
+                .filter(|e| e.spec.id != entry.spec.id)
+                .filter(|e| e.current().is_some_and(|c| c.resident.is_some()))
+                .min_by_key(|e| e.last_used.load(Ordering::Relaxed));
+            let Some(victim) = victim else { break };
+            self.reopen(&victim, false).await?;
+            evicted += 1;
+        }
+        if evicted > 0 {
+            tracing::info!(dataset = %entry.spec.id, evicted, "least recently used datasets sent back to Parquet");
+        }
+        self.reopen(entry, true).await
+    }
+
+    /// Opens the entry's current version again, in memory or from Parquet, and switches it in
+    /// unless another version was published meanwhile.
+    async fn reopen(&self, entry: &Entry, resident: bool) -> Result<()> {
+        let Some(current) = entry.current() else {
+            return Ok(());
+        };
+        let reopened = self
+            .executor
+            .open(
+                &self.storage,
+                current.manifest.clone(),
+                current.versions.clone(),
+                resident,
+            )
+            .await?;
+        let same = entry
+            .current()
+            .is_some_and(|c| c.manifest.version == current.manifest.version);
+        if same {
+            entry.set_current(Arc::new(reopened));
+        }
+        Ok(())
+    }
+
+    /// Before `serve` listens: the first ingest of every dataset that has no version yet (there
+    /// is nothing else to serve for it), the others only looked up.
+    pub async fn ingest_missing(self: &Arc<Self>) -> Vec<(String, Result<Outcome>)> {
+        let storage = self.storage.clone();
+        let lookups = futures::stream::iter(self.entries())
+            .map(|entry| {
+                let storage = storage.clone();
+                async move {
+                    let read = storage.read_pointer(&entry.spec.id, None).await;
+                    (entry, matches!(read, Ok(PointerRead::Missing)))
+                }
+            })
+            .buffer_unordered(PARALLEL)
+            .collect::<Vec<_>>()
+            .await;
+        let mut missing: Vec<String> = lookups
+            .into_iter()
+            .filter(|(_, missing)| *missing)
+            .map(|(e, _)| e.spec.id.clone())
+            .collect();
+        missing.sort();
+        if missing.is_empty() {
+            return Vec::new();
+        }
+        match self.ingest_and_load(&missing, false).await {
+            Ok(results) => results,
+            Err(e) => vec![(String::new(), Err(e))],
+        }
+    }
+
+    /// After `serve` listens, in the background: each dataset's source checked (and ingested
+    /// when it changed) and its current version opened, several at a time. Harvested datasets
+    /// and those with a `refresh` interval are only opened: their harvest or refresher checks
+    /// their sources.
+    pub async fn start_up(self: &Arc<Self>) -> Vec<(String, Result<Outcome>)> {
+        let catalog = Arc::clone(self);
+        let work = async move {
+            futures::stream::iter(catalog.entries())
+                .map(|entry| {
+                    let catalog = Arc::clone(&catalog);
+                    async move {
+                        let id = entry.spec.id.clone();
+                        let checked_elsewhere =
+                            entry.spec.provenance.is_some() || entry.spec.refresh.is_some();
+                        if checked_elsewhere || entry.current().is_some() {
+                            if let Err(e) = catalog.load_current(&entry).await {
+                                entry.set_error(e);
+                            }
+                            return None;
+                        }
+                        match catalog.ingest_one(&entry, false).await {
+                            Ok(outcome) => Some((id, outcome)),
+                            Err(e) => Some((id, Err(e))),
+                        }
+                    }
+                })
+                .buffer_unordered(PARALLEL)
+                .filter_map(|r| async move { r })
+                .collect::<Vec<_>>()
+                .await
+        };
+        match self.executor.background(work).await {
+            Ok(results) => results,
+            Err(e) => vec![(String::new(), Err(e))],
+        }
+    }
+}
