@@ -246,6 +246,17 @@ impl Storage {
         }
     }
 
+    /// The datasets the storage holds anything of: one listing (paged by the store), not a read
+    /// per dataset.
+    pub async fn dataset_ids(&self) -> Result<std::collections::BTreeSet<String>> {
+        let listing = self.store.list_with_delimiter(Some(&self.root)).await?;
+        Ok(listing
+            .common_prefixes
+            .iter()
+            .filter_map(|p| p.filename().map(str::to_string))
+            .collect())
+    }
+
     /// Version directories of a dataset, oldest first (version ids sort by time).
     pub async fn versions(&self, id: &str) -> Result<Vec<String>> {
         let listing = self

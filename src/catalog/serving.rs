@@ -15,10 +15,13 @@ use crate::error::Result;
 use crate::ingest::Outcome;
 use crate::query::Loaded;
 use crate::query::resident::Resident;
-use crate::storage::PointerRead;
 
-/// Datasets read at once by the start-up passes.
+/// Datasets opened at once by the start-up pass.
 const PARALLEL: usize = 16;
+
+/// Sources checked (and, when changed, ingested) at once by the start-up pass: an ingest can
+/// hold a large file's batches.
+const PARALLEL_INGESTS: usize = 4;
 
 impl Catalog {
     /// Serves versions on demand from now on: opened from Parquet, made resident when queried
@@ -130,24 +133,17 @@ impl Catalog {
     /// Before `serve` listens: the first ingest of every dataset that has no version yet (there
     /// is nothing else to serve for it), the others only looked up.
     pub async fn ingest_missing(self: &Arc<Self>) -> Vec<(String, Result<Outcome>)> {
-        let storage = self.storage.clone();
-        let lookups = futures::stream::iter(self.entries())
-            .map(|entry| {
-                let storage = storage.clone();
-                async move {
-                    let read = storage.read_pointer(&entry.spec.id, None).await;
-                    (entry, matches!(read, Ok(PointerRead::Missing)))
-                }
-            })
-            .buffer_unordered(PARALLEL)
-            .collect::<Vec<_>>()
-            .await;
-        let mut missing: Vec<String> = lookups
+        // One listing of the storage (a few paged calls on S3 for ten thousand datasets); a
+        // dataset it shows is looked up by the start-up pass.
+        let stored = match self.storage.dataset_ids().await {
+            Ok(ids) => ids,
+            Err(e) => return vec![(String::new(), Err(e))],
+        };
+        let missing: Vec<String> = self
+            .ids()
             .into_iter()
-            .filter(|(_, missing)| *missing)
-            .map(|(e, _)| e.spec.id.clone())
+            .filter(|id| !stored.contains(id))
             .collect();
-        missing.sort();
         if missing.is_empty() {
             return Vec::new();
         }
@@ -163,20 +159,30 @@ impl Catalog {
     /// their sources.
     pub async fn start_up(self: &Arc<Self>) -> Vec<(String, Result<Outcome>)> {
         let catalog = Arc::clone(self);
+        let ingests = Arc::new(tokio::sync::Semaphore::new(PARALLEL_INGESTS));
         let work = async move {
             futures::stream::iter(catalog.entries())
                 .map(|entry| {
                     let catalog = Arc::clone(&catalog);
+                    let ingests = Arc::clone(&ingests);
                     async move {
                         let id = entry.spec.id.clone();
-                        let checked_elsewhere =
-                            entry.spec.provenance.is_some() || entry.spec.refresh.is_some();
-                        if checked_elsewhere || entry.current().is_some() {
-                            if let Err(e) = catalog.load_current(&entry).await {
-                                entry.set_error(e);
-                            }
+                        if entry.current().is_some() {
                             return None;
                         }
+                        // Harvested datasets and those with a `refresh` interval have their
+                        // sources checked by their harvest or refresher: their version is opened.
+                        if entry.spec.provenance.is_some() || entry.spec.refresh.is_some() {
+                            match catalog.load_current(&entry).await {
+                                Ok(true) => return None,
+                                Ok(false) => {}
+                                Err(e) => {
+                                    entry.set_error(e);
+                                    return None;
+                                }
+                            }
+                        }
+                        let _permit = ingests.acquire().await.ok()?;
                         match catalog.ingest_one(&entry, false).await {
                             Ok(outcome) => Some((id, outcome)),
                             Err(e) => Some((id, Err(e))),

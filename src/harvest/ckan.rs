@@ -124,6 +124,18 @@ pub fn package(value: &Value, portal: &str) -> Package {
     }
 }
 
+/// A text field, or else its translations (ckanext-fluent, as on data.gov.ma: `title_translated`
+/// = `{"fr": …, "ar": …}`), French first, then English, then any.
+fn translated(v: &Value, key: &str) -> Option<String> {
+    text(v, key).or_else(|| {
+        let t = v.get(format!("{key}_translated"))?;
+        ["fr", "en"]
+            .iter()
+            .find_map(|lang| text(t, lang))
+            .or_else(|| t.as_object()?.keys().find_map(|lang| text(t, lang)))
+    })
+}
+
 /// The tabular resources of one package (from `package_search` or `package_show`), and the
 /// ones left out with the reason.
 pub fn resources(package: &Value, portal: &str) -> (Vec<Resource>, Vec<Skipped>) {
@@ -157,7 +169,7 @@ pub fn resources(package: &Value, portal: &str) -> (Vec<Resource>, Vec<Skipped>)
             Err(reason) => {
                 skipped.push(Skipped {
                     package: package_name.clone(),
-                    resource: text(r, "name").unwrap_or(resource_id),
+                    resource: translated(r, "name").unwrap_or(resource_id),
                     reason,
                 });
                 continue;
@@ -169,10 +181,10 @@ pub fn resources(package: &Value, portal: &str) -> (Vec<Resource>, Vec<Skipped>)
             portal_kind: "ckan",
             package_id: package_id.clone(),
             package_name: package_name.clone(),
-            package_title: text(package, "title").unwrap_or_default(),
-            name: text(r, "name").unwrap_or_default(),
-            description: text(r, "description")
-                .or_else(|| text(package, "notes"))
+            package_title: translated(package, "title").unwrap_or_default(),
+            name: translated(r, "name").unwrap_or_default(),
+            description: translated(r, "description")
+                .or_else(|| translated(package, "notes"))
                 .unwrap_or_default(),
             licence: text(package, "license_id"),
             producer: producer.clone(),

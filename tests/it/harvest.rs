@@ -86,6 +86,23 @@ fn ckan_answers_are_read_with_their_quirks() {
     assert!(kept.is_empty());
     assert_eq!(skipped[0].reason, "the package has no resources");
 
+    // data.gov.ma's fluent fields: titles and descriptions by language, French first.
+    let fluent = serde_json::json!({
+        "id": "p1", "name": "data_7_5", "title_translated": {"ar": "السكان", "fr": "Population légale"},
+        "notes_translated": {"ar": "", "fr": "Par commune"},
+        "resources": [{"id": "r1", "url": "http://127.0.0.1/dataset/p1/resource/r1/download/-2023.xlsx",
+            "format": "XLSX", "name_translated": {"ar": "2023"}}],
+    });
+    let (kept, _) = ckan::resources(&fluent, "p");
+    assert_eq!(
+        (
+            kept[0].package_title.as_str(),
+            kept[0].name.as_str(),
+            kept[0].description.as_str()
+        ),
+        ("Population légale", "2023", "Par commune")
+    );
+
     // Errors: a bare string, success: false, HTML, truncated JSON.
     let unknown = fixture("dados-sc-gov-br_datastore_search_unknown-action_error.json").unwrap();
     assert!(

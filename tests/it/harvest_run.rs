@@ -23,12 +23,25 @@ struct Portal {
     packages: Vec<Value>,
     /// Resource bodies by URL path.
     files: HashMap<String, Vec<u8>>,
-    /// A listing page (by its `start`) answered with a firewall's HTML page.
-    broken_start: Option<usize>,
+    /// A listing page (by its `start`) that breaks, and how.
+    broken_start: Option<(usize, Broken)>,
+    /// Paths answered with a redirect to another path (uploads behind `/download/` links).
+    redirects: HashMap<String, String>,
     status_show: Vec<u8>,
 }
 
 type Shared = Arc<Mutex<Portal>>;
+
+/// How a listing page breaks.
+#[derive(Clone, Copy)]
+enum Broken {
+    /// A firewall's page, with 200.
+    Html,
+    /// A server error.
+    Status500,
+    /// The JSON cut in the middle.
+    Truncated,
+}
 
 fn fixture(path: &str) -> Option<Value> {
     let path = repo_path("../shared/data/portals").join(path);
@@ -62,18 +75,27 @@ async fn action(
             assert_eq!(q["sort"], "id asc", "a stable order is asked for");
             let rows: usize = q["rows"].parse().unwrap();
             let start: usize = q["start"].parse().unwrap();
-            if portal.broken_start == Some(start) {
-                return (
-                    [(header::CONTENT_TYPE, "text/html")],
-                    "<html><head><title>Request Rejected</title></head></html>",
-                )
-                    .into_response();
-            }
             let page: Vec<Value> = portal.packages.iter().skip(start).take(rows).cloned().collect();
             // `success: false` is for errors; a page is `{help, success, result}`.
-            axum::Json(json!({"help": "package_search", "success": true,
-                "result": {"count": portal.packages.len(), "results": page}}))
-            .into_response()
+            let body = json!({"help": "package_search", "success": true,
+                "result": {"count": portal.packages.len(), "results": page}});
+            match portal.broken_start {
+                Some((at, how)) if at == start => match how {
+                    Broken::Html => (
+                        [(header::CONTENT_TYPE, "text/html")],
+                        "<html><head><title>Request Rejected</title></head></html>",
+                    )
+                        .into_response(),
+                    Broken::Status500 => {
+                        (StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error").into_response()
+                    }
+                    Broken::Truncated => {
+                        let text = body.to_string();
+                        text[..text.len() / 2].to_string().into_response()
+                    }
+                },
+                _ => axum::Json(body).into_response(),
+            }
         }
         other => (
             StatusCode::BAD_REQUEST,
@@ -107,6 +129,9 @@ async fn udata_page(State(portal): State<Shared>, uri: Uri, RawQuery(raw): RawQu
 
 async fn file(State(portal): State<Shared>, uri: Uri) -> Response {
     let portal = portal.lock().unwrap();
+    if let Some(to) = portal.redirects.get(uri.path()) {
+        return (StatusCode::FOUND, [(header::LOCATION, to.clone())]).into_response();
+    }
     match portal.files.get(uri.path()) {
         Some(body) => body.clone().into_response(),
         None => (StatusCode::NOT_FOUND, "no such file").into_response(),
@@ -223,6 +248,17 @@ fn ckan_portal(base: &str) -> Option<Portal> {
         "/waf/rejected.csv".into(),
         b"<html><head><title>Request Rejected</title></head><body>The requested URL was rejected.</body></html>".to_vec(),
     );
+    // Leeds's upload is behind a `/download/` link that redirects to the file.
+    let ford = packages
+        .iter_mut()
+        .find(|p| p["name"] == "ford-crossings")
+        .unwrap();
+    let file = ford["resources"][0]["url"].as_str().unwrap().to_string();
+    let path = url::Url::parse(&file).unwrap().path().to_string();
+    portal
+        .redirects
+        .insert("/dataset/ford-crossings/download/ford.csv".into(), path);
+    ford["resources"][0]["url"] = json!(format!("{base}/dataset/ford-crossings/download/ford.csv"));
     packages.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
     portal.packages = packages;
     Some(portal)
@@ -408,7 +444,7 @@ async fn a_ckan_portal_is_harvested_then_kept_up_with() {
     {
         let mut p = shared.lock().unwrap();
         p.packages.retain(|x| x["name"] != "ford-crossings");
-        p.broken_start = Some(3);
+        p.broken_start = Some((3, Broken::Html));
     }
     let third = run(&settings, &source).await;
     assert_eq!(third.listing_errors.len(), 1, "{third:#?}");
@@ -422,6 +458,44 @@ async fn a_ckan_portal_is_harvested_then_kept_up_with() {
     assert_eq!(
         retired,
         vec!["ford-crossings-7be62a98", "ford-crossings-c0ffee00"]
+    );
+}
+
+#[tokio::test]
+async fn a_failing_portal_is_reported_and_nothing_served_is_lost() {
+    let Some((shared, base)) = ckan_replayed().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let settings = settings(dir.path());
+    let source = ckan_source(&base, 3);
+    let first = run(&settings, &source).await;
+    assert_eq!(first.ingested, 6);
+    let files = |d: &std::path::Path| std::fs::read_dir(d.join("datasets")).unwrap().count();
+    let before = files(dir.path());
+    // The first page fails: nothing can be listed, the harvest fails and says why.
+    shared.lock().unwrap().broken_start = Some((0, Broken::Status500));
+    let e = harvest(&settings, &source, &|_| {}).await.unwrap_err();
+    assert!(e.to_string().contains("500"), "{e}");
+    // A page cut short: reported, the rest read, nothing retired.
+    shared.lock().unwrap().broken_start = Some((3, Broken::Truncated));
+    let cut = run(&settings, &source).await;
+    assert!(cut.listing_errors[0].contains("truncated JSON"), "{cut:?}");
+    assert!(cut.retired.is_empty() && cut.packages_seen == 4);
+    // A URL where no CKAN answers `status_show`: said so, with what each attempt got.
+    let broken = HarvestSource {
+        url: format!("{base}/elsewhere"),
+        ..source.clone()
+    };
+    let e = harvest(&settings, &broken, &|_| {}).await.unwrap_err();
+    assert!(e.to_string().contains("not a CKAN portal"), "{e}");
+    // Every dataset is still there and served.
+    assert_eq!(files(dir.path()), before);
+    let app = app_over(dir.path()).await;
+    assert_eq!(
+        app.total("/api/datasets/ford-crossings-7be62a98/data")
+            .await,
+        5
     );
 }
 
