@@ -41,7 +41,51 @@ struct Codes {
     /// The value of each code.
     values: Vec<String>,
     keys: Vec<u16>,
+    /// The rows of each code, ascending (the null code's last): a posting list per value, so
+    /// that a selective equality reads its rows instead of testing every row.
+    postings: Postings,
 }
+
+/// Row lists by code, in one array: the rows of code `c` are `rows[starts[c]..starts[c + 1]]`,
+/// the null code's in the last slot.
+struct Postings {
+    starts: Vec<u32>,
+    rows: Vec<u32>,
+}
+
+impl Postings {
+    /// Built by a counting sort of the keys: two passes, no comparison.
+    fn of(keys: &[u16], codes: usize) -> Option<Self> {
+        let slot = |k: u16| if k == NULL_CODE { codes } else { k as usize };
+        let mut starts = vec![0u32; codes + 2];
+        for k in keys {
+            starts[slot(*k) + 1] += 1;
+        }
+        for i in 1..starts.len() {
+            starts[i] += starts[i - 1];
+        }
+        let mut next = starts.clone();
+        let mut rows = vec![0u32; keys.len()];
+        for (row, k) in keys.iter().enumerate() {
+            let at = &mut next[slot(*k)];
+            rows[*at as usize] = u32::try_from(row).ok()?;
+            *at += 1;
+        }
+        Some(Postings { starts, rows })
+    }
+
+    fn of_slot(&self, slot: usize) -> &[u32] {
+        &self.rows[self.starts[slot] as usize..self.starts[slot + 1] as usize]
+    }
+
+    fn bytes(&self) -> u64 {
+        (self.starts.len() + self.rows.len()) as u64 * 4
+    }
+}
+
+/// The rows a selective filter's posting lists give are read when there are fewer than the
+/// table's rows divided by this; above, one pass over the codes is as fast.
+const POSTINGS_SELECTIVITY: usize = 8;
 
 /// A version's rows in memory, in file order (`__row` is the row's index).
 pub struct Resident {
@@ -111,7 +155,10 @@ impl Resident {
             .iter()
             .map(|b| b.get_array_memory_size() as u64)
             .sum::<u64>()
-            + codes.values().map(|c| c.keys.len() as u64 * 2).sum::<u64>();
+            + codes
+                .values()
+                .map(|c| c.keys.len() as u64 * 2 + c.postings.bytes())
+                .sum::<u64>();
         let ReservationTicket(mut reservation) = ticket;
         reservation.resize(bytes)?;
         Some(Resident {
@@ -180,6 +227,9 @@ impl Resident {
         let projection = self.projection(q)?;
         let filters = self.compile(q)?;
         let first_row = after_row.map_or(0, |r| usize::try_from(r + 1).unwrap_or(0));
+        if let Some(rows) = self.by_postings(&filters)? {
+            return self.emit_rows(&rows, &projection, first_row, offset, limit, count, emit);
+        }
         let mut total = 0u64;
         let mut to_skip = offset;
         let mut wanted = limit.unwrap_or(usize::MAX);
@@ -198,9 +248,9 @@ impl Resident {
             }
             // A batch that only counts, under one coded filter: count codes, build no mask.
             if (done || before)
-                && let [Compiled::Codes(keys, test)] = filters.as_slice()
+                && let [Compiled::Codes(codes, test)] = filters.as_slice()
             {
-                total += test.count(&keys[start..start + n]) as u64;
+                total += test.count(&codes.keys[start..start + n]) as u64;
                 continue;
             }
             let mask = self.mask(&filters, batch, start)?;
@@ -263,7 +313,7 @@ impl Resident {
             if let Some(codes) = self.codes.get(&f.column)
                 && let Some(test) = CodeTest::of(f, codes)
             {
-                compiled.push(Compiled::Codes(&codes.keys, test));
+                compiled.push(Compiled::Codes(codes, test));
             } else {
                 compiled.push(physical(&filter_expr(f))?);
             }
@@ -284,22 +334,14 @@ impl Resident {
         let mut mask: Option<BooleanArray> = None;
         for f in filters {
             let m = match f {
-                Compiled::Codes(keys, test) => {
-                    let keys = &keys[start..start + batch.num_rows()];
+                Compiled::Codes(codes, test) => {
+                    let keys = &codes.keys[start..start + batch.num_rows()];
                     BooleanArray::new(
                         BooleanBuffer::collect_bool(keys.len(), |i| test.pass(keys[i])),
                         None,
                     )
                 }
-                Compiled::Expr(e) => {
-                    let v = e.evaluate(batch)?.into_array(batch.num_rows())?;
-                    let b = v.as_boolean();
-                    // A null outcome does not pass, as in a WHERE clause.
-                    match b.nulls() {
-                        Some(nulls) => BooleanArray::new(b.values() & nulls.inner(), None),
-                        None => b.clone(),
-                    }
-                }
+                Compiled::Expr(e) => passes(e, batch)?,
             };
             mask = Some(match mask {
                 None => m,
@@ -307,6 +349,134 @@ impl Resident {
             });
         }
         Ok(mask)
+    }
+
+    /// The rows matching every filter, read from the posting lists of the most selective
+    /// coded filter and tested against the others, when that reads under a
+    /// [`POSTINGS_SELECTIVITY`]th of the table; `None` when a pass over the table is as cheap.
+    fn by_postings<'s>(
+        &'s self,
+        filters: &[Compiled<'s>],
+    ) -> Result<Option<std::borrow::Cow<'s, [u32]>>> {
+        let slots = |codes: &Codes, test: &CodeTest| -> (Vec<usize>, usize) {
+            let slots: Vec<usize> = (0..test.pass.len()).filter(|s| test.pass[*s]).collect();
+            let n = slots.iter().map(|s| codes.postings.of_slot(*s).len()).sum();
+            (slots, n)
+        };
+        let driver = filters
+            .iter()
+            .enumerate()
+            .filter_map(|(i, f)| match f {
+                Compiled::Codes(codes, test) => Some((i, codes, slots(codes, test))),
+                Compiled::Expr(_) => None,
+            })
+            .min_by_key(|(_, _, (_, n))| *n);
+        let Some((d, codes, (slots, n))) = driver else {
+            return Ok(None);
+        };
+        if n.saturating_mul(POSTINGS_SELECTIVITY) > self.rows {
+            return Ok(None);
+        }
+        // One value and no other filter, the common case: its posting list as it is.
+        if let ([slot], 1) = (slots.as_slice(), filters.len()) {
+            return Ok(Some(std::borrow::Cow::Borrowed(
+                codes.postings.of_slot(*slot),
+            )));
+        }
+        let mut rows: Vec<u32> = Vec::with_capacity(n);
+        for s in &slots {
+            rows.extend_from_slice(codes.postings.of_slot(*s));
+        }
+        if slots.len() > 1 {
+            rows.sort_unstable();
+        }
+        let mut exprs = Vec::new();
+        for (i, f) in filters.iter().enumerate() {
+            match f {
+                _ if i == d => {}
+                // Another coded filter: a look at each row's code.
+                Compiled::Codes(c, t) => rows.retain(|r| t.pass(c.keys[*r as usize])),
+                Compiled::Expr(e) => exprs.push(e),
+            }
+        }
+        if exprs.is_empty() || rows.is_empty() {
+            return Ok(Some(rows.into()));
+        }
+        // Expressions are evaluated on the rows gathered, not on the table.
+        let mut kept = Vec::with_capacity(rows.len());
+        for (range, batch) in self.gather(&rows)? {
+            let mut mask: Option<BooleanArray> = None;
+            for e in &exprs {
+                let m = passes(e, &batch)?;
+                mask = Some(match mask {
+                    None => m,
+                    Some(prev) => arrow::compute::and(&prev, &m)?,
+                });
+            }
+            let mask = mask.expect("an expression was evaluated");
+            kept.extend(
+                rows[range]
+                    .iter()
+                    .zip(mask.values().iter())
+                    .filter(|(_, pass)| *pass)
+                    .map(|(r, _)| *r),
+            );
+        }
+        Ok(Some(kept.into()))
+    }
+
+    /// The rows at these ascending indexes, a batch per batch of the table they come from, with
+    /// the range of `rows` each holds.
+    fn gather(&self, rows: &[u32]) -> Result<Vec<(std::ops::Range<usize>, RecordBatch)>> {
+        let mut out = Vec::new();
+        let mut at = 0;
+        while at < rows.len() {
+            let row = rows[at] as usize;
+            let b = self.starts.partition_point(|s| *s <= row) - 1;
+            let (start, n) = (self.starts[b], self.batches[b].num_rows());
+            let end = at + rows[at..].partition_point(|r| (*r as usize) < start + n);
+            let local = arrow::array::UInt32Array::from_iter_values(
+                rows[at..end].iter().map(|r| r - start as u32),
+            );
+            out.push((
+                at..end,
+                arrow::compute::take_record_batch(&self.batches[b], &local)?,
+            ));
+            at = end;
+        }
+        Ok(out)
+    }
+
+    /// Hands the matching `rows` after the cursor's, past `offset`, at most `limit`, to `emit`.
+    #[allow(clippy::too_many_arguments)]
+    fn emit_rows(
+        &self,
+        rows: &[u32],
+        projection: &[usize],
+        first_row: usize,
+        offset: usize,
+        limit: Option<usize>,
+        count: bool,
+        mut emit: impl FnMut(RecordBatch) -> bool,
+    ) -> Result<(Option<u64>, Option<i64>)> {
+        let from = rows.partition_point(|r| (*r as usize) < first_row);
+        let after = &rows[from..];
+        let skip = offset.min(after.len());
+        let take = limit.unwrap_or(usize::MAX).min(after.len() - skip);
+        let picked = &after[skip..skip + take];
+        let mut last_row = None;
+        for (_, batch) in self.gather(picked)? {
+            last_row = batch
+                .column(batch.num_columns() - 1)
+                .as_primitive::<arrow::datatypes::Int64Type>()
+                .values()
+                .last()
+                .copied();
+            if !emit(batch.project(projection)?) {
+                break;
+            }
+        }
+        Ok((count.then_some(rows.len() as u64), last_row))
     }
 
     pub fn rows(&self) -> usize {
@@ -419,7 +589,7 @@ impl Resident {
 }
 
 enum Compiled<'a> {
-    Codes(&'a [u16], CodeTest),
+    Codes(&'a Codes, CodeTest),
     Expr(Arc<dyn PhysicalExpr>),
 }
 
@@ -489,6 +659,16 @@ impl CodeTest {
     }
 }
 
+/// The rows of a batch an expression passes: a null outcome does not pass, as in a WHERE clause.
+fn passes(e: &Arc<dyn PhysicalExpr>, batch: &RecordBatch) -> Result<BooleanArray> {
+    let v = e.evaluate(batch)?.into_array(batch.num_rows())?;
+    let b = v.as_boolean();
+    Ok(match b.nulls() {
+        Some(nulls) => BooleanArray::new(b.values() & nulls.inner(), None),
+        None => b.clone(),
+    })
+}
+
 /// Codes for a string column, or `None` when it has too many distinct values.
 fn encode(batches: &[RecordBatch], col: usize, rows: usize) -> Option<Codes> {
     let mut lookup: HashMap<String, u16> = HashMap::new();
@@ -513,10 +693,12 @@ fn encode(batches: &[RecordBatch], col: usize, rows: usize) -> Option<Codes> {
             });
         }
     }
+    let postings = Postings::of(&keys, values.len())?;
     Some(Codes {
         lookup,
         values,
         keys,
+        postings,
     })
 }
 
