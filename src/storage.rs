@@ -249,27 +249,24 @@ impl Storage {
     /// The datasets the storage holds anything of: one listing (paged by the store), not a read
     /// per dataset.
     pub async fn dataset_ids(&self) -> Result<std::collections::BTreeSet<String>> {
-        let listing = self.store.list_with_delimiter(Some(&self.root)).await?;
+        Ok(self.directories(&self.root).await?.into_iter().collect())
+    }
+
+    /// Version directories of a dataset, oldest first (version ids sort by time).
+    pub async fn versions(&self, id: &str) -> Result<Vec<String>> {
+        let mut versions = self.directories(&self.dataset_dir(id)).await?;
+        versions.sort();
+        Ok(versions)
+    }
+
+    /// The names of the directories right under a prefix.
+    async fn directories(&self, prefix: &Path) -> Result<Vec<String>> {
+        let listing = self.store.list_with_delimiter(Some(prefix)).await?;
         Ok(listing
             .common_prefixes
             .iter()
             .filter_map(|p| p.filename().map(str::to_string))
             .collect())
-    }
-
-    /// Version directories of a dataset, oldest first (version ids sort by time).
-    pub async fn versions(&self, id: &str) -> Result<Vec<String>> {
-        let listing = self
-            .store
-            .list_with_delimiter(Some(&self.dataset_dir(id)))
-            .await?;
-        let mut versions: Vec<String> = listing
-            .common_prefixes
-            .iter()
-            .filter_map(|p| p.filename().map(str::to_string))
-            .collect();
-        versions.sort();
-        Ok(versions)
     }
 
     /// Deletes every object under a version directory.

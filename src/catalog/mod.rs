@@ -85,17 +85,14 @@ impl Entry {
     /// until the next ingest of the new one replaces them.
     fn succeeding(spec: DatasetSpec, old: &Entry) -> Self {
         Entry {
-            search: SearchText::of(&spec),
-            spec,
             current: RwLock::new(old.current()),
             older: Mutex::new(old.older.lock().clone()),
-            last_error: RwLock::new(None),
             pointer_tag: Mutex::new(old.pointer_tag.lock().clone()),
             last_used: old
                 .last_used
                 .load(std::sync::atomic::Ordering::Relaxed)
                 .into(),
-            promoting: Default::default(),
+            ..Entry::new(spec)
         }
     }
 
@@ -174,13 +171,11 @@ impl Index {
             }
             let entry = match previous.and_then(|p| p.entries.get(&id)) {
                 Some(old) if old.spec == spec => Arc::clone(old),
-                Some(old) => {
-                    let entry = Arc::new(Entry::succeeding(spec, old));
-                    fresh.push(Arc::clone(&entry));
-                    entry
-                }
-                None => {
-                    let entry = Arc::new(Entry::new(spec));
+                old => {
+                    let entry = Arc::new(match old {
+                        Some(old) => Entry::succeeding(spec, old),
+                        None => Entry::new(spec),
+                    });
                     fresh.push(Arc::clone(&entry));
                     entry
                 }
@@ -367,6 +362,12 @@ impl Catalog {
     /// The version a query of `id` runs on.
     pub fn loaded(&self, id: &str) -> Result<Arc<Loaded>> {
         let entry = self.entry(id)?;
+        self.loaded_of(&entry)
+    }
+
+    /// The version a query of this entry runs on.
+    pub(super) fn loaded_of(&self, entry: &Entry) -> Result<Arc<Loaded>> {
+        let id = &entry.spec.id;
         if let Some(when) = entry.spec.retired() {
             let pinned = entry.current().map_or(String::new(), |c| {
                 format!(

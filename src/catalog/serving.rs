@@ -35,7 +35,7 @@ impl Catalog {
     pub async fn serving(self: &Arc<Self>, id: &str) -> Result<Arc<Loaded>> {
         let entry = self.entry(id)?;
         self.opened(&entry).await?;
-        let loaded = self.loaded(id)?;
+        let loaded = self.loaded_of(&entry)?;
         entry.last_used.store(
             self.clock.fetch_add(1, Ordering::Relaxed),
             Ordering::Relaxed,

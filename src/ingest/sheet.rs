@@ -5,13 +5,12 @@
 //! integer-valued float as an integer), dates become ISO 8601, a merged area keeps its value in
 //! its first cell (the others are empty), formula errors (`#DIV/0!`) are empty.
 
-use std::io::Write;
 use std::path::Path;
 
 use calamine::{Data, Reader};
 
 use super::sniff::ByteFacts;
-use super::source::Scanner;
+use super::source::Scanned;
 use crate::error::{Error, Result};
 
 /// Whether the first bytes are a container a spreadsheet comes in: a zip (XLSX, ODS) or an
@@ -66,22 +65,16 @@ pub fn to_csv(src: &Path, limit: u64) -> Result<Option<Converted>> {
         )));
     };
     let temp = tempfile::NamedTempFile::new()?;
-    let mut scan = Scanner::default();
-    let mut out = Counting {
-        inner: std::io::BufWriter::new(temp.as_file()),
-        scan: &mut scan,
-        limit,
-    };
-    {
+    let mut out = Scanned::new(temp.as_file(), limit, "the spreadsheet as CSV");
+    let written = (|| -> std::io::Result<()> {
         let mut w = csv::Writer::from_writer(&mut out);
         for row in range.rows() {
-            w.write_record(row.iter().map(cell_text))
-                .map_err(|e| Error::Io(e.into()))?;
+            w.write_record(row.iter().map(cell_text))?;
         }
-        w.flush()?;
-    }
-    out.inner.flush()?;
-    drop(out);
+        w.flush()
+    })();
+    written.map_err(|e| out.error(e))?;
+    let facts = out.finish()?;
     let (rows, columns) = range.get_size();
     let others = if names.len() > 1 {
         format!(
@@ -98,7 +91,7 @@ pub fn to_csv(src: &Path, limit: u64) -> Result<Option<Converted>> {
     };
     Ok(Some(Converted {
         csv: temp.into_temp_path(),
-        facts: scan.finish(),
+        facts,
         note: format!(
             "read from sheet `{name}` of a spreadsheet ({rows} rows × {columns} columns){others}"
         ),
@@ -120,30 +113,5 @@ fn cell_text(cell: &Data) -> String {
             Some(dt) => dt.format("%Y-%m-%dT%H:%M:%S").to_string(),
             None => d.as_f64().to_string(),
         },
-    }
-}
-
-/// A writer that feeds the byte scanner and stops at the size limit.
-struct Counting<'a, W: Write> {
-    inner: W,
-    scan: &'a mut Scanner,
-    limit: u64,
-}
-
-impl<W: Write> Write for Counting<'_, W> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.scan.feed(&buf[..n]);
-        if self.scan.bytes > self.limit {
-            return Err(std::io::Error::other(format!(
-                "the spreadsheet as CSV is larger than {} bytes (ingest.max_download_bytes)",
-                self.limit
-            )));
-        }
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
     }
 }

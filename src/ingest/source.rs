@@ -1,7 +1,7 @@
 //! Fetching a source to a local file (local paths are read in place) and fingerprinting it:
 //! its SHA-256, size, UTF-8 validity and first bytes, in one streaming pass.
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use futures::StreamExt;
@@ -97,8 +97,7 @@ fn gunzip(src: &Path, limit: u64) -> Result<(tempfile::TempPath, ByteFacts)> {
     let temp = tempfile::NamedTempFile::new()?;
     let mut decoder =
         flate2::read::MultiGzDecoder::new(std::io::BufReader::new(std::fs::File::open(src)?));
-    let mut out = std::io::BufWriter::new(temp.as_file());
-    let mut scan = Scanner::default();
+    let mut out = Scanned::new(temp.as_file(), limit, "the decompressed source");
     let mut buf = vec![0u8; 1024 * 1024];
     loop {
         let n = decoder.read(&mut buf).map_err(|e| {
@@ -107,17 +106,68 @@ fn gunzip(src: &Path, limit: u64) -> Result<(tempfile::TempPath, ByteFacts)> {
         if n == 0 {
             break;
         }
-        scan.feed(&buf[..n]);
-        if scan.bytes > limit {
-            return Err(Error::TooLarge(format!(
-                "the decompressed source is larger than {limit} bytes (ingest.max_download_bytes)"
-            )));
-        }
-        std::io::Write::write_all(&mut out, &buf[..n])?;
+        out.write_all(&buf[..n]).map_err(|e| out.error(e))?;
     }
-    std::io::Write::flush(&mut out)?;
-    drop(out);
-    Ok((temp.into_temp_path(), scan.finish()))
+    let facts = out.finish()?;
+    Ok((temp.into_temp_path(), facts))
+}
+
+/// A file being written with the bytes fingerprinted on the way ([`Scanner`]), refused past
+/// `limit` bytes: a source decompressed or converted to CSV is bounded as a download is.
+pub struct Scanned<W: std::io::Write> {
+    inner: std::io::BufWriter<W>,
+    scan: Scanner,
+    limit: u64,
+    /// Whether a write was refused for passing the limit.
+    over: bool,
+    /// What is written, for the refusal (`the decompressed source`).
+    what: &'static str,
+}
+
+impl<W: std::io::Write> Scanned<W> {
+    pub fn new(inner: W, limit: u64, what: &'static str) -> Self {
+        Scanned {
+            inner: std::io::BufWriter::new(inner),
+            scan: Scanner::default(),
+            limit,
+            over: false,
+            what,
+        }
+    }
+
+    /// A failed write as the error to report: over the limit, or the disk's.
+    pub fn error(&self, e: std::io::Error) -> Error {
+        if self.over {
+            Error::TooLarge(format!(
+                "{} is larger than {} bytes (ingest.max_download_bytes)",
+                self.what, self.limit
+            ))
+        } else {
+            Error::Io(e)
+        }
+    }
+
+    /// Flushes the file and hands back what the pass learnt.
+    pub fn finish(mut self) -> Result<ByteFacts> {
+        std::io::Write::flush(&mut self.inner)?;
+        Ok(self.scan.finish())
+    }
+}
+
+impl<W: std::io::Write> std::io::Write for Scanned<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.scan.bytes + buf.len() as u64 > self.limit {
+            self.over = true;
+            return Err(std::io::Error::other("over the size limit"));
+        }
+        let n = self.inner.write(buf)?;
+        self.scan.feed(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 async fn fetch_raw(
@@ -232,10 +282,10 @@ const DETECTOR_BYTES: u64 = 4 * 1024 * 1024;
 
 /// One streaming pass over bytes: their SHA-256, size, UTF-8 validity, first bytes and likely
 /// encoding.
-pub struct Scanner {
+struct Scanner {
     hash: Sha256,
     utf8: Utf8Check,
-    pub bytes: u64,
+    bytes: u64,
     sample: Vec<u8>,
     detector: chardetng::EncodingDetector,
     detector_fed: u64,
@@ -255,7 +305,7 @@ impl Default for Scanner {
 }
 
 impl Scanner {
-    pub fn feed(&mut self, chunk: &[u8]) {
+    fn feed(&mut self, chunk: &[u8]) {
         self.hash.update(chunk);
         self.utf8.feed(chunk);
         self.bytes += chunk.len() as u64;
@@ -270,7 +320,7 @@ impl Scanner {
         }
     }
 
-    pub fn finish(mut self) -> ByteFacts {
+    fn finish(mut self) -> ByteFacts {
         self.utf8.finish();
         self.detector.feed(&[], true);
         ByteFacts {
