@@ -47,6 +47,8 @@ pub struct Page {
 enum Route {
     /// File-order rows from memory: one pass gives the total and the page.
     Rows(Arc<Resident>),
+    /// Rows sorted on one column, from memory along that column's order.
+    Sorted(Arc<Resident>),
     /// Counts of groups of coded columns, from memory.
     Groups(Arc<Resident>),
     /// A DataFusion plan over the version's table (in memory or Parquet).
@@ -56,6 +58,7 @@ enum Route {
 fn route(v: &Loaded, q: &DataQuery) -> Route {
     match &v.resident {
         Some(r) if Resident::serves(q) => Route::Rows(Arc::clone(r)),
+        Some(r) if r.serves_sorted(q) => Route::Sorted(Arc::clone(r)),
         Some(r) if r.serves_aggregate(q) => Route::Groups(Arc::clone(r)),
         _ => Route::Planned,
     }
@@ -140,6 +143,20 @@ impl Executor {
     pub async fn page(&self, v: &Loaded, q: &DataQuery) -> Result<Page> {
         let (batches, total, after) = match route(v, q) {
             Route::Rows(r) => self.resident_page(r, q).await?,
+            Route::Sorted(r) => {
+                let seek = q.cursor.as_ref().is_some_and(|c| c.after.is_some());
+                let offset = if seek { 0 } else { q.offset()? };
+                let (q, size) = (q.clone(), q.page_size as usize);
+                let work = move || {
+                    let mut batches = Vec::new();
+                    let (total, after) = r.sorted(&q, offset, Some(size), |b| {
+                        batches.push(b);
+                        true
+                    })?;
+                    Ok((batches, total, after))
+                };
+                self.engine.run(work).await?
+            }
             Route::Groups(r) => {
                 let q = q.clone();
                 let work = move || resident::group_page(&r, &q, true);
@@ -169,6 +186,7 @@ impl Executor {
     pub async fn stream(&self, v: &Loaded, q: &DataQuery) -> Result<BatchStream> {
         match route(v, q) {
             Route::Rows(r) => resident::stream(&self.engine, r, q.clone()).await,
+            Route::Sorted(r) => resident::stream_sorted(&self.engine, r, q.clone()).await,
             Route::Groups(r) => resident::stream_groups(&self.engine, r, q.clone()).await,
             Route::Planned => {
                 let df = self.engine.read(Arc::clone(&v.table))?;

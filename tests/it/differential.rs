@@ -167,15 +167,19 @@ enum Shape {
 }
 
 /// Aggregates whose results do not depend on the order rows are summed in (integer sums and
-/// averages, counts, minimum and maximum), so both servers must agree to the digit.
-const AGGREGATES: [(&str, &str); 7] = [
+/// averages, sums and averages of `x`, which holds eighths, exact in binary, counts, minimum
+/// and maximum), so both servers must agree to the digit.
+const AGGREGATES: [(&str, &str); 10] = [
     ("id", "count"),
     ("city", "count"),
     ("n", "count"),
     ("n", "sum"),
     ("n", "avg"),
     ("x", "min"),
+    ("x", "sum"),
+    ("x", "avg"),
     ("day", "max"),
+    ("n", "min"),
 ];
 const GROUP_BY: [usize; 4] = [1, 2, 6, 7];
 

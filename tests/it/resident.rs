@@ -38,8 +38,21 @@ async fn resident_and_parquet_answers_are_identical() {
     assert!(!qanat::query::resident::Resident::serves(&parse(
         "population_municipale__sort=asc"
     )));
+    // One sort on an ordered column walks that order; two sorts are planned.
+    assert!(r.serves_sorted(&parse(
+        "population_municipale__sort=desc&departement__exact=13"
+    )));
+    assert!(r.serves_sorted(&parse("departement__sort=asc")));
+    assert!(!r.serves_sorted(&parse(
+        "departement__sort=asc&population_municipale__sort=desc"
+    )));
     assert!(r.serves_aggregate(&parse("departement__groupby&code_insee__count")));
-    assert!(!r.serves_aggregate(&parse("departement__groupby&population_municipale__sum")));
+    assert!(r.serves_aggregate(&parse(
+        "departement__groupby&population_municipale__sum&population_municipale__avg&population_municipale__max"
+    )));
+    // A float's minimum is DataFusion's (its order of NaN and -0), and so is text's.
+    assert!(!r.serves_aggregate(&parse("departement__groupby&nom_de_la_commune__max")));
+    assert!(!r.serves_aggregate(&parse("departement__groupby&latitude__min")));
     assert!(!r.serves_aggregate(&parse("population_municipale__groupby&departement__count")));
     // INSEE codes are too many for 16-bit codes: grouping by them runs in DataFusion.
     assert!(!r.serves_aggregate(&parse("code_insee__groupby&departement__count")));
@@ -96,6 +109,9 @@ async fn resident_and_parquet_answers_are_identical() {
         ),
         format!("{villes}?region__groupby&geonameid__count"),
         format!(
+            "{communes}?departement__groupby&population_municipale__sum&population_municipale__avg&population_municipale__min&population_municipale__max&population_municipale__greater=2000&population_municipale__sum__sort=desc"
+        ),
+        format!(
             "{villes}?fuseau_horaire__groupby&region__groupby&nom__count&nom__count__sort=desc"
         ),
     ];
@@ -104,6 +120,12 @@ async fn resident_and_parquet_answers_are_identical() {
         format!("{communes}?departement__exact=2A&page_size=25"),
         format!("{depts}?page_size=40"),
         format!("{villes}?latitude__greater=30&page_size=10"),
+        format!("{communes}?population_municipale__sort=desc&page_size=30"),
+        format!("{communes}?departement__sort=desc&departement__greater=90&page_size=30"),
+        format!(
+            "{communes}?population_municipale__sort=asc&population_municipale__greater=1000&population_municipale__strictly_less=1200&page_size=20"
+        ),
+        format!("{villes}?latitude__sort=asc&region__exact=04&page_size=5"),
     ] {
         let v = request(&app.router, &first, &[]).await.json();
         let next = v["links"]["next"].as_str().unwrap();
@@ -158,7 +180,8 @@ async fn served_on_demand_datasets_enter_memory_when_queried_least_recently_used
         s.into_bytes()
     };
     let (a, b) = (csv(1000), csv(1000));
-    // A budget for one of the two (each is estimated at twice its bytes plus 16 a row).
+    // A budget for one of the two (each is estimated at twice its bytes plus 24 a row, and
+    // takes about 36 KB indexed).
     let app = TestApp::with_csvs(&[("a", &a), ("b", &b)], "resident_bytes = 60000\n").await;
     // Built by a command, the catalog read `a` into memory when it was published; served,
     // versions are opened from Parquet and read into memory on demand.
