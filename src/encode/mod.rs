@@ -1,6 +1,7 @@
 //! Writers that turn Arrow batches into JSON, NDJSON and CSV bytes, one batch at a time.
 
 mod body;
+mod rows;
 
 pub use body::{BodyWriter, Relabel};
 
@@ -54,6 +55,23 @@ impl Format {
 /// Rows as a JSON array of objects, nulls written out.
 pub fn json_array(batches: &[RecordBatch]) -> Result<Vec<u8>> {
     let mut out = Vec::with_capacity(4096);
+    out.push(b'[');
+    for b in batches.iter().filter(|b| b.num_rows() > 0) {
+        let Some(rows) = rows::json(b, rows::Json::Objects, b",", b"") else {
+            return arrow_json_array(batches);
+        };
+        if out.len() > 1 {
+            out.push(b',');
+        }
+        out.extend_from_slice(&rows);
+    }
+    out.push(b']');
+    Ok(out)
+}
+
+/// [`json_array`] by Arrow's writer, for columns of types [`rows`] does not write.
+fn arrow_json_array(batches: &[RecordBatch]) -> Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(4096);
     {
         let mut w = arrow::json::WriterBuilder::new()
             .with_explicit_nulls(true)
@@ -74,6 +92,9 @@ pub fn json_array(batches: &[RecordBatch]) -> Result<Vec<u8>> {
 /// Rows as JSON arrays of their values, in column order, separated by commas (no brackets
 /// around them all).
 pub fn json_lists(batch: &RecordBatch) -> Result<Vec<u8>> {
+    if let Some(out) = rows::json(batch, rows::Json::Lists, b",", b"") {
+        return Ok(out);
+    }
     let objects: Vec<serde_json::Map<String, serde_json::Value>> =
         serde_json::from_slice(&json_array(std::slice::from_ref(batch))?)?;
     let mut out = Vec::with_capacity(batch.num_rows() * 48);
@@ -102,6 +123,9 @@ pub fn page(data: &[u8], links: &serde_json::Value, meta: &serde_json::Value) ->
 
 /// Rows as newline-delimited JSON objects.
 pub fn ndjson(batch: &RecordBatch) -> Result<Vec<u8>> {
+    if let Some(out) = rows::json(batch, rows::Json::Objects, b"", b"\n") {
+        return Ok(out);
+    }
     let mut out = Vec::with_capacity(batch.num_rows() * 64);
     {
         let mut w = arrow::json::WriterBuilder::new()
@@ -122,6 +146,9 @@ pub fn csv(batch: &RecordBatch, header: bool) -> Result<Vec<u8>> {
 
 /// Rows as delimited text, `"` quoting, empty for null, with the header when asked.
 pub fn delimited(batch: &RecordBatch, header: bool, delimiter: u8) -> Result<Vec<u8>> {
+    if let Some(out) = rows::delimited(batch, header, delimiter) {
+        return Ok(out);
+    }
     let mut out = Vec::with_capacity(batch.num_rows() * 64);
     {
         let mut w = arrow::csv::WriterBuilder::new()

@@ -64,27 +64,35 @@ impl Resident {
         // The null code takes each column's last digit.
         let radix: Vec<usize> = groups.iter().map(|c| c.values.len() + 1).collect();
         let slots: usize = radix.iter().product();
-        let mut slot_of = vec![0u32; self.rows];
-        for (c, r) in groups.iter().zip(&radix) {
-            let null_digit = c.values.len() as u32;
-            for (s, k) in slot_of.iter_mut().zip(&c.keys) {
-                let digit = if *k == NULL_CODE {
-                    null_digit
-                } else {
-                    u32::from(*k)
-                };
-                *s = *s * *r as u32 + digit;
+        let slot_of = match groups.as_slice() {
+            [one] => Slots::One(&one.keys, one.values.len() as u32),
+            _ => {
+                let mut slot_of = vec![0u32; self.rows];
+                for (c, r) in groups.iter().zip(&radix) {
+                    let one = Slots::One(&c.keys, c.values.len() as u32);
+                    for (row, s) in slot_of.iter_mut().enumerate() {
+                        *s = *s * *r as u32 + one.of(row) as u32;
+                    }
+                }
+                Slots::Many(slot_of)
             }
-        }
+        };
         let filters = self.compile(q)?;
         let matched = self.matched(q, &filters)?;
-        let each = |f: &mut dyn FnMut(usize)| match &matched {
-            Matched::All => (0..self.rows).for_each(f),
-            Matched::List(rows) => rows.iter().for_each(|r| f(*r as usize)),
-            Matched::Bits(bits) => bits.set_indices().for_each(f),
+        let rows_in: Vec<i64> = match (&matched, groups.as_slice()) {
+            // Every row of one column: its posting lists' lengths.
+            (Matched::All, [one]) => one
+                .postings
+                .starts
+                .windows(2)
+                .map(|w| i64::from(w[1] - w[0]))
+                .collect(),
+            _ => {
+                let mut rows_in = vec![0i64; slots];
+                for_rows(&matched, self.rows, |r| rows_in[slot_of.of(r)] += 1);
+                rows_in
+            }
         };
-        let mut rows_in = vec![0i64; slots];
-        each(&mut |r| rows_in[slot_of[r] as usize] += 1);
         // One output row per slot holding rows.
         let present: Vec<usize> = (0..slots).filter(|s| rows_in[*s] > 0).collect();
         let mut columns: Vec<ArrayRef> = Vec::new();
@@ -101,10 +109,12 @@ impl Resident {
             slots,
             present: &present,
             rows_in: &rows_in,
+            matched: &matched,
+            rows: self.rows,
         };
         for a in &q.aggregates {
             let column = self.all.column(self.schema.index_of(&a.column)?);
-            columns.push(table.compute(a.agg, column, &each)?);
+            columns.push(table.compute(a.agg, column)?);
         }
         let batch = RecordBatch::try_new(self.group_schema(q), columns)?;
         sort_groups(q, batch)
@@ -124,46 +134,73 @@ impl Resident {
     }
 }
 
-/// The group of each row, and what the aggregates add into.
+// `Slots::One` maps the null code to the last slot by taking a minimum.
+const _: () = assert!(NULL_CODE == u16::MAX);
+
+/// The group of each row: one column's codes, or the codes of several in mixed radix.
+enum Slots<'a> {
+    /// Codes and the null code's slot (the number of values).
+    One(&'a [u16], u32),
+    Many(Vec<u32>),
+}
+
+impl Slots<'_> {
+    #[inline]
+    fn of(&self, row: usize) -> usize {
+        match self {
+            // The null code is above every other: the minimum maps it to the last slot.
+            Slots::One(keys, null_slot) => u32::from(keys[row]).min(*null_slot) as usize,
+            Slots::Many(slots) => slots[row] as usize,
+        }
+    }
+}
+
+/// Calls `f` with each matching row, ascending; generic, so that the loops it drives compile
+/// to straight code.
+fn for_rows(matched: &Matched<'_>, rows: usize, mut f: impl FnMut(usize)) {
+    match matched {
+        Matched::All => (0..rows).for_each(f),
+        Matched::List(list) => list.iter().for_each(|r| f(*r as usize)),
+        Matched::Bits(bits) => bits.set_indices().for_each(f),
+    }
+}
+
+/// The rows and groups of an aggregation, and what the aggregates add into.
 struct Table<'a> {
-    slot_of: &'a [u32],
+    slot_of: &'a Slots<'a>,
     slots: usize,
     /// The groups holding rows, ascending.
     present: &'a [usize],
     rows_in: &'a [i64],
+    matched: &'a Matched<'a>,
+    rows: usize,
 }
-
-type EachRow<'e> = dyn Fn(&mut dyn FnMut(usize)) + 'e;
 
 impl Table<'_> {
     /// One aggregate of a column, per group present, as DataFusion computes it: sums wrap
     /// like its integer sums, averages are float sums over counts, nulls are skipped and a
     /// group without a value gets null.
-    fn compute(&self, agg: Agg, column: &ArrayRef, each: &EachRow<'_>) -> Result<ArrayRef> {
-        let slot = |r: usize| self.slot_of[r] as usize;
+    fn compute(&self, agg: Agg, column: &ArrayRef) -> Result<ArrayRef> {
         let nulls = column.logical_nulls();
         let valid = |r: usize| nulls.as_ref().is_none_or(|n| n.is_valid(r));
         let mut counts = vec![0i64; self.slots];
-        let counted = |counts: &[i64]| -> Int64Array {
-            self.present
-                .iter()
-                .map(|s| counts[*s])
-                .collect::<Vec<_>>()
-                .into()
+        let per_group = |v: &[i64]| -> Int64Array {
+            let out: Vec<i64> = self.present.iter().map(|s| v[*s]).collect();
+            out.into()
         };
-        Ok(match agg {
-            Agg::Count if nulls.is_none() => Arc::new(counted(self.rows_in)),
-            Agg::Count => {
-                each(&mut |r| counts[slot(r)] += i64::from(valid(r)));
-                Arc::new(counted(&counts))
+        Ok(match (agg, column.data_type()) {
+            (Agg::Count, _) if nulls.is_none() => Arc::new(per_group(self.rows_in)),
+            (Agg::Count, _) => {
+                self.each(|r, s| counts[s] += i64::from(valid(r)));
+                Arc::new(per_group(&counts))
             }
-            Agg::Sum if column.data_type() == &DataType::Int64 => {
+            (Agg::Sum, DataType::Int64) => {
                 let values = column.as_primitive::<Int64Type>().values();
                 let mut sums = vec![0i64; self.slots];
-                each(&mut |r| {
+                self.each(|r, s| {
                     if valid(r) {
-                        sums[slot(r)] = sums[slot(r)].wrapping_add(values[r]);
-                        counts[slot(r)] += 1;
+                        sums[s] = sums[s].wrapping_add(values[r]);
+                        counts[s] += 1;
                     }
                 });
                 let out = self
@@ -172,16 +209,17 @@ impl Table<'_> {
                     .map(|s| (counts[*s] > 0).then_some(sums[*s]));
                 Arc::new(out.collect::<Int64Array>())
             }
-            Agg::Sum | Agg::Avg => {
-                let as_float = cast(column, &DataType::Float64)?;
-                let values = as_float.as_primitive::<Float64Type>().values();
-                let mut sums = vec![0f64; self.slots];
-                each(&mut |r| {
-                    if valid(r) {
-                        sums[slot(r)] += values[r];
-                        counts[slot(r)] += 1;
+            (Agg::Sum | Agg::Avg, kind) => {
+                let (sums, counts) = match kind {
+                    DataType::Int64 => {
+                        let values = column.as_primitive::<Int64Type>().values();
+                        self.float_sums(valid, |r| values[r] as f64)
                     }
-                });
+                    _ => {
+                        let values = column.as_primitive::<Float64Type>().values();
+                        self.float_sums(valid, |r| values[r])
+                    }
+                };
                 let avg = agg == Agg::Avg;
                 let out = self.present.iter().map(|s| {
                     let n = counts[*s];
@@ -189,24 +227,44 @@ impl Table<'_> {
                 });
                 Arc::new(out.collect::<Float64Array>())
             }
-            Agg::Min | Agg::Max => {
+            (Agg::Min | Agg::Max, _) => {
                 // The row holding each group's extreme, then those rows' values.
                 let as_int = cast(column, &DataType::Int64)?;
                 let values = as_int.as_primitive::<Int64Type>().values();
                 let mut best: Vec<Option<u32>> = vec![None; self.slots];
                 let better = |v: i64, b: i64| if agg == Agg::Min { v < b } else { v > b };
-                each(&mut |r| {
-                    if valid(r) {
-                        let b = &mut best[slot(r)];
-                        if b.is_none_or(|b| better(values[r], values[b as usize])) {
-                            *b = Some(r as u32);
-                        }
+                self.each(|r, s| {
+                    if valid(r) && best[s].is_none_or(|b| better(values[r], values[b as usize])) {
+                        best[s] = Some(r as u32);
                     }
                 });
                 let rows: UInt32Array = self.present.iter().map(|s| best[*s]).collect();
                 take(column.as_ref(), &rows, None)?
             }
         })
+    }
+
+    /// Sums of values as floats, and the number of values, per group.
+    fn float_sums(
+        &self,
+        valid: impl Fn(usize) -> bool,
+        value: impl Fn(usize) -> f64,
+    ) -> (Vec<f64>, Vec<i64>) {
+        let mut sums = vec![0f64; self.slots];
+        let mut counts = vec![0i64; self.slots];
+        self.each(|r, s| {
+            if valid(r) {
+                sums[s] += value(r);
+                counts[s] += 1;
+            }
+        });
+        (sums, counts)
+    }
+
+    /// Calls `f` with each matching row and its group.
+    #[inline]
+    fn each(&self, mut f: impl FnMut(usize, usize)) {
+        for_rows(self.matched, self.rows, |r| f(r, self.slot_of.of(r)));
     }
 }
 

@@ -48,6 +48,8 @@ const BATCH: usize = 8192;
 /// A version's rows in memory, in file order (`__row` is the row's index).
 pub struct Resident {
     pub schema: SchemaRef,
+    /// The schema as DataFusion plans against it, made once.
+    df_schema: DFSchema,
     /// Every row, one contiguous array per column.
     all: RecordBatch,
     /// The same rows in slices of [`BATCH`] rows (no copy), for vectorised passes.
@@ -156,6 +158,7 @@ impl Resident {
         let ReservationTicket(mut reservation) = ticket;
         reservation.resize(bytes)?;
         Some(Resident {
+            df_schema: DFSchema::try_from(schema.as_ref().clone()).ok()?,
             schema,
             all,
             batches,
@@ -323,12 +326,14 @@ impl Resident {
     /// equality, or as a DataFusion expression evaluated on the batch; each `or=` group as an
     /// expression too.
     fn compile(&self, q: &DataQuery) -> Result<Vec<Compiled<'_>>> {
-        let df_schema = DFSchema::try_from(self.schema.as_ref().clone())?;
         let props = ExecutionProps::new();
         let physical = |e: &Expr| -> Result<Compiled<'_>> {
             let ctx = PhysicalPlanningContext::default();
             Ok(Compiled::Expr(create_physical_expr(
-                e, &df_schema, &props, &ctx,
+                e,
+                &self.df_schema,
+                &props,
+                &ctx,
             )?))
         };
         let mut compiled = Vec::with_capacity(q.filters.len() + q.groups.len());
