@@ -143,6 +143,41 @@ impl BodyWriter {
         }
     }
 
+    /// The bytes of these rows of a table, written straight from it; `None` when this writer
+    /// renames columns or a column has a type only Arrow's writers write (then the rows are
+    /// gathered into a batch for [`Self::batch`]).
+    pub fn rows(&mut self, table: &RecordBatch, rows: &[u32]) -> Option<Vec<u8>> {
+        if self.relabel.is_some() {
+            return None;
+        }
+        let each = rows.iter().map(|r| *r as usize);
+        let first = self.first;
+        let out = match self.format {
+            Format::Csv => super::rows::delimited_rows(table, each, first, b',')?,
+            Format::Tsv => super::rows::delimited_rows(table, each, first, b'\t')?,
+            Format::Ndjson | Format::Json => {
+                super::rows::json_rows(table, each, super::rows::Json::Objects, b"", b"\n")?
+            }
+            Format::JsonArray | Format::JsonLists => {
+                let shape = match self.format {
+                    Format::JsonLists => super::rows::Json::Lists,
+                    _ => super::rows::Json::Objects,
+                };
+                let body = super::rows::json_rows(table, each, shape, b",", b"")?;
+                let mut out = Vec::with_capacity(body.len() + self.open.len());
+                if first {
+                    out.extend_from_slice(&self.open);
+                } else if !body.is_empty() {
+                    out.push(b',');
+                }
+                out.extend_from_slice(&body);
+                out
+            }
+        };
+        self.first = false;
+        Some(out)
+    }
+
     /// The bytes that end the body: an empty result's CSV header, the JSON array's closing.
     pub fn finish(&mut self, schema: &SchemaRef) -> Result<Vec<u8>> {
         let first = std::mem::replace(&mut self.first, false);
@@ -220,5 +255,41 @@ mod tests {
         let mut w = BodyWriter::new(Format::Csv, relabel());
         let out = w.finish(&batch(&[]).schema()).unwrap();
         assert_eq!(String::from_utf8(out).unwrap(), "__id,Nom de la ville\n");
+    }
+
+    #[test]
+    fn rows_named_by_index_are_written_as_their_gathered_batches() {
+        let table = batch(&[(0, "Rabat"), (1, "Fès, \"centre\""), (2, ""), (3, "Oujda")]);
+        let parts: [&[u32]; 3] = [&[3, 1], &[], &[0, 2]];
+        for format in [
+            Format::Csv,
+            Format::Tsv,
+            Format::Ndjson,
+            Format::JsonArray,
+            Format::JsonLists,
+        ] {
+            let (mut by_rows, mut by_batch) = (Vec::new(), Vec::new());
+            let mut a = BodyWriter::new(format, None);
+            let mut b = BodyWriter::new(format, None);
+            for rows in parts {
+                by_rows.extend(a.rows(&table, rows).unwrap());
+                let indices = arrow::array::UInt32Array::from(rows.to_vec());
+                let gathered = arrow::compute::take_record_batch(&table, &indices).unwrap();
+                by_batch.extend(b.batch(&gathered).unwrap());
+            }
+            by_rows.extend(a.finish(&table.schema()).unwrap());
+            by_batch.extend(b.finish(&table.schema()).unwrap());
+            assert_eq!(
+                String::from_utf8(by_rows).unwrap(),
+                String::from_utf8(by_batch).unwrap(),
+                "{format:?}"
+            );
+        }
+        // A writer that renames columns leaves the rows to be gathered.
+        assert!(
+            BodyWriter::new(Format::Csv, relabel())
+                .rows(&table, &[0])
+                .is_none()
+        );
     }
 }

@@ -69,23 +69,30 @@ fn columns(batch: &RecordBatch) -> Option<Vec<Col<'_>>> {
 /// break (quotes doubled), empty for null, `\n` after each row; the header first when asked.
 /// As the `csv` crate writes it, a row of one empty field is `""`.
 pub fn delimited(batch: &RecordBatch, header: bool, delimiter: u8) -> Option<Vec<u8>> {
+    delimited_rows(batch, 0..batch.num_rows(), header, delimiter)
+}
+
+/// [`delimited`] for these rows of a table, in this order.
+pub fn delimited_rows(
+    batch: &RecordBatch,
+    rows: impl ExactSizeIterator<Item = usize>,
+    header: bool,
+    delimiter: u8,
+) -> Option<Vec<u8>> {
     let cols = columns(batch)?;
-    let mut out = Vec::with_capacity(batch.num_rows() * 64 + 256);
-    let mut special = [false; 256];
-    for b in [delimiter, b'"', b'\r', b'\n'] {
-        special[b as usize] = true;
-    }
+    let mut out = Vec::with_capacity(rows.len() * 64 + 256);
+    let special = Special(delimiter);
     let lone = cols.len() == 1;
     if header {
         for (i, f) in batch.schema().fields().iter().enumerate() {
             if i > 0 {
                 out.push(delimiter);
             }
-            field(&mut out, f.name().as_bytes(), &special, lone);
+            field(&mut out, f.name().as_bytes(), special, lone);
         }
         out.push(b'\n');
     }
-    for row in 0..batch.num_rows() {
+    for row in rows {
         for (i, col) in cols.iter().enumerate() {
             if i > 0 {
                 out.push(delimiter);
@@ -97,7 +104,7 @@ pub fn delimited(batch: &RecordBatch, header: bool, delimiter: u8) -> Option<Vec
                 continue;
             }
             match col {
-                Col::Text(a) => field(&mut out, a.value(row).as_bytes(), &special, lone),
+                Col::Text(a) => field(&mut out, a.value(row).as_bytes(), special, lone),
                 Col::Float(a) => {
                     out.extend_from_slice(ryu::Buffer::new().format(a.value(row)).as_bytes())
                 }
@@ -109,9 +116,21 @@ pub fn delimited(batch: &RecordBatch, header: bool, delimiter: u8) -> Option<Vec
     Some(out)
 }
 
+/// The bytes that make a delimited field quoted: the delimiter, the quote and line breaks.
+#[derive(Clone, Copy)]
+struct Special(u8);
+
+impl Special {
+    /// Whether a value holds one, searched with vector instructions.
+    fn within(self, value: &[u8]) -> bool {
+        memchr::memchr3(self.0, b'"', b'\n', value).is_some()
+            || memchr::memchr(b'\r', value).is_some()
+    }
+}
+
 /// A text field, quoted when it holds a special byte (or is a lone empty field).
-fn field(out: &mut Vec<u8>, value: &[u8], special: &[bool; 256], lone: bool) {
-    let quote = value.iter().any(|b| special[*b as usize]) || (lone && value.is_empty());
+fn field(out: &mut Vec<u8>, value: &[u8], special: Special, lone: bool) {
+    let quote = special.within(value) || (lone && value.is_empty());
     if !quote {
         out.extend_from_slice(value);
         return;
@@ -140,8 +159,19 @@ pub enum Json {
 /// JSON writer writes them in objects (`lexical-core`, non-finite as null) and as serde_json
 /// writes them in lists.
 pub fn json(batch: &RecordBatch, shape: Json, between: &[u8], after: &[u8]) -> Option<Vec<u8>> {
+    json_rows(batch, 0..batch.num_rows(), shape, between, after)
+}
+
+/// [`json`] for these rows of a table, in this order.
+pub fn json_rows(
+    batch: &RecordBatch,
+    rows: impl ExactSizeIterator<Item = usize>,
+    shape: Json,
+    between: &[u8],
+    after: &[u8],
+) -> Option<Vec<u8>> {
     let cols = columns(batch)?;
-    let mut out = Vec::with_capacity(batch.num_rows() * 96 + 64);
+    let mut out = Vec::with_capacity(rows.len() * 96 + 64);
     let keys: Vec<Vec<u8>> = batch
         .schema()
         .fields()
@@ -163,8 +193,8 @@ pub fn json(batch: &RecordBatch, shape: Json, between: &[u8], after: &[u8]) -> O
         Json::Objects => (b'{', b'}'),
         Json::Lists => (b'[', b']'),
     };
-    for row in 0..batch.num_rows() {
-        if row > 0 {
+    for (i, row) in rows.enumerate() {
+        if i > 0 {
             out.extend_from_slice(between);
         }
         out.push(open);

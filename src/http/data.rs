@@ -13,7 +13,7 @@ use super::{base_url, etag, not_modified, not_modified_response, set_cache_heade
 use crate::encode::{self, BodyWriter, Format};
 use crate::error::{Problem, Result};
 use crate::query::params;
-use crate::query::{BatchStream, DataQuery, Loaded, Page};
+use crate::query::{BatchStream, Chunk, DataQuery, Loaded, Page};
 use crate::state::AppState;
 use std::sync::Arc;
 
@@ -331,8 +331,15 @@ fn encoded(
         (stream, Some(writer), Some(keep)),
         move |(mut stream, mut writer, mut keep)| async move {
             let w = writer.as_mut()?;
-            let chunk = match stream.next().await {
-                Some(Ok(batch)) => w.batch(&batch),
+            let chunk = match stream.next_chunk().await {
+                // Rows of a table in memory are written from it, not gathered first.
+                Some(Ok(Chunk::Rows { table, rows })) => match w.rows(&table, &rows) {
+                    Some(bytes) => Ok(bytes),
+                    None => Chunk::Rows { table, rows }
+                        .into_batch()
+                        .and_then(|b| w.batch(&b)),
+                },
+                Some(Ok(Chunk::Batch(batch))) => w.batch(&batch),
                 Some(Err(e)) => {
                     tracing::error!(error = %e, "export failed mid-stream");
                     Err(e)

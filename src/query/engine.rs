@@ -216,7 +216,7 @@ impl Engine {
     async fn started(
         &self,
         schema: SchemaRef,
-        mut rx: mpsc::Receiver<Result<RecordBatch>>,
+        mut rx: mpsc::Receiver<Result<Chunk>>,
         task: AbortOnDrop<()>,
     ) -> Result<BatchStream> {
         let first = match tokio::time::timeout(self.deadline, rx.recv()).await {
@@ -237,7 +237,7 @@ impl Engine {
     /// and a closed connection makes the next send fail, which ends the walk.
     pub async fn stream_from<F>(&self, schema: SchemaRef, produce: F) -> Result<BatchStream>
     where
-        F: FnOnce(&mpsc::Sender<Result<RecordBatch>>) + Send + 'static,
+        F: FnOnce(&mpsc::Sender<Result<Chunk>>) + Send + 'static,
     {
         let (tx, rx) = mpsc::channel(2);
         let task = AbortOnDrop(self.handle().spawn_blocking(move || produce(&tx)));
@@ -259,7 +259,8 @@ impl Engine {
                 }
             };
             while let Some(item) = stream.next().await {
-                if tx.send(item.map_err(Error::from_engine)).await.is_err() {
+                let item = item.map(Chunk::Batch).map_err(Error::from_engine);
+                if tx.send(item).await.is_err() {
                     break;
                 }
             }
@@ -304,18 +305,48 @@ impl<T> Drop for AbortOnDrop<T> {
     }
 }
 
-/// The batches of a running query, first one already computed.
+/// Part of a streamed result: a batch, or rows of a table held in memory named by their
+/// indexes, which the encoders write straight from the table instead of copying them out.
+pub enum Chunk {
+    Batch(RecordBatch),
+    Rows {
+        /// The whole table, with the result's columns.
+        table: RecordBatch,
+        rows: Vec<u32>,
+    },
+}
+
+impl Chunk {
+    /// The chunk as a batch of its own (the rows gathered from their table).
+    pub fn into_batch(self) -> Result<RecordBatch> {
+        match self {
+            Chunk::Batch(b) => Ok(b),
+            Chunk::Rows { table, rows } => {
+                let indices = arrow::array::UInt32Array::from(rows);
+                Ok(arrow::compute::take_record_batch(&table, &indices)?)
+            }
+        }
+    }
+}
+
+/// The chunks of a running query, first one already computed.
 pub struct BatchStream {
     pub schema: SchemaRef,
-    first: Option<RecordBatch>,
-    rx: mpsc::Receiver<Result<RecordBatch>>,
+    first: Option<Chunk>,
+    rx: mpsc::Receiver<Result<Chunk>>,
     _task: AbortOnDrop<()>,
 }
 
 impl BatchStream {
+    /// The next part of the result, as a batch.
     pub async fn next(&mut self) -> Option<Result<RecordBatch>> {
-        if let Some(b) = self.first.take() {
-            return Some(Ok(b));
+        Some(self.next_chunk().await?.and_then(Chunk::into_batch))
+    }
+
+    /// The next part of the result, as it was produced.
+    pub async fn next_chunk(&mut self) -> Option<Result<Chunk>> {
+        if let Some(c) = self.first.take() {
+            return Some(Ok(c));
         }
         self.rx.recv().await
     }

@@ -13,7 +13,7 @@ use datafusion::scalar::ScalarValue;
 
 use super::budget::Budget;
 use super::cursor::{After, Cursor};
-use super::engine::{BatchStream, Engine};
+use super::engine::{BatchStream, Chunk, Engine};
 use super::plan::{hidden_columns, plan};
 use super::request::DataQuery;
 use super::resident::{self, Resident};
@@ -148,12 +148,13 @@ impl Executor {
                 let offset = if seek { 0 } else { q.offset()? };
                 let (q, size) = (q.clone(), q.page_size as usize);
                 let work = move || {
-                    let mut batches = Vec::new();
-                    let (total, after) = r.sorted(&q, offset, Some(size), |b| {
-                        batches.push(b);
+                    let mut chunks = Vec::new();
+                    let (total, after) = r.sorted(&q, offset, Some(size), |c| {
+                        chunks.push(c);
                         true
                     })?;
-                    Ok((batches, total, after))
+                    let batches = chunks.into_iter().map(Chunk::into_batch);
+                    Ok((batches.collect::<Result<_>>()?, total, after))
                 };
                 self.engine.run(work).await?
             }

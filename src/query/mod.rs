@@ -19,6 +19,6 @@ pub mod plan;
 pub mod request;
 pub mod resident;
 
-pub use engine::{BatchStream, Engine};
+pub use engine::{BatchStream, Chunk, Engine};
 pub use executor::{Executor, Loaded, Page};
 pub use request::DataQuery;

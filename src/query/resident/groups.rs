@@ -13,6 +13,7 @@ use super::Resident;
 use super::codes::{Codes, NULL_CODE};
 use super::order::Matched;
 use crate::error::{Error, Result};
+use crate::query::Chunk;
 use crate::query::request::{Agg, Aggregate, DataQuery};
 
 /// Group combinations counted in a table by [`Resident::aggregate`].
@@ -316,7 +317,7 @@ pub async fn stream_groups(
 ) -> Result<crate::query::BatchStream> {
     engine
         .stream_from(resident.group_schema(&q), move |tx| {
-            let item = group_page(&resident, &q, q.paged).map(|(batch, _)| batch);
+            let item = group_page(&resident, &q, q.paged).map(|(batch, _)| Chunk::Batch(batch));
             let _ = tx.blocking_send(item);
         })
         .await

@@ -28,6 +28,7 @@ use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext
 use datafusion::physical_expr::{PhysicalExpr, create_physical_expr};
 
 use super::budget::{Budget, Reservation, ReservationTicket};
+use super::engine::Chunk;
 use super::plan::{condition_expr, filter_expr};
 use super::request::DataQuery;
 use crate::dataset::manifest::Manifest;
@@ -226,11 +227,15 @@ impl Resident {
         offset: usize,
         limit: Option<usize>,
     ) -> Result<Selection> {
-        let mut batches = Vec::new();
-        let (total, last_row) = self.scan(q, after_row, offset, limit, true, |b| {
-            batches.push(b);
+        let mut chunks = Vec::new();
+        let (total, last_row) = self.scan(q, after_row, offset, limit, true, |c| {
+            chunks.push(c);
             true
         })?;
+        let batches = chunks
+            .into_iter()
+            .map(Chunk::into_batch)
+            .collect::<Result<_>>()?;
         Ok(Selection {
             batches,
             total: total.unwrap_or_default(),
@@ -248,7 +253,7 @@ impl Resident {
         offset: usize,
         limit: Option<usize>,
         count: bool,
-        mut emit: impl FnMut(RecordBatch) -> bool,
+        mut emit: impl FnMut(Chunk) -> bool,
     ) -> Result<(Option<u64>, Option<i64>)> {
         let projection = self.projection(q)?;
         let filters = self.compile(q)?;
@@ -307,7 +312,7 @@ impl Resident {
                 .values()
                 .last()
                 .copied();
-            if !emit(picked.project(&projection)?) {
+            if !emit(Chunk::Batch(picked.project(&projection)?)) {
                 break;
             }
         }
@@ -521,22 +526,37 @@ impl Resident {
         offset: usize,
         limit: Option<usize>,
         count: bool,
-        mut emit: impl FnMut(RecordBatch) -> bool,
+        emit: impl FnMut(Chunk) -> bool,
     ) -> Result<(Option<u64>, Option<i64>)> {
         let from = rows.partition_point(|r| (*r as usize) < first_row);
         let after = &rows[from..];
         let skip = offset.min(after.len());
         let take = limit.unwrap_or(usize::MAX).min(after.len() - skip);
         let picked = &after[skip..skip + take];
-        let mut last_row = None;
-        for gathered in self.gather(picked) {
-            let (range, batch) = gathered?;
-            last_row = Some(i64::from(picked[range.end - 1]));
-            if !emit(batch.project(projection)?) {
+        let last_row = picked.last().map(|r| i64::from(*r));
+        self.emit_chunks(picked, projection, emit)?;
+        Ok((count.then_some(rows.len() as u64), last_row))
+    }
+
+    /// Hands these rows to `emit` by their indexes, [`BATCH`] at a time, with the table's
+    /// columns in `projection`; stops when `emit` answers `false`.
+    fn emit_chunks(
+        &self,
+        rows: &[u32],
+        projection: &[usize],
+        mut emit: impl FnMut(Chunk) -> bool,
+    ) -> Result<()> {
+        let table = self.all.project(projection)?;
+        for chunk in rows.chunks(BATCH) {
+            let rows = chunk.to_vec();
+            if !emit(Chunk::Rows {
+                table: table.clone(),
+                rows,
+            }) {
                 break;
             }
         }
-        Ok((count.then_some(rows.len() as u64), last_row))
+        Ok(())
     }
 
     pub fn rows(&self) -> usize {
@@ -607,8 +627,8 @@ pub async fn stream(
     };
     engine
         .stream_from(schema, move |tx| {
-            let walked = resident.scan(&q, after_row, offset, limit, false, |b| {
-                tx.blocking_send(Ok(b)).is_ok()
+            let walked = resident.scan(&q, after_row, offset, limit, false, |c| {
+                tx.blocking_send(Ok(c)).is_ok()
             });
             if let Err(e) = walked {
                 let _ = tx.blocking_send(Err(e));

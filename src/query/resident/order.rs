@@ -14,6 +14,7 @@ use datafusion::scalar::ScalarValue;
 
 use super::{BATCH, Compiled, Resident};
 use crate::error::{Error, Result};
+use crate::query::Chunk;
 use crate::query::cursor::After;
 use crate::query::request::{DataQuery, Filter, Op, Sort};
 
@@ -247,7 +248,7 @@ impl Resident {
         q: &DataQuery,
         offset: usize,
         limit: Option<usize>,
-        mut emit: impl FnMut(RecordBatch) -> bool,
+        emit: impl FnMut(Chunk) -> bool,
     ) -> Result<(u64, Option<After>)> {
         let sort = &q.sorts[0];
         let order = self
@@ -274,15 +275,8 @@ impl Resident {
                 (total, kept.skip(offset).take(limit).collect())
             }
         };
-        let mut last = None;
-        for chunk in picked.chunks(BATCH) {
-            let batch = self.take(chunk)?;
-            last = chunk.last().copied();
-            if !emit(batch.project(&projection)?) {
-                break;
-            }
-        }
-        let after = match last {
+        self.emit_chunks(&picked, &projection, emit)?;
+        let after = match picked.last().copied() {
             Some(r) => Some(After {
                 keys: vec![ScalarValue::try_from_array(order.values, r as usize)?],
                 row: i64::from(r),
