@@ -8,6 +8,7 @@ use arrow::array::{
     Array, AsArray, BooleanArray, Date32Array, Float64Array, Int64Array, RecordBatch, StringArray,
     TimestampMicrosecondArray,
 };
+use arrow::buffer::NullBuffer;
 use arrow::datatypes::{DataType, Date32Type, Float64Type, Int64Type, TimeUnit};
 use chrono::{Datelike, NaiveDate, Timelike};
 use serde::Serializer as _;
@@ -26,26 +27,29 @@ enum Col<'a> {
     Stamp(&'a TimestampMicrosecondArray, bool),
 }
 
-impl Col<'_> {
+/// A column as the writers read it: typed, its nulls at hand, and the text of its recent
+/// floats and dates remembered (open data repeats them: coordinates of the same stops, the
+/// same service days), since formatting a float is most of the cost of writing it.
+struct Column<'a> {
+    col: Col<'a>,
+    nulls: Option<&'a NullBuffer>,
+    memo: Memo,
+}
+
+impl Column<'_> {
+    #[inline]
     fn is_null(&self, row: usize) -> bool {
-        match self {
-            Col::Text(a) => a.is_null(row),
-            Col::Int(a) => a.is_null(row),
-            Col::Float(a) => a.is_null(row),
-            Col::Bool(a) => a.is_null(row),
-            Col::Date(a) => a.is_null(row),
-            Col::Stamp(a, _) => a.is_null(row),
-        }
+        self.nulls.is_some_and(|n| n.is_null(row))
     }
 }
 
 /// The batch's columns typed, or `None` when one has a type written by Arrow's writers only.
-fn columns(batch: &RecordBatch) -> Option<Vec<Col<'_>>> {
+fn columns(batch: &RecordBatch) -> Option<Vec<Column<'_>>> {
     batch
         .columns()
         .iter()
         .map(|a| {
-            Some(match a.data_type() {
+            let col = match a.data_type() {
                 DataType::Utf8 => Col::Text(a.as_string::<i32>()),
                 DataType::Int64 => Col::Int(a.as_primitive::<Int64Type>()),
                 DataType::Float64 => Col::Float(a.as_primitive::<Float64Type>()),
@@ -60,9 +64,30 @@ fn columns(batch: &RecordBatch) -> Option<Vec<Col<'_>>> {
                     Col::Stamp(a.as_primitive(), utc)
                 }
                 _ => return None,
+            };
+            let memo = Memo::new(matches!(col, Col::Float(_) | Col::Date(_)));
+            Some(Column {
+                col,
+                nulls: a.nulls(),
+                memo,
             })
         })
         .collect()
+}
+
+/// About how many bytes a row of these columns takes written out.
+fn row_bytes(cols: &[Column<'_>]) -> usize {
+    let each = |c: &Column<'_>| match c.col {
+        Col::Text(a) if !a.is_empty() => {
+            let offsets = a.value_offsets();
+            (offsets[offsets.len() - 1] - offsets[0]) as usize / a.len() + 3
+        }
+        Col::Text(_) | Col::Bool(_) => 6,
+        Col::Int(_) => 8,
+        Col::Float(_) | Col::Date(_) => 14,
+        Col::Stamp(..) => 28,
+    };
+    cols.iter().map(each).sum::<usize>() + cols.len() * 2 + 2
 }
 
 /// Rows as delimited text: `"` quoting where a value holds the delimiter, a quote or a line
@@ -79,36 +104,39 @@ pub fn delimited_rows(
     header: bool,
     delimiter: u8,
 ) -> Option<Vec<u8>> {
-    let cols = columns(batch)?;
-    let mut out = Vec::with_capacity(rows.len() * 64 + 256);
-    let special = Special(delimiter);
+    let mut cols = columns(batch)?;
+    let mut out = Vec::with_capacity(rows.len() * row_bytes(&cols) + 256);
+    let special = Special::new(delimiter);
     let lone = cols.len() == 1;
     if header {
         for (i, f) in batch.schema().fields().iter().enumerate() {
             if i > 0 {
                 out.push(delimiter);
             }
-            field(&mut out, f.name().as_bytes(), special, lone);
+            field(&mut out, f.name().as_bytes(), &special, lone);
         }
         out.push(b'\n');
     }
     for row in rows {
-        for (i, col) in cols.iter().enumerate() {
+        for (i, c) in cols.iter_mut().enumerate() {
             if i > 0 {
                 out.push(delimiter);
             }
-            if col.is_null(row) {
+            if c.is_null(row) {
                 if lone {
                     out.extend_from_slice(b"\"\"");
                 }
                 continue;
             }
-            match col {
-                Col::Text(a) => field(&mut out, a.value(row).as_bytes(), special, lone),
+            match &c.col {
+                Col::Text(a) => field(&mut out, a.value(row).as_bytes(), &special, lone),
                 Col::Float(a) => {
-                    out.extend_from_slice(ryu::Buffer::new().format(a.value(row)).as_bytes())
+                    let v = a.value(row);
+                    c.memo.write(&mut out, v.to_bits(), |out| {
+                        out.extend_from_slice(ryu::Buffer::new().format(v).as_bytes())
+                    });
                 }
-                _ => scalar(&mut out, col, row),
+                _ => scalar(&mut out, c, row),
             }
         }
         out.push(b'\n');
@@ -116,20 +144,76 @@ pub fn delimited_rows(
     Some(out)
 }
 
+/// Longest text a [`Memo`] keeps.
+const MEMO_TEXT: usize = 32;
+/// Entries of a [`Memo`]: a power of two.
+const MEMO_SLOTS: usize = 256;
+
+/// The text of recently written values of one column, by the value's bits, in a small
+/// direct-mapped table (a miss formats the value and takes the slot).
+struct Memo {
+    slots: Vec<(u64, u8, [u8; MEMO_TEXT])>,
+}
+
+impl Memo {
+    fn new(used: bool) -> Self {
+        let slots = if used { MEMO_SLOTS } else { 0 };
+        Memo {
+            slots: vec![(0, 0, [0; MEMO_TEXT]); slots],
+        }
+    }
+
+    /// Writes the text of the value with these bits: remembered, or written by `format` and
+    /// remembered when it fits.
+    #[inline]
+    fn write(&mut self, out: &mut Vec<u8>, bits: u64, format: impl FnOnce(&mut Vec<u8>)) {
+        let at = (bits.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56) as usize % MEMO_SLOTS;
+        let (key, len, text) = &mut self.slots[at];
+        if *len != 0 && *key == bits {
+            out.extend_from_slice(&text[..*len as usize]);
+            return;
+        }
+        let start = out.len();
+        format(out);
+        let written = &out[start..];
+        *len = 0;
+        if let Some(slot) = text.get_mut(..written.len()) {
+            slot.copy_from_slice(written);
+            *key = bits;
+            *len = written.len() as u8;
+        }
+    }
+}
+
 /// The bytes that make a delimited field quoted: the delimiter, the quote and line breaks.
-#[derive(Clone, Copy)]
-struct Special(u8);
+struct Special {
+    delimiter: u8,
+    table: [bool; 256],
+}
 
 impl Special {
-    /// Whether a value holds one, searched with vector instructions.
-    fn within(self, value: &[u8]) -> bool {
-        memchr::memchr3(self.0, b'"', b'\n', value).is_some()
+    fn new(delimiter: u8) -> Self {
+        let mut table = [false; 256];
+        for b in [delimiter, b'"', b'\r', b'\n'] {
+            table[b as usize] = true;
+        }
+        Special { delimiter, table }
+    }
+
+    /// Whether a value holds one: a look-up per byte in short values, a search with vector
+    /// instructions in long ones.
+    #[inline]
+    fn within(&self, value: &[u8]) -> bool {
+        if value.len() < 32 {
+            return value.iter().any(|b| self.table[*b as usize]);
+        }
+        memchr::memchr3(self.delimiter, b'"', b'\n', value).is_some()
             || memchr::memchr(b'\r', value).is_some()
     }
 }
 
 /// A text field, quoted when it holds a special byte (or is a lone empty field).
-fn field(out: &mut Vec<u8>, value: &[u8], special: Special, lone: bool) {
+fn field(out: &mut Vec<u8>, value: &[u8], special: &Special, lone: bool) {
     let quote = special.within(value) || (lone && value.is_empty());
     if !quote {
         out.extend_from_slice(value);
@@ -170,8 +254,14 @@ pub fn json_rows(
     between: &[u8],
     after: &[u8],
 ) -> Option<Vec<u8>> {
-    let cols = columns(batch)?;
-    let mut out = Vec::with_capacity(rows.len() * 96 + 64);
+    let mut cols = columns(batch)?;
+    let key_bytes: usize = batch
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().len() + 4)
+        .sum();
+    let mut out = Vec::with_capacity(rows.len() * (row_bytes(&cols) + key_bytes) + 64);
     let keys: Vec<Vec<u8>> = batch
         .schema()
         .fields()
@@ -198,21 +288,25 @@ pub fn json_rows(
             out.extend_from_slice(between);
         }
         out.push(open);
-        for (col, key) in cols.iter().zip(&keys) {
+        for (c, key) in cols.iter_mut().zip(&keys) {
             out.extend_from_slice(key);
-            if col.is_null(row) {
+            if c.is_null(row) {
                 out.extend_from_slice(b"null");
                 continue;
             }
-            match col {
+            match &c.col {
                 Col::Text(a) => quoted(&mut out, a.value(row)),
-                Col::Float(a) => float_json(&mut out, a.value(row), shape),
+                Col::Float(a) => {
+                    let v = a.value(row);
+                    c.memo
+                        .write(&mut out, v.to_bits(), |out| float_json(out, v, shape));
+                }
                 Col::Date(_) | Col::Stamp(..) => {
                     out.push(b'"');
-                    scalar(&mut out, col, row);
+                    scalar(&mut out, c, row);
                     out.push(b'"');
                 }
-                _ => scalar(&mut out, col, row),
+                _ => scalar(&mut out, c, row),
             }
         }
         out.push(close);
@@ -246,11 +340,14 @@ fn float_json(out: &mut Vec<u8>, v: f64, shape: Json) {
 
 /// A value written the same in every format: integers, booleans, dates and datetimes (their
 /// text without quotes).
-fn scalar(out: &mut Vec<u8>, col: &Col<'_>, row: usize) {
-    match col {
+fn scalar(out: &mut Vec<u8>, c: &mut Column<'_>, row: usize) {
+    match &c.col {
         Col::Int(a) => out.extend_from_slice(itoa::Buffer::new().format(a.value(row)).as_bytes()),
         Col::Bool(a) => out.extend_from_slice(if a.value(row) { b"true" } else { b"false" }),
-        Col::Date(a) => date(out, a.value(row)),
+        Col::Date(a) => {
+            let days = a.value(row);
+            c.memo.write(out, days as u64, |out| date(out, days));
+        }
         Col::Stamp(a, utc) => stamp(out, a.value(row), *utc),
         Col::Text(a) => out.extend_from_slice(a.value(row).as_bytes()),
         Col::Float(a) => out.extend_from_slice(ryu::Buffer::new().format(a.value(row)).as_bytes()),
@@ -459,6 +556,20 @@ mod tests {
             );
         }
         Ok(())
+    }
+
+    #[test]
+    fn repeated_values_are_written_from_memory_as_formatted() {
+        // More distinct floats and dates than a memo has slots, each seen many times.
+        let n = 20_000usize;
+        let floats = (0..n)
+            .map(|i| (i % 997 != 0).then(|| (i * 7919 % 1500) as f64 / 7.0 - 100.0))
+            .collect();
+        let days = (0..n).map(|i| Some((i * 31 % 900) as i32 - 300)).collect();
+        let text = (0..n).map(|i| Some(format!("v{}", i % 13))).collect();
+        let ints = (0..n).map(|i| Some(i as i64)).collect();
+        let micros = (0..n).map(|i| Some(i as i64 * 1_000_003)).collect();
+        same_everywhere(&batch_of(text, ints, floats, days, micros)).unwrap();
     }
 
     fn text() -> impl Strategy<Value = Option<String>> {
