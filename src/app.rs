@@ -12,7 +12,7 @@ use crate::config::Settings;
 use crate::dataset::spec::{DatasetSpec, load_dir};
 use crate::error::{Error, Result};
 use crate::query::Executor;
-use crate::state::AppState;
+use crate::state::{AppState, Shared};
 use crate::storage::Storage;
 
 /// The catalog's dataset files plus CSV files named on the command line.
@@ -71,7 +71,7 @@ fn build(
         Arc::clone(&executor),
         settings.ingest.clone(),
     )?;
-    Ok(AppState {
+    Ok(AppState::new(Shared {
         catalog: Arc::new(catalog),
         executor,
         storage,
@@ -79,7 +79,7 @@ fn build(
         settings: Arc::new(settings),
         started_at: chrono::Utc::now(),
         openapi: Arc::default(),
-    })
+    }))
 }
 
 /// Serves until `shutdown` completes.

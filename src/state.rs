@@ -8,8 +8,25 @@ use crate::config::Settings;
 use crate::query::Executor;
 use crate::storage::Storage;
 
+/// A handle on the shared state: cloned for every request, so one reference count.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl AppState {
+    pub fn new(shared: Shared) -> Self {
+        AppState(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+pub struct Shared {
     pub settings: Arc<Settings>,
     pub catalog: Arc<Catalog>,
     pub executor: Arc<Executor>,

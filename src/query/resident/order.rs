@@ -12,7 +12,7 @@ use arrow::buffer::BooleanBuffer;
 use arrow::compute::{SortOptions, sort_to_indices};
 use datafusion::scalar::ScalarValue;
 
-use super::{BATCH, Compiled, Resident};
+use super::{BATCH, Compiled, Resident, Source};
 use crate::error::{Error, Result};
 use crate::query::Chunk;
 use crate::query::cursor::After;
@@ -267,7 +267,7 @@ impl Resident {
             matched => {
                 let (total, bits) = match matched {
                     Matched::All => (self.rows, None),
-                    Matched::List(rows) => (rows.len(), Some(bitmap(&rows, self.rows))),
+                    Matched::List(rows) => (rows.len(), Some(bitmap(rows.iter(), self.rows))),
                     Matched::Bits(bits) => (bits.count_set_bits(), Some(bits)),
                 };
                 let walk = order.walk(sort, after)?;
@@ -294,6 +294,21 @@ impl Resident {
     ) -> Result<Matched<'s>> {
         if filters.is_empty() {
             return Ok(Matched::All);
+        }
+        // An index that answers every filter alone and holds many rows: its rows as a bitmap,
+        // with no sorted list made on the way.
+        if let Some(d) = self.driver(q, filters)
+            && d.covers.len() == filters.len()
+            && d.rows.saturating_mul(DENSE) >= self.rows
+        {
+            let bits = match &d.source {
+                Source::Slots(codes, slots) => bitmap(
+                    slots.iter().flat_map(|s| codes.postings.of_slot(*s)),
+                    self.rows,
+                ),
+                Source::Span(order, span) => bitmap(order.rows()[span.clone()].iter(), self.rows),
+            };
+            return Ok(Matched::Bits(bits));
         }
         if let Some(rows) = self.by_index(q, filters)? {
             return Ok(Matched::List(rows));
@@ -361,14 +376,17 @@ fn sorting_is_cheaper(matches: usize, offset: usize, limit: usize, rows: usize) 
 }
 
 /// A bitmap of the table with these rows set.
-fn bitmap(rows: &[u32], table_rows: usize) -> BooleanBuffer {
-    let mut bits = BooleanBufferBuilder::new(table_rows);
-    bits.append_n(table_rows, false);
+fn bitmap<'r>(rows: impl Iterator<Item = &'r u32>, table_rows: usize) -> BooleanBuffer {
+    let mut words = vec![0u64; table_rows.div_ceil(64)];
     for r in rows {
-        bits.set_bit(*r as usize, true);
+        words[*r as usize / 64] |= 1 << (*r % 64);
     }
-    bits.finish()
+    BooleanBuffer::new(arrow::buffer::Buffer::from_vec(words), 0, table_rows)
 }
+
+/// An index's rows are taken as a bitmap when at least this share of the table (one in
+/// `DENSE`): a sorted page then finds its rows within a few thousand steps of its order.
+const DENSE: usize = 64;
 
 /// Streams the rows of a query sorted on one column with an order (an export or a page).
 pub async fn stream_sorted(
