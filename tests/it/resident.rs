@@ -108,6 +108,7 @@ async fn resident_and_parquet_answers_are_identical() {
             "{communes}?departement__groupby&code_insee__count&nom_de_la_commune__exact=Nulle-Part"
         ),
         format!("{villes}?region__groupby&geonameid__count"),
+        format!("{communes}?departement__groupby&population_municipale__avg&page_size=200"),
         format!(
             "{communes}?departement__groupby&population_municipale__sum&population_municipale__avg&population_municipale__min&population_municipale__max&population_municipale__greater=2000&population_municipale__sum__sort=desc"
         ),

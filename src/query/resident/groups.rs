@@ -10,7 +10,7 @@ use arrow::compute::{SortColumn, SortOptions, cast, lexsort_to_indices, take};
 use arrow::datatypes::{DataType, Field, Float64Type, Int64Type, Schema, SchemaRef};
 
 use super::Resident;
-use super::codes::{Codes, NULL_CODE};
+use super::codes::{Codes, NULL_CODE, Postings};
 use super::order::Matched;
 use crate::error::{Error, Result};
 use crate::query::Chunk;
@@ -112,6 +112,10 @@ impl Resident {
             rows_in: &rows_in,
             matched: &matched,
             rows: self.rows,
+            lists: match (&matched, groups.as_slice()) {
+                (Matched::All, [one]) => Some(&one.postings),
+                _ => None,
+            },
         };
         for a in &q.aggregates {
             let column = self.all.column(self.schema.index_of(&a.column)?);
@@ -175,6 +179,8 @@ struct Table<'a> {
     rows_in: &'a [i64],
     matched: &'a Matched<'a>,
     rows: usize,
+    /// Each group's rows, when every row is matched and one column groups them.
+    lists: Option<&'a Postings>,
 }
 
 impl Table<'_> {
@@ -253,6 +259,26 @@ impl Table<'_> {
     ) -> (Vec<f64>, Vec<i64>) {
         let mut sums = vec![0f64; self.slots];
         let mut counts = vec![0i64; self.slots];
+        if let Some(lists) = self.lists {
+            // Group by group, in four running sums: additions that do not wait on each other.
+            for s in 0..self.slots {
+                let rows = lists.of_slot(s);
+                let mut acc = [0f64; 4];
+                let mut n = 0;
+                for four in rows.chunks(4) {
+                    for (k, r) in four.iter().enumerate() {
+                        let r = *r as usize;
+                        if valid(r) {
+                            acc[k] += value(r);
+                            n += 1;
+                        }
+                    }
+                }
+                sums[s] = (acc[0] + acc[1]) + (acc[2] + acc[3]);
+                counts[s] = n;
+            }
+            return (sums, counts);
+        }
         self.each(|r, s| {
             if valid(r) {
                 sums[s] += value(r);
