@@ -135,6 +135,31 @@ fn resident(c: &mut Criterion) {
     c.bench_function("resident page 1,501 (offset)", |b| {
         b.iter(|| resident.select(&all, None, 150_000, Some(100)).unwrap())
     });
+    // A range on one column, sorted on another: a walk along the sort column's order.
+    for dir in ["asc", "desc"] {
+        let sorted = params::parse(
+            &format!(
+                "stop_sequence__greater=20&stop_sequence__strictly_less=25&trip_id__sort={dir}&page_size=100"
+            ),
+            schema,
+            &limits,
+        )
+        .unwrap();
+        c.bench_function(
+            &format!("resident page: range + sort {dir}, 200k rows"),
+            |b| b.iter(|| resident.sorted(&sorted, 0, Some(100), |_| true).unwrap()),
+        );
+    }
+    let groups = params::parse(
+        "category__groupby&stop_sequence__sum&stop_sequence__avg",
+        schema,
+        &limits,
+    )
+    .unwrap();
+    c.bench_function(
+        "resident group-by: sum and average per category, 200k rows",
+        |b| b.iter(|| resident.aggregate(&groups).unwrap()),
+    );
 }
 
 fn encode(c: &mut Criterion) {
@@ -149,6 +174,18 @@ fn encode(c: &mut Criterion) {
     c.bench_function("encode 8192 rows as NDJSON", |b| {
         b.iter(|| qanat::encode::ndjson(&big).unwrap())
     });
+    // An export of rows in memory: every eighth row of a table, written by index.
+    let table = batch(65_536);
+    let rows: Vec<u32> = (0..65_536).step_by(8).collect();
+    c.bench_function(
+        "encode 8192 rows of a 65,536-row table by index as CSV",
+        |b| {
+            b.iter(|| {
+                let mut w = qanat::encode::BodyWriter::new(qanat::encode::Format::Csv, None);
+                w.rows(&table, &rows).unwrap()
+            })
+        },
+    );
 }
 
 criterion_group!(benches, parse, plan, resident, encode);
