@@ -257,8 +257,17 @@ impl Resident {
         let after = q.cursor.as_ref().and_then(|c| c.after.as_ref());
         let projection = self.projection(q)?;
         let filters = self.compile(q)?;
-        let matched = self.matched(q, &filters)?;
         let limit = limit.unwrap_or(usize::MAX);
+        if let Some((total, test)) = self.dense_test(q, &filters)? {
+            let walk = order.walk(sort, after)?;
+            let picked: Vec<u32> = walk
+                .filter(|r| test(*r as usize))
+                .skip(offset)
+                .take(limit)
+                .collect();
+            return self.sorted_out(&picked, &order, &projection, total, emit);
+        }
+        let matched = self.matched(q, &filters)?;
         let (total, picked) = match matched {
             Matched::List(rows) if sorting_is_cheaper(rows.len(), offset, limit, self.rows) => {
                 let picked = self.sort_rows(&rows, &order, sort, after, offset, limit)?;
@@ -275,7 +284,19 @@ impl Resident {
                 (total, kept.skip(offset).take(limit).collect())
             }
         };
-        self.emit_chunks(&picked, &projection, emit)?;
+        self.sorted_out(&picked, &order, &projection, total, emit)
+    }
+
+    /// Emits a sorted page's rows; the count matching, and where the page ends.
+    fn sorted_out(
+        &self,
+        picked: &[u32],
+        order: &Order<'_>,
+        projection: &[usize],
+        total: usize,
+        emit: impl FnMut(Chunk) -> bool,
+    ) -> Result<(u64, Option<After>)> {
+        self.emit_chunks(picked, projection, emit)?;
         let after = match picked.last().copied() {
             Some(r) => Some(After {
                 keys: vec![ScalarValue::try_from_array(order.values, r as usize)?],
@@ -284,6 +305,49 @@ impl Resident {
             None => None,
         };
         Ok((total as u64, after))
+    }
+
+    /// When one index answers every filter and holds many rows, a test of a row against it —
+    /// its code among the passing ones, or its value within the span's first and last — and
+    /// the number of rows it holds: a sorted walk then tests the rows it meets, with no list
+    /// or bitmap of the matches made first.
+    #[allow(clippy::type_complexity)]
+    fn dense_test<'s>(
+        &'s self,
+        q: &DataQuery,
+        filters: &[Compiled<'s>],
+    ) -> Result<Option<(usize, Box<dyn Fn(usize) -> bool + 's>)>> {
+        let Some(d) = self.driver(q, filters) else {
+            return Ok(None);
+        };
+        if filters.is_empty()
+            || d.rows == 0
+            || d.covers.len() != filters.len()
+            || d.rows.saturating_mul(DENSE) < self.rows
+        {
+            return Ok(None);
+        }
+        let test: Box<dyn Fn(usize) -> bool + 's> = match d.source {
+            Source::Slots(codes, slots) => {
+                let null_slot = codes.values.len();
+                let mut pass = vec![false; null_slot + 1];
+                slots.iter().for_each(|s| pass[*s] = true);
+                Box::new(move |r| pass[usize::from(codes.keys[r]).min(null_slot)])
+            }
+            Source::Span(order, span) => {
+                let values = order.values;
+                let (first, last) = (
+                    order.perm[span.start] as usize,
+                    order.perm[span.end - 1] as usize,
+                );
+                let cmp =
+                    make_comparator(values.as_ref(), values.as_ref(), SortOptions::default())?;
+                Box::new(move |r| {
+                    values.is_valid(r) && cmp(r, first).is_ge() && cmp(r, last).is_le()
+                })
+            }
+        };
+        Ok(Some((d.rows, test)))
     }
 
     /// The rows passing every filter: an index's row list, or a bitmap from one pass.
