@@ -7,9 +7,11 @@
 use std::ops::Range;
 use std::sync::Arc;
 
+use arrow::array::AsArray;
 use arrow::array::{Array, ArrayRef, BooleanBufferBuilder, RecordBatch, make_comparator};
 use arrow::buffer::BooleanBuffer;
 use arrow::compute::{SortOptions, sort_to_indices};
+use arrow::datatypes::{DataType, Date32Type, Float64Type, Int64Type};
 use datafusion::scalar::ScalarValue;
 
 use super::{BATCH, Compiled, Resident, Source};
@@ -340,11 +342,37 @@ impl Resident {
                     order.perm[span.start] as usize,
                     order.perm[span.end - 1] as usize,
                 );
-                let cmp =
-                    make_comparator(values.as_ref(), values.as_ref(), SortOptions::default())?;
-                Box::new(move |r| {
-                    values.is_valid(r) && cmp(r, first).is_ge() && cmp(r, last).is_le()
-                })
+                let nulls = values.logical_nulls();
+                let valid = move |r: usize| nulls.as_ref().is_none_or(|n| n.is_valid(r));
+                // Numbers compared as numbers; other types through Arrow's comparator.
+                match values.data_type() {
+                    DataType::Int64 => {
+                        let v = values.as_primitive::<Int64Type>().values().clone();
+                        let (lo, hi) = (v[first], v[last]);
+                        Box::new(move |r| valid(r) && (lo..=hi).contains(&v[r]))
+                    }
+                    DataType::Date32 => {
+                        let v = values.as_primitive::<Date32Type>().values().clone();
+                        let (lo, hi) = (v[first], v[last]);
+                        Box::new(move |r| valid(r) && (lo..=hi).contains(&v[r]))
+                    }
+                    DataType::Float64 => {
+                        // Arrow orders floats by their total order.
+                        let v = values.as_primitive::<Float64Type>().values().clone();
+                        let (lo, hi) = (v[first], v[last]);
+                        Box::new(move |r| {
+                            valid(r) && lo.total_cmp(&v[r]).is_le() && v[r].total_cmp(&hi).is_le()
+                        })
+                    }
+                    _ => {
+                        let cmp = make_comparator(
+                            values.as_ref(),
+                            values.as_ref(),
+                            SortOptions::default(),
+                        )?;
+                        Box::new(move |r| valid(r) && cmp(r, first).is_ge() && cmp(r, last).is_le())
+                    }
+                }
             }
         };
         Ok(Some((d.rows, test)))
