@@ -40,6 +40,15 @@ PY
 }
 
 prepare "$WORK/qstore" data/stop_times.csv 8097
+# A group-by with a sum and an average (issue 11's target), added to qanat's and ROAPI's sets.
+python3 - <<'PY'
+import json
+for f, q in [("queries/qanat.json", {"id": "q7_groupby_sum", "path": "/api/datasets/stop-times/data?category__groupby&shape_dist_traveled__sum&stop_sequence__avg&page_size=100"}),
+             ("queries/roapi.json", {"id": "q7_groupby_sum", "method": "POST", "path": "/api/sql", "body": "SELECT category, SUM(shape_dist_traveled) AS s, AVG(stop_sequence) AS a FROM {TABLE} GROUP BY category ORDER BY category"})]:
+    d = json.load(open(f))
+    d["queries"] = [x for x in d["queries"] if x["id"] != q["id"]] + [q]
+    json.dump(d, open(f, "w"), indent=1)
+PY
 C=$(cursor "$WORK/qstore" 5001 499999)
 python3 - "$C" <<'PY'
 import json, sys
