@@ -130,15 +130,7 @@ impl BodyWriter {
                         array[1..array.len() - 1].to_vec()
                     }
                 };
-                // After the opening, or after the previous batch's rows, a comma.
-                let mut out = Vec::with_capacity(rows.len() + self.open.len());
-                if first {
-                    out.extend_from_slice(&self.open);
-                } else if !rows.is_empty() {
-                    out.push(b',');
-                }
-                out.extend_from_slice(&rows);
-                Ok(out)
+                Ok(self.framed_rows(first, &rows))
             }
         }
     }
@@ -164,18 +156,24 @@ impl BodyWriter {
                     _ => super::rows::Json::Objects,
                 };
                 let body = super::rows::json_rows(table, each, shape, b",", b"")?;
-                let mut out = Vec::with_capacity(body.len() + self.open.len());
-                if first {
-                    out.extend_from_slice(&self.open);
-                } else if !body.is_empty() {
-                    out.push(b',');
-                }
-                out.extend_from_slice(&body);
-                out
+                self.framed_rows(first, &body)
             }
         };
         self.first = false;
         Some(out)
+    }
+
+    /// Comma-separated rows in their frame: after the opening, or after the previous rows, a
+    /// comma.
+    fn framed_rows(&self, first: bool, rows: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(rows.len() + self.open.len());
+        if first {
+            out.extend_from_slice(&self.open);
+        } else if !rows.is_empty() {
+            out.push(b',');
+        }
+        out.extend_from_slice(rows);
+        out
     }
 
     /// The bytes that end the body: an empty result's CSV header, the JSON array's closing.

@@ -15,8 +15,8 @@ pub(super) const NULL_CODE: u16 = u16::MAX;
 
 /// Dictionary codes of a string column: one per row, over the whole version.
 pub(super) struct Codes {
-    lookup: HashMap<String, u16>,
-    /// The value of each code, ascending: code order is value order.
+    /// The value of each code, ascending: code order is value order, so a value's code is
+    /// found by binary search.
     pub values: Vec<String>,
     pub keys: Vec<u16>,
     /// The rows of each code, ascending (the null code's last): a posting list per value, so
@@ -57,14 +57,8 @@ impl Codes {
             *k = renumber[*k as usize];
         }
         let values: Vec<String> = values.into_iter().map(|(v, _)| v.to_string()).collect();
-        let lookup = values
-            .iter()
-            .enumerate()
-            .map(|(c, v)| (v.clone(), c as u16))
-            .collect();
         let postings = Postings::of(&keys, values.len())?;
         Some(Codes {
-            lookup,
             values,
             keys,
             postings,
@@ -126,9 +120,15 @@ pub(super) struct CodeTest {
 
 impl CodeTest {
     pub fn of(f: &Filter, codes: &Codes) -> Option<Self> {
-        let size = codes.lookup.len();
+        let size = codes.values.len();
         let code_of = |v: &ScalarValue| match v {
-            ScalarValue::Utf8(Some(s)) => Some(codes.lookup.get(s).copied()),
+            ScalarValue::Utf8(Some(s)) => Some(
+                codes
+                    .values
+                    .binary_search_by(|v| v.as_str().cmp(s))
+                    .ok()
+                    .map(|c| c as u16),
+            ),
             _ => None,
         };
         let mut pass = vec![false; size + 1];

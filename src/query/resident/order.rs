@@ -14,7 +14,7 @@ use arrow::compute::{SortOptions, sort_to_indices};
 use arrow::datatypes::{DataType, Date32Type, Float64Type, Int64Type};
 use datafusion::scalar::ScalarValue;
 
-use super::{BATCH, Compiled, Resident, Source};
+use super::{BATCH, Compiled, Driver, Resident, Source};
 use crate::error::{Error, Result};
 use crate::query::Chunk;
 use crate::query::cursor::After;
@@ -309,6 +309,16 @@ impl Resident {
         Ok((total as u64, after))
     }
 
+    /// The index that answers every filter alone, when it holds at least a [`DENSE`]th of the
+    /// rows.
+    fn dense_driver<'s>(&'s self, q: &DataQuery, filters: &[Compiled<'s>]) -> Option<Driver<'s>> {
+        let d = self.driver(q, filters)?;
+        let dense = !filters.is_empty()
+            && d.covers.len() == filters.len()
+            && d.rows.saturating_mul(DENSE) >= self.rows;
+        dense.then_some(d)
+    }
+
     /// When one index answers every filter and holds many rows, a test of a row against it —
     /// its code among the passing ones, or its value within the span's first and last — and
     /// the number of rows it holds: a sorted walk then tests the rows it meets, with no list
@@ -319,16 +329,9 @@ impl Resident {
         q: &DataQuery,
         filters: &[Compiled<'s>],
     ) -> Result<Option<(usize, Box<dyn Fn(usize) -> bool + 's>)>> {
-        let Some(d) = self.driver(q, filters) else {
+        let Some(d) = self.dense_driver(q, filters).filter(|d| d.rows > 0) else {
             return Ok(None);
         };
-        if filters.is_empty()
-            || d.rows == 0
-            || d.covers.len() != filters.len()
-            || d.rows.saturating_mul(DENSE) < self.rows
-        {
-            return Ok(None);
-        }
         let test: Box<dyn Fn(usize) -> bool + 's> = match d.source {
             Source::Slots(codes, slots) => {
                 let null_slot = codes.values.len();
@@ -389,10 +392,7 @@ impl Resident {
         }
         // An index that answers every filter alone and holds many rows: its rows as a bitmap,
         // with no sorted list made on the way.
-        if let Some(d) = self.driver(q, filters)
-            && d.covers.len() == filters.len()
-            && d.rows.saturating_mul(DENSE) >= self.rows
-        {
+        if let Some(d) = self.dense_driver(q, filters) {
             let bits = match &d.source {
                 Source::Slots(codes, slots) => bitmap(
                     slots.iter().flat_map(|s| codes.postings.of_slot(*s)),
