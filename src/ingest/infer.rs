@@ -260,7 +260,7 @@ impl Candidates {
 /// Why a row cannot be stored, if it cannot: more fields than the header, or a value that does
 /// not parse as the type the dataset file forces on its column.
 pub fn row_problem(
-    record: &csv::ByteRecord,
+    record: &[&str],
     columns: &[Column],
     forced: &[Option<ColumnType>],
     dialect: &Dialect,
@@ -269,10 +269,7 @@ pub fn row_problem(
     // A header printed again (after a page break, or several times at the top).
     if record.len() == columns.len()
         && dialect.header
-        && record
-            .iter()
-            .zip(columns)
-            .all(|(f, c)| text(f) == c.label.as_str())
+        && record.iter().zip(columns).all(|(f, c)| *f == c.label)
     {
         return Some("repeats the header".into());
     }
@@ -284,20 +281,19 @@ pub fn row_problem(
         ));
     }
     for (i, kind) in forced.iter().enumerate() {
-        let (Some(kind), Some(field)) = (kind, record.get(i)) else {
+        let (Some(kind), Some(&cell)) = (kind, record.get(i)) else {
             continue;
         };
-        let cell = text(field);
-        if dialect.is_null_typed(&cell) || *kind == ColumnType::String {
+        if dialect.is_null_typed(cell) || *kind == ColumnType::String {
             continue;
         }
         let ok = match kind {
-            ColumnType::Integer => parse_any(&cell, lenient).is_ok_and(|n| n.int.is_some()),
-            ColumnType::Float => parse_any(&cell, lenient).is_ok(),
-            ColumnType::Boolean => parse_bool(&cell).is_some(),
-            ColumnType::Date => parse_date(&cell).is_some(),
+            ColumnType::Integer => parse_any(cell, lenient).is_ok_and(|n| n.int.is_some()),
+            ColumnType::Float => parse_any(cell, lenient).is_ok(),
+            ColumnType::Boolean => parse_bool(cell).is_some(),
+            ColumnType::Date => parse_date(cell).is_some(),
             ColumnType::Datetime => {
-                parse_datetime(&cell).is_some_and(|d| d.with_offset == columns[i].with_offset)
+                parse_datetime(cell).is_some_and(|d| d.with_offset == columns[i].with_offset)
             }
             ColumnType::String => true,
         };
@@ -474,8 +470,10 @@ impl<'a> Scan<'a> {
             }
         }
         // The writing pass rejects and reports these rows; they decide nothing here.
+        let fields: Vec<_> = rec.iter().map(text).collect();
+        let fields: Vec<&str> = fields.iter().map(|f| f.as_ref()).collect();
         let problem = row_problem(
-            rec,
+            &fields,
             &self.columns,
             &self.forced,
             self.dialect,

@@ -1,6 +1,7 @@
 //! Ingestion: fetch → sniff → infer → write → publish. A source becomes an immutable Parquet
 //! version that is switched in only once completely written.
 
+mod blocks;
 pub mod build;
 pub mod content;
 pub mod guard;
@@ -538,11 +539,8 @@ async fn write_version(
             },
         )
     });
-    // The profile is counted here, column by column, so that the parsing thread only parses.
-    let mut profiler = profile::Profiler::new(&inferred.columns);
     let mut write_error = None;
     while let Some(batch) = rx.recv().await {
-        profiler.see(&batch);
         if let Err(e) = writer.write(&batch).await {
             write_error = Some(Error::Parquet(e));
             break;
@@ -554,9 +552,10 @@ async fn write_version(
         return Err(e);
     }
     match built? {
-        build::BuildOutcome::Built(built) => {
+        build::BuildOutcome::Built(mut built) => {
             writer.close().await?;
-            Ok(Written::Built(built, profiler.finish()))
+            let profile = std::mem::take(&mut built.profile);
+            Ok(Written::Built(built, profile))
         }
         build::BuildOutcome::Widen(w) => {
             let _ = writer.into_inner().abort().await;

@@ -4,7 +4,8 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
-use arrow::array::{Array, AsArray};
+use arrow::array::{Array, ArrayRef, AsArray};
+use arrow::compute::{max, min};
 use arrow::datatypes::{DataType, Date32Type, Float64Type, Int64Type, TimestampMicrosecondType};
 use arrow::record_batch::RecordBatch;
 use serde_json::Value;
@@ -15,8 +16,8 @@ use crate::dataset::schema::{Column, ColumnType};
 
 /// HyperLogLog precision: 2^12 registers, about 1.6 % standard error, 4 KiB a column.
 const HLL_BITS: u32 = 12;
-/// Values tracked for the most-frequent list; counts are exact for columns with at most this many
-/// distinct values, lower bounds otherwise.
+/// Values the most-frequent list keeps track of (twice as many between reductions); counts are
+/// exact for columns with at most twice this many distinct values, lower bounds otherwise.
 const TOP_CAPACITY: usize = 128;
 /// Values listed in a profile.
 pub const TOP_LISTED: usize = 10;
@@ -70,7 +71,8 @@ pub struct Stats {
     pub min: Option<Scalar>,
     pub max: Option<Scalar>,
     registers: Vec<u8>,
-    /// Misra–Gries counters by value hash, with the value they count.
+    /// Misra–Gries counters by value hash, with the value they count: up to twice
+    /// [`TOP_CAPACITY`], reduced to it when full.
     top: ByHash<(u64, Scalar)>,
     /// Whether the frequent table ever had to drop values (then counts are lower bounds and the
     /// distinct count is an estimate).
@@ -92,14 +94,23 @@ impl Default for Stats {
 
 impl Stats {
     pub fn see(&mut self, v: Scalar) {
-        let hash = v.hash64();
-        self.register(hash);
-        if self.min.as_ref().is_none_or(|m| v < *m) {
+        self.extremes(&v);
+        self.count(v);
+    }
+
+    fn extremes(&mut self, v: &Scalar) {
+        if self.min.as_ref().is_none_or(|m| v < m) {
             self.min = Some(v.clone());
         }
-        if self.max.as_ref().is_none_or(|m| v > *m) {
+        if self.max.as_ref().is_none_or(|m| v > m) {
             self.max = Some(v.clone());
         }
+    }
+
+    /// Counts a value in the distinct estimate and the frequent table.
+    fn count(&mut self, v: Scalar) {
+        let hash = v.hash64();
+        self.register(hash);
         self.frequent(hash, || v);
     }
 
@@ -125,18 +136,50 @@ impl Stats {
         }
     }
 
-    /// Misra–Gries: a full table makes room by lowering every count by one.
+    /// Misra–Gries with room to spare: a new value enters the table, and a full table is
+    /// reduced by the count just past [`TOP_CAPACITY`] (every count lowered by it, the values
+    /// at zero leaving). Each reduction frees half the table, so a value costs O(1) on average
+    /// where lowering by one on every miss costs a sweep each time; the guarantee is the same
+    /// (a value seen more than n / (capacity + 1) times is kept).
     fn frequent(&mut self, hash: u64, value: impl FnOnce() -> Scalar) {
         if let Some((n, _)) = self.top.get_mut(&hash) {
             *n += 1;
-        } else if self.top.len() < TOP_CAPACITY {
-            self.top.insert(hash, (1, value()));
         } else {
-            self.overflowed = true;
-            self.top.retain(|_, (n, _)| {
-                *n -= 1;
-                *n > 0
-            });
+            self.top.insert(hash, (1, value()));
+            if self.top.len() > 2 * TOP_CAPACITY {
+                self.reduce();
+            }
+        }
+    }
+
+    fn reduce(&mut self) {
+        if self.top.len() <= TOP_CAPACITY {
+            return;
+        }
+        self.overflowed = true;
+        let mut counts: Vec<u64> = self.top.values().map(|(n, _)| *n).collect();
+        let (_, cut, _) = counts.select_nth_unstable_by(TOP_CAPACITY, |a, b| b.cmp(a));
+        let cut = *cut;
+        self.top.retain(|_, (n, _)| *n > cut);
+        self.top.values_mut().for_each(|(n, _)| *n -= cut);
+    }
+
+    /// Adds what another part of the same column saw (Misra–Gries summaries merge: sum the
+    /// counts, then lower them all by the count just past the table's capacity).
+    pub fn merge(&mut self, other: Stats) {
+        self.nulls += other.nulls;
+        for v in [&other.min, &other.max].into_iter().flatten() {
+            self.extremes(v);
+        }
+        for (mine, theirs) in self.registers.iter_mut().zip(&other.registers) {
+            *mine = (*mine).max(*theirs);
+        }
+        self.overflowed |= other.overflowed;
+        for (hash, (n, v)) in other.top {
+            self.top.entry(hash).or_insert((0, v)).0 += n;
+        }
+        if self.top.len() > 2 * TOP_CAPACITY {
+            self.reduce();
         }
     }
 
@@ -191,8 +234,20 @@ impl Profiler {
     /// Counts a batch laid out as [`crate::dataset::schema::arrow_schema`] (the columns, then
     /// the row number, which is not profiled).
     pub fn see(&mut self, batch: &RecordBatch) {
-        for (stats, array) in self.stats.iter_mut().zip(batch.columns()) {
+        self.see_arrays(batch.columns());
+    }
+
+    /// Counts the columns of a batch (a trailing row-number column is left out).
+    pub fn see_arrays(&mut self, arrays: &[ArrayRef]) {
+        for (stats, array) in self.stats.iter_mut().zip(arrays) {
             stats.see_array(array.as_ref());
+        }
+    }
+
+    /// Adds the statistics another profiler gathered over other rows of the same columns.
+    pub fn merge(&mut self, other: Profiler) {
+        for (mine, theirs) in self.stats.iter_mut().zip(other.stats) {
+            mine.merge(theirs);
         }
     }
 
@@ -224,12 +279,18 @@ impl Stats {
     /// Counts every value of an array of one of the stored types.
     pub fn see_array(&mut self, array: &dyn Array) {
         self.nulls += array.null_count() as u64;
+        // Integers, dates and datetimes: extremes by Arrow's kernels, counts value by value.
         macro_rules! each {
-            ($ty:ty, $wrap:expr) => {
-                for v in array.as_primitive::<$ty>().iter().flatten() {
-                    self.see($wrap(v));
+            ($ty:ty, $wrap:expr) => {{
+                let values = array.as_primitive::<$ty>();
+                if let (Some(lo), Some(hi)) = (min(values), max(values)) {
+                    self.extremes(&$wrap(lo));
+                    self.extremes(&$wrap(hi));
                 }
-            };
+                for v in values.iter().flatten() {
+                    self.count($wrap(v));
+                }
+            }};
         }
         match array.data_type() {
             DataType::Utf8 => {
@@ -238,7 +299,12 @@ impl Stats {
                 }
             }
             DataType::Int64 => each!(Int64Type, Scalar::Int),
-            DataType::Float64 => each!(Float64Type, Scalar::Float),
+            // Floats one by one: a NaN must not become an extreme, as it would in the kernels.
+            DataType::Float64 => {
+                for v in array.as_primitive::<Float64Type>().iter().flatten() {
+                    self.see(Scalar::Float(v));
+                }
+            }
             DataType::Date32 => each!(Date32Type, |d: i32| Scalar::Int(i64::from(d))),
             DataType::Timestamp(_, _) => each!(TimestampMicrosecondType, Scalar::Int),
             DataType::Boolean => {
@@ -317,6 +383,43 @@ mod tests {
                 Some(Scalar::Text("frequent".into())),
                 Some(Scalar::Text("value-99999".into()))
             )
+        );
+    }
+
+    #[test]
+    fn parts_merge_into_the_counts_of_the_whole() {
+        let (mut a, mut b) = (Stats::default(), Stats::default());
+        for i in 0..50_000 {
+            // Few values in `a`, a heavy hitter among many values in `b`.
+            a.see(Scalar::Int(i % 4));
+            b.see(Scalar::Int(if i % 5 == 0 { 2 } else { 1_000 + i }));
+        }
+        a.merge(b);
+        let top = a.top();
+        // Value 2 is the most frequent over both parts: 12,500 + 10,000 times, within the
+        // Misra–Gries bound (n / 129 ≈ 775) of its count.
+        assert_eq!(top[0].0, Scalar::Int(2));
+        assert!(top[0].1 <= 22_500 && top[0].1 >= 22_500 - 775, "{top:?}");
+        assert_eq!(
+            (a.min.clone(), a.max.clone()),
+            (Some(Scalar::Int(0)), Some(Scalar::Int(50_999)))
+        );
+        let d = a.distinct() as f64;
+        assert!((d - 40_004.0).abs() / 40_004.0 < 0.05, "{d}");
+        let (mut c, mut d) = (Stats::default(), Stats::default());
+        for i in 0..1_000 {
+            c.see_text(["x", "y"][i % 2]);
+            d.see_text(["y", "z"][i % 2]);
+        }
+        c.merge(d);
+        assert_eq!(c.distinct(), 3);
+        assert_eq!(
+            c.top(),
+            vec![
+                (Scalar::Text("y".into()), 1_000),
+                (Scalar::Text("x".into()), 500),
+                (Scalar::Text("z".into()), 500)
+            ]
         );
     }
 }

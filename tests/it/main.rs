@@ -1,5 +1,6 @@
 //! One integration-test binary (faster to link than one per file), a module per feature.
 
+mod blocks;
 mod catalog;
 mod ckan;
 mod cli;
