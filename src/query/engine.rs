@@ -115,8 +115,26 @@ impl Engine {
         }
     }
 
-    /// Runs a bounded query (a page) to completion within the deadline.
+    /// Runs a bounded query (a page) to completion within the deadline. With
+    /// `QANAT_LOG=qanat::plan=debug`, each plan is logged with its execution metrics (rows and
+    /// time per operator, row groups and pages pruned), to see how a query shape runs.
     pub async fn collect(&self, df: DataFrame) -> Result<Vec<RecordBatch>> {
+        if tracing::enabled!(target: "qanat::plan", tracing::Level::DEBUG) {
+            let task_ctx = self.ctx.task_ctx();
+            let run = async move {
+                let plan = df.create_physical_plan().await?;
+                let batches = datafusion::physical_plan::collect(Arc::clone(&plan), task_ctx).await;
+                let shown =
+                    datafusion::physical_plan::display::DisplayableExecutionPlan::with_metrics(
+                        plan.as_ref(),
+                    )
+                    .indent(true);
+                tracing::debug!(target: "qanat::plan", "\n{}", shown);
+                batches
+            };
+            let task = AbortOnDrop(self.handle().spawn(run));
+            return (self.within_deadline(task).await?).map_err(Error::from_engine);
+        }
         let task = AbortOnDrop(self.handle().spawn(df.collect()));
         self.within_deadline(task)
             .await?
@@ -146,6 +164,16 @@ impl Engine {
         F: FnOnce() -> Result<T> + Send + 'static,
     {
         let task = AbortOnDrop(self.handle().spawn(async move { work() }));
+        self.within_deadline(task).await?
+    }
+
+    /// Runs async work (a direct read of Parquet) on the query runtime, within the deadline.
+    pub async fn run_async<T, F>(&self, work: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: std::future::Future<Output = Result<T>> + Send + 'static,
+    {
+        let task = AbortOnDrop(self.handle().spawn(work));
         self.within_deadline(task).await?
     }
 

@@ -13,6 +13,7 @@ use datafusion::scalar::ScalarValue;
 
 use super::budget::Budget;
 use super::cursor::{After, Cursor};
+use super::direct::{FileRows, row_at};
 use super::engine::{BatchStream, Chunk, Engine};
 use super::plan::{hidden_columns, plan};
 use super::request::DataQuery;
@@ -31,6 +32,8 @@ pub struct Loaded {
     pub resident: Option<Arc<Resident>>,
     /// The versions kept in storage when this one was loaded, newest first.
     pub versions: Vec<VersionInfo>,
+    /// The Parquet file's metadata, read on the first page answered from it directly.
+    file: tokio::sync::OnceCell<Option<Arc<FileRows>>>,
 }
 
 /// A page of a query's result.
@@ -43,6 +46,9 @@ pub struct Page {
     pub next: Option<Cursor>,
 }
 
+/// A page's rows, the exact total, and where the next page starts.
+type RowsPage = (Vec<RecordBatch>, u64, Option<After>);
+
 /// How one query is answered.
 enum Route {
     /// File-order rows from memory: one pass gives the total and the page.
@@ -51,6 +57,8 @@ enum Route {
     Sorted(Arc<Resident>),
     /// Counts of groups of coded columns, from memory.
     Groups(Arc<Resident>),
+    /// File-order rows with no filter, read from Parquet by row-group arithmetic.
+    Direct,
     /// A DataFusion plan over the version's table (in memory or Parquet).
     Planned,
 }
@@ -60,13 +68,21 @@ fn route(v: &Loaded, q: &DataQuery) -> Route {
         Some(r) if Resident::serves(q) => Route::Rows(Arc::clone(r)),
         Some(r) if r.serves_sorted(q) => Route::Sorted(Arc::clone(r)),
         Some(r) if r.serves_aggregate(q) => Route::Groups(Arc::clone(r)),
-        _ => Route::Planned,
+        Some(_) => Route::Planned,
+        None if direct(q) => Route::Direct,
+        None => Route::Planned,
     }
+}
+
+/// Whether a query is a page of rows in file order over every row.
+fn direct(q: &DataQuery) -> bool {
+    Resident::serves(q) && q.filters.is_empty() && q.groups.is_empty()
 }
 
 /// Runs queries on the engine, with the memory budget of resident versions.
 pub struct Executor {
     engine: Engine,
+    storage: Storage,
     budget: Arc<Budget>,
     partitions: usize,
 }
@@ -75,6 +91,7 @@ impl Executor {
     pub fn new(storage: &Storage, limits: &Limits, resident_bytes: u64) -> Result<Self> {
         Ok(Executor {
             engine: Engine::new(storage, limits)?,
+            storage: storage.clone(),
             budget: Budget::new(resident_bytes),
             partitions: limits.query_threads,
         })
@@ -112,6 +129,7 @@ impl Executor {
             table,
             resident,
             versions,
+            file: tokio::sync::OnceCell::new(),
         })
     }
 
@@ -164,6 +182,10 @@ impl Executor {
                 let (page, groups) = self.engine.run(work).await?;
                 (vec![page], groups, None)
             }
+            Route::Direct => match self.direct_page(v, q).await? {
+                Some(page) => page,
+                None => self.planned_page(v, q).await?,
+            },
             Route::Planned => self.planned_page(v, q).await?,
         };
         // Row pages continue after their last row; aggregations by page number, on the same
@@ -189,7 +211,7 @@ impl Executor {
             Route::Rows(r) => resident::stream(&self.engine, r, q.clone()).await,
             Route::Sorted(r) => resident::stream_sorted(&self.engine, r, q.clone()).await,
             Route::Groups(r) => resident::stream_groups(&self.engine, r, q.clone()).await,
-            Route::Planned => {
+            Route::Direct | Route::Planned => {
                 let df = self.engine.read(Arc::clone(&v.table))?;
                 let planned = plan(df, q, &v.manifest.schema, q.paged, false)?;
                 self.engine.stream(planned.rows).await
@@ -221,13 +243,58 @@ impl Executor {
         Ok((sel.batches, sel.total, after))
     }
 
+    /// A page of every row in file order, read from the Parquet file by position: the total is
+    /// the manifest's, a page past the end reads nothing. `None` when the file cannot be read
+    /// that way (several files, row numbers that are not positions).
+    async fn direct_page(&self, v: &Loaded, q: &DataQuery) -> Result<Option<RowsPage>> {
+        let total = v.manifest.rows;
+        let start = match q.cursor.as_ref().and_then(|c| c.after.as_ref()) {
+            Some(after) => u64::try_from(after.row.saturating_add(1)).unwrap_or(0),
+            None => q.offset()? as u64,
+        };
+        if start >= total {
+            return Ok(Some((Vec::new(), total, None)));
+        }
+        let file = v
+            .file
+            .get_or_try_init(|| async {
+                let (storage, manifest) = (self.storage.clone(), v.manifest.clone());
+                let opened = self
+                    .engine
+                    .run_async(async move { FileRows::open(&storage, &manifest).await })
+                    .await?;
+                Ok::<_, Error>(opened.map(Arc::new))
+            })
+            .await?;
+        let Some(file) = file.clone() else {
+            return Ok(None);
+        };
+        let columns = match &q.columns {
+            Some(c) => c.clone(),
+            None => v.manifest.schema.iter().map(|c| c.name.clone()).collect(),
+        };
+        let size = q.page_size as usize;
+        let read = async move { file.rows(start, size, &columns).await };
+        let Some(mut batches) = self.engine.run_async(read).await? else {
+            return Ok(None);
+        };
+        let last = batches.iter().rev().find(|b| b.num_rows() > 0);
+        let after = last
+            .and_then(|b| row_at(b, b.num_rows() - 1))
+            .map(|row| After {
+                keys: Vec::new(),
+                row,
+            });
+        for b in &mut batches {
+            let visible: Vec<usize> = (0..b.num_columns() - 1).collect();
+            *b = b.project(&visible)?;
+        }
+        Ok(Some((batches, total, after)))
+    }
+
     /// A page planned in DataFusion, its total counted alongside. Row pages carry their sort
     /// keys and row numbers in hidden last columns, read here for the cursor and cut off.
-    async fn planned_page(
-        &self,
-        v: &Loaded,
-        q: &DataQuery,
-    ) -> Result<(Vec<RecordBatch>, u64, Option<After>)> {
+    async fn planned_page(&self, v: &Loaded, q: &DataQuery) -> Result<RowsPage> {
         let df = self.engine.read(Arc::clone(&v.table))?;
         let keyed = !q.is_aggregate();
         let planned = plan(df, q, &v.manifest.schema, true, keyed)?;

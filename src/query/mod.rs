@@ -11,6 +11,7 @@
 pub mod budget;
 pub mod cursor;
 pub mod datastore;
+pub mod direct;
 pub mod engine;
 pub mod executor;
 pub mod groups;
