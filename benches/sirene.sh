@@ -4,7 +4,8 @@
 # venv has it), then each query shape at C=1 and C=16 with wrk, the server pinned to CPU 1 and
 # wrk to CPU 0.
 #
-# usage: benches/sirene.sh [ROWS]      (default 10,000,000; WORK=/tmp/qanat-sirene)
+# usage: benches/sirene.sh [ROWS]      (default 10,000,000; WORK=/tmp/qanat-sirene; SKIP_INGEST=1
+#        reuses the stored version; ONLY="first_page past_end" runs those queries only)
 # needs: a release-like build (cargo build --profile fast), wrk, python3.
 set -euo pipefail
 ROWS=${1:-10000000}
@@ -22,6 +23,7 @@ if [ ! -f "$CSV" ] || [ "$(cat rows 2>/dev/null)" != "$ROWS" ]; then
 fi
 cat "$CSV" > /dev/null
 
+if [ -z "${SKIP_INGEST:-}" ]; then
 echo "## ingest ($(du -m "$CSV" | cut -f1) MB of CSV, $ROWS rows)"
 rm -rf store
 mkdir -p ds
@@ -33,6 +35,7 @@ if [ -x "$DUCK_PY" ] && "$DUCK_PY" -c "import duckdb" 2>/dev/null; then
 import duckdb
 duckdb.connect().execute(\"COPY (SELECT * FROM read_csv_auto('$CSV')) TO '$WORK/duck.parquet' (FORMAT PARQUET)\")
 " 2>&1 | tail -1
+fi
 fi
 
 SIRET=$(sed -n "$((ROWS / 2 + 1))p" "$CSV" | cut -d, -f3)
@@ -57,6 +60,7 @@ echo "## queries from Parquet, cache off (median of 3 runs of 5 s; p99 of the me
 echo "| query | first answer | C=1 req/s | C=16 req/s | C=16 p99 |"
 echo "|---|---|---|---|---|"
 for i in "${!NAMES[@]}"; do
+  if [ -n "${ONLY:-}" ] && [[ " $ONLY " != *" ${NAMES[$i]} "* ]]; then continue; fi
   url="http://127.0.0.1:$PORT${PATHS[$i]}"
   first=$(curl -s -o /dev/null -w "%{http_code} %{time_total}s" "$url")
   runs() {

@@ -4,5 +4,6 @@
 
 pub mod manifest;
 pub mod names;
+pub mod postings;
 pub mod schema;
 pub mod spec;

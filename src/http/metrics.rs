@@ -94,6 +94,14 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         "Bytes of the resident budget in use.",
         state.executor.budget().used(),
     );
+    let _ = writeln!(
+        out,
+        "# HELP qanat_pages_total JSON pages answered, by how they ran.\n# TYPE qanat_pages_total counter"
+    );
+    let pages = state.executor.pages_by_route();
+    for (route, n) in crate::query::executor::ROUTES.iter().zip(pages) {
+        let _ = writeln!(out, "qanat_pages_total{{route=\"{route}\"}} {n}");
+    }
     let mut resp = out.into_response();
     resp.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -32,6 +32,11 @@ const PAGE_ROWS: usize = 8 * 1024;
 /// taken as an identifier worth a bloom filter.
 const IDENTIFIER_SHARE: f64 = 0.5;
 
+/// The share of distinct values above which a column is written without a dictionary: its
+/// dictionary would hold more than one value in twenty of a row group, and a read of any page
+/// decodes it whole first.
+const DICTIONARY_SHARE: f64 = 0.05;
+
 /// False-positive rate of the bloom filters: 1 % costs about 1.2 bytes a distinct value.
 const BLOOM_FPP: f64 = 0.01;
 
@@ -45,6 +50,9 @@ pub struct Layout {
     pub bloom: Vec<(String, u64)>,
     /// Physical order: column, descending.
     pub sort_by: Vec<(String, bool)>,
+    /// Columns written without a dictionary: many distinct values, whose dictionary would be
+    /// large in every row group and read whole by any read of one of its pages.
+    pub plain: Vec<String>,
 }
 
 impl Layout {
@@ -101,10 +109,17 @@ impl Layout {
                 .map(|(c, share)| (c.name.clone(), (row_group_rows as f64 * share) as u64 + 1))
                 .collect(),
         };
+        let plain = columns
+            .iter()
+            .zip(distinct_share)
+            .filter(|(c, share)| c.kind != ColumnType::Boolean && **share >= DICTIONARY_SHARE)
+            .map(|(c, _)| c.name.clone())
+            .collect();
         Ok(Layout {
             row_group_rows,
             bloom,
             sort_by,
+            plain,
         })
     }
 
@@ -122,6 +137,9 @@ impl Layout {
             // where a dictionary would be tried, grow and be abandoned.
             .set_column_dictionary_enabled(ROW_COLUMN.into(), false)
             .set_column_encoding(ROW_COLUMN.into(), Encoding::DELTA_BINARY_PACKED);
+        for name in &self.plain {
+            b = b.set_column_dictionary_enabled(name.as_str().into(), false);
+        }
         for (name, ndv) in &self.bloom {
             let col = parquet::schema::types::ColumnPath::from(name.as_str());
             b = b

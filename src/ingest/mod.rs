@@ -7,6 +7,7 @@ pub mod content;
 pub mod guard;
 pub mod infer;
 pub mod layout;
+pub mod postings;
 pub mod profile;
 pub mod reader;
 pub mod sheet;
@@ -356,6 +357,16 @@ async fn write_laid_out(
         let columns = &inferred.columns;
         layout::sort_version(storage, &spec.id, version, columns, &layout, DATA_FILE).await?;
         tracing::info!(dataset = %spec.id, "rows sorted");
+    }
+    if let Written::Built(built, profile) = &written {
+        let (columns, rows) = (&inferred.columns, built.rows_stored);
+        let indexed = postings::write(
+            storage, &spec.id, version, DATA_FILE, columns, profile, rows,
+        )
+        .await?;
+        if !indexed.is_empty() {
+            tracing::info!(dataset = %spec.id, columns = ?indexed, "posting lists written");
+        }
     }
     Ok(written)
 }

@@ -5,24 +5,19 @@
 
 use std::sync::Arc;
 
-use std::ops::Range;
-
 use arrow::record_batch::RecordBatch;
-use bytes::Bytes;
-use futures::future::BoxFuture;
-use futures::{FutureExt, TryStreamExt};
+use futures::TryStreamExt;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions, RowSelection};
-use parquet::arrow::async_reader::{AsyncFileReader, ParquetRecordBatchStreamBuilder};
-use parquet::errors::ParquetError;
-use parquet::file::metadata::{PageIndexPolicy, ParquetMetaData, ParquetMetaDataReader};
+use parquet::arrow::async_reader::ParquetRecordBatchStreamBuilder;
+use parquet::file::metadata::PageIndexPolicy;
 
 use crate::dataset::manifest::Manifest;
 use crate::dataset::schema::ROW_COLUMN;
 use crate::error::{Error, Result};
-use crate::storage::Storage;
+use crate::storage::{FileReader, Storage};
 
 /// A version's Parquet file, its metadata in memory.
 pub struct FileRows {
@@ -46,7 +41,7 @@ impl FileRows {
             .join(file.as_str());
         let store = Arc::clone(&storage.store);
         let size = store.head(&path).await?.size;
-        let mut reader = Reader {
+        let mut reader = FileReader {
             store: Arc::clone(&store),
             path: path.clone(),
             size,
@@ -89,35 +84,88 @@ impl FileRows {
         if start >= end {
             return Ok(Some(Vec::new()));
         }
-        // The row groups holding the rows, then which of their rows to read.
-        let first = self.starts.partition_point(|s| *s <= start) - 1;
-        let last = self.starts.partition_point(|s| *s < end) - 1;
-        let base = self.starts[first];
-        let wanted = (start - base) as usize..(end - base) as usize;
-        let selection = RowSelection::from_consecutive_ranges(
-            std::iter::once(wanted),
-            (self.starts[last + 1] - base) as usize,
-        );
+        let batches = self
+            .read(std::slice::from_ref(&(start..end)), columns, len)
+            .await?;
+        let first_row = batches.first().and_then(|b| row_at(b, 0));
+        Ok((first_row == Some(start as i64)).then_some(batches))
+    }
+
+    /// The rows at these positions (ascending), as [`Self::rows`] gives them.
+    pub async fn rows_at(
+        &self,
+        positions: &[u32],
+        columns: &[String],
+    ) -> Result<Option<Vec<RecordBatch>>> {
+        let total = *self.starts.last().unwrap_or(&0);
+        if positions.iter().any(|p| u64::from(*p) >= total) {
+            return Ok(None);
+        }
+        let ranges: Vec<std::ops::Range<u64>> = positions
+            .iter()
+            .map(|p| u64::from(*p)..u64::from(*p) + 1)
+            .collect();
+        if ranges.is_empty() {
+            return Ok(Some(Vec::new()));
+        }
+        let batches = self.read(&ranges, columns, positions.len()).await?;
+        let mut read = Vec::with_capacity(positions.len());
+        for b in &batches {
+            read.extend((0..b.num_rows()).filter_map(|i| row_at(b, i)));
+        }
+        let same = read.len() == positions.len()
+            && read.iter().zip(positions).all(|(r, p)| *r == i64::from(*p));
+        Ok(same.then_some(batches))
+    }
+
+    /// Reads ascending, disjoint row ranges: only the row groups holding them, and within
+    /// those only their pages.
+    async fn read(
+        &self,
+        ranges: &[std::ops::Range<u64>],
+        columns: &[String],
+        batch: usize,
+    ) -> Result<Vec<RecordBatch>> {
+        let group_of = |row: u64| self.starts.partition_point(|s| *s <= row) - 1;
+        let mut groups: Vec<usize> = Vec::new();
+        for r in ranges {
+            for g in group_of(r.start)..=group_of(r.end - 1) {
+                if groups.last() != Some(&g) {
+                    groups.push(g);
+                }
+            }
+        }
+        // Rows are counted within the selected row groups laid end to end.
+        let mut before = Vec::with_capacity(groups.len());
+        let mut selected = 0u64;
+        for g in &groups {
+            before.push((self.starts[*g], selected));
+            selected += self.starts[g + 1] - self.starts[*g];
+        }
+        let local = |row: u64| {
+            let i = before.partition_point(|(start, _)| *start <= row) - 1;
+            (row - before[i].0 + before[i].1) as usize
+        };
+        let wanted = ranges.iter().map(|r| local(r.start)..local(r.end - 1) + 1);
+        let selection = RowSelection::from_consecutive_ranges(wanted, selected as usize);
         let schema = self.meta.schema();
         let mut indices = Vec::with_capacity(columns.len() + 1);
         for name in columns.iter().map(String::as_str).chain([ROW_COLUMN]) {
             indices.push(schema.index_of(name)?);
         }
-        let mask = ProjectionMask::roots(self.meta.metadata().file_metadata().schema_descr(), {
-            let mut sorted = indices.clone();
-            sorted.sort_unstable();
-            sorted
-        });
-        let reader = Reader {
+        indices.sort_unstable();
+        let mask =
+            ProjectionMask::roots(self.meta.metadata().file_metadata().schema_descr(), indices);
+        let reader = FileReader {
             store: Arc::clone(&self.store),
             path: self.path.clone(),
             size: self.size,
         };
         let stream = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, self.meta.clone())
-            .with_row_groups((first..=last).collect())
+            .with_row_groups(groups)
             .with_row_selection(selection)
             .with_projection(mask)
-            .with_batch_size(len.max(1))
+            .with_batch_size(batch.max(1))
             .build()?;
         let read: Vec<RecordBatch> = stream.try_collect().await?;
         // The mask reads columns in file order: put them back in the order asked.
@@ -128,59 +176,7 @@ impl FileRows {
                 .collect::<std::result::Result<_, _>>()?;
             batches.push(b.project(&order)?);
         }
-        let first_row = batches.first().and_then(|b| row_at(b, 0));
-        Ok((first_row == Some(start as i64)).then_some(batches))
-    }
-}
-
-/// Byte ranges of one stored file, for the Parquet reader.
-struct Reader {
-    store: Arc<dyn ObjectStore>,
-    path: Path,
-    size: u64,
-}
-
-fn external(e: object_store::Error) -> ParquetError {
-    ParquetError::External(Box::new(e))
-}
-
-impl AsyncFileReader for Reader {
-    fn get_bytes(&mut self, range: Range<u64>) -> BoxFuture<'_, parquet::errors::Result<Bytes>> {
-        async move {
-            self.store
-                .get_range(&self.path, range)
-                .await
-                .map_err(external)
-        }
-        .boxed()
-    }
-
-    fn get_byte_ranges(
-        &mut self,
-        ranges: Vec<Range<u64>>,
-    ) -> BoxFuture<'_, parquet::errors::Result<Vec<Bytes>>> {
-        async move {
-            self.store
-                .get_ranges(&self.path, &ranges)
-                .await
-                .map_err(external)
-        }
-        .boxed()
-    }
-
-    fn get_metadata<'a>(
-        &'a mut self,
-        options: Option<&'a ArrowReaderOptions>,
-    ) -> BoxFuture<'a, parquet::errors::Result<Arc<ParquetMetaData>>> {
-        async move {
-            let size = self.size;
-            let meta = ParquetMetaDataReader::new()
-                .with_arrow_reader_options(options)
-                .load_and_finish(self, size)
-                .await?;
-            Ok(Arc::new(meta))
-        }
-        .boxed()
+        Ok(batches)
     }
 }
 

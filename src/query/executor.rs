@@ -17,12 +17,16 @@ use super::direct::{FileRows, row_at};
 use super::engine::{BatchStream, Chunk, Engine};
 use super::plan::{hidden_columns, plan};
 use super::request::DataQuery;
+use super::request::{Agg, Op};
 use super::resident::{self, Resident};
+use super::sidecar::Postings;
 use crate::config::Limits;
 use crate::dataset::manifest::{Manifest, VersionInfo};
 use crate::dataset::schema::{arrow_schema, file_order};
 use crate::error::{Error, Result};
 use crate::storage::Storage;
+use arrow::array::{Int64Array, StringArray};
+use arrow::datatypes::{DataType, Field, Schema};
 
 /// A published version, ready to query.
 pub struct Loaded {
@@ -34,6 +38,8 @@ pub struct Loaded {
     pub versions: Vec<VersionInfo>,
     /// The Parquet file's metadata, read on the first page answered from it directly.
     file: tokio::sync::OnceCell<Option<Arc<FileRows>>>,
+    /// The posting-list sidecar, read on the first query one could answer.
+    postings: tokio::sync::OnceCell<Option<Arc<Postings>>>,
 }
 
 /// A page of a query's result.
@@ -59,9 +65,35 @@ enum Route {
     Groups(Arc<Resident>),
     /// File-order rows with no filter, read from Parquet by row-group arithmetic.
     Direct,
+    /// File-order rows with one equality on text, from Parquet through a posting list.
+    Listed,
+    /// Counts by the values of one text column with posting lists: their lengths.
+    Counted,
     /// A DataFusion plan over the version's table (in memory or Parquet).
     Planned,
 }
+
+impl Route {
+    /// The route's name, as `/metrics` counts pages by route.
+    fn name(&self) -> &'static str {
+        match self {
+            Route::Rows(_) | Route::Sorted(_) | Route::Groups(_) => "memory",
+            Route::Direct => "parquet_position",
+            Route::Listed => "parquet_postings",
+            Route::Counted => "postings_counts",
+            Route::Planned => "planned",
+        }
+    }
+}
+
+/// Route names, in the order [`Executor::pages_by_route`] gives their counts.
+pub const ROUTES: [&str; 5] = [
+    "memory",
+    "parquet_position",
+    "parquet_postings",
+    "postings_counts",
+    "planned",
+];
 
 fn route(v: &Loaded, q: &DataQuery) -> Route {
     match &v.resident {
@@ -70,7 +102,32 @@ fn route(v: &Loaded, q: &DataQuery) -> Route {
         Some(r) if r.serves_aggregate(q) => Route::Groups(Arc::clone(r)),
         Some(_) => Route::Planned,
         None if direct(q) => Route::Direct,
+        None if listed(q).is_some() => Route::Listed,
+        None if counted(q).is_some() => Route::Counted,
         None => Route::Planned,
+    }
+}
+
+/// The column of a count of its own values by its values, over every row.
+fn counted(q: &DataQuery) -> Option<&str> {
+    let plain = q.filters.is_empty() && q.groups.is_empty() && q.sorts.is_empty();
+    match (q.group_by.as_slice(), q.aggregates.as_slice()) {
+        ([g], [a]) if plain && a.agg == Agg::Count && a.column == *g => Some(g.as_str()),
+        _ => None,
+    }
+}
+
+/// The column and value of a page in file order filtered by one equality on text.
+fn listed(q: &DataQuery) -> Option<(&str, &str)> {
+    if !Resident::serves(q) || !q.groups.is_empty() {
+        return None;
+    }
+    match q.filters.as_slice() {
+        [f] if f.op == Op::Exact => match f.values.as_slice() {
+            [ScalarValue::Utf8(Some(v))] => Some((f.column.as_str(), v.as_str())),
+            _ => None,
+        },
+        _ => None,
     }
 }
 
@@ -83,6 +140,8 @@ fn direct(q: &DataQuery) -> bool {
 pub struct Executor {
     engine: Engine,
     storage: Storage,
+    /// Pages answered by each route (a fallback to a plan counts as planned).
+    pages: [std::sync::atomic::AtomicU64; ROUTES.len()],
     budget: Arc<Budget>,
     partitions: usize,
 }
@@ -92,6 +151,7 @@ impl Executor {
         Ok(Executor {
             engine: Engine::new(storage, limits)?,
             storage: storage.clone(),
+            pages: Default::default(),
             budget: Budget::new(resident_bytes),
             partitions: limits.query_threads,
         })
@@ -100,6 +160,17 @@ impl Executor {
     /// The DataFusion engine underneath (its runtime, metrics and caches).
     pub fn engine(&self) -> &Engine {
         &self.engine
+    }
+
+    /// Pages answered by each route of [`ROUTES`].
+    pub fn pages_by_route(&self) -> [u64; ROUTES.len()] {
+        std::array::from_fn(|i| self.pages[i].load(std::sync::atomic::Ordering::Relaxed))
+    }
+
+    fn count_page(&self, route: &str) {
+        if let Some(i) = ROUTES.iter().position(|r| *r == route) {
+            self.pages[i].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
     }
 
     pub fn budget(&self) -> &Arc<Budget> {
@@ -130,6 +201,7 @@ impl Executor {
             resident,
             versions,
             file: tokio::sync::OnceCell::new(),
+            postings: tokio::sync::OnceCell::new(),
         })
     }
 
@@ -159,7 +231,9 @@ impl Executor {
 
     /// A page of the query's result, its exact total, and the cursor of the next page.
     pub async fn page(&self, v: &Loaded, q: &DataQuery) -> Result<Page> {
-        let (batches, total, after) = match route(v, q) {
+        let route = route(v, q);
+        let mut answered = route.name();
+        let (batches, total, after) = match route {
             Route::Rows(r) => self.resident_page(r, q).await?,
             Route::Sorted(r) => {
                 let seek = q.cursor.as_ref().is_some_and(|c| c.after.is_some());
@@ -184,10 +258,28 @@ impl Executor {
             }
             Route::Direct => match self.direct_page(v, q).await? {
                 Some(page) => page,
-                None => self.planned_page(v, q).await?,
+                None => {
+                    answered = "planned";
+                    self.planned_page(v, q).await?
+                }
+            },
+            Route::Listed => match self.listed_page(v, q).await? {
+                Some(page) => page,
+                None => {
+                    answered = "planned";
+                    self.planned_page(v, q).await?
+                }
+            },
+            Route::Counted => match self.counted_page(v, q).await? {
+                Some(page) => page,
+                None => {
+                    answered = "planned";
+                    self.planned_page(v, q).await?
+                }
             },
             Route::Planned => self.planned_page(v, q).await?,
         };
+        self.count_page(answered);
         // Row pages continue after their last row; aggregations by page number, on the same
         // version.
         let shown = q.page.saturating_mul(q.page_size);
@@ -211,7 +303,7 @@ impl Executor {
             Route::Rows(r) => resident::stream(&self.engine, r, q.clone()).await,
             Route::Sorted(r) => resident::stream_sorted(&self.engine, r, q.clone()).await,
             Route::Groups(r) => resident::stream_groups(&self.engine, r, q.clone()).await,
-            Route::Direct | Route::Planned => {
+            Route::Direct | Route::Listed | Route::Counted | Route::Planned => {
                 let df = self.engine.read(Arc::clone(&v.table))?;
                 let planned = plan(df, q, &v.manifest.schema, q.paged, false)?;
                 self.engine.stream(planned.rows).await
@@ -225,12 +317,7 @@ impl Executor {
         r: Arc<Resident>,
         q: &DataQuery,
     ) -> Result<(Vec<RecordBatch>, u64, Option<After>)> {
-        let after_row = q
-            .cursor
-            .as_ref()
-            .and_then(|c| c.after.as_ref())
-            .map(|a| a.row);
-        let offset = if after_row.is_some() { 0 } else { q.offset()? };
+        let (after_row, offset) = q.start()?;
         let (q, size) = (q.clone(), q.page_size as usize);
         let sel = self
             .engine
@@ -248,48 +335,127 @@ impl Executor {
     /// that way (several files, row numbers that are not positions).
     async fn direct_page(&self, v: &Loaded, q: &DataQuery) -> Result<Option<RowsPage>> {
         let total = v.manifest.rows;
-        let start = match q.cursor.as_ref().and_then(|c| c.after.as_ref()) {
-            Some(after) => u64::try_from(after.row.saturating_add(1)).unwrap_or(0),
-            None => q.offset()? as u64,
+        let start = match q.start()? {
+            (Some(row), _) => u64::try_from(row.saturating_add(1)).unwrap_or(0),
+            (None, offset) => offset as u64,
         };
         if start >= total {
             return Ok(Some((Vec::new(), total, None)));
         }
-        let file = v
-            .file
-            .get_or_try_init(|| async {
-                let (storage, manifest) = (self.storage.clone(), v.manifest.clone());
-                let opened = self
-                    .engine
-                    .run_async(async move { FileRows::open(&storage, &manifest).await })
-                    .await?;
-                Ok::<_, Error>(opened.map(Arc::new))
-            })
-            .await?;
-        let Some(file) = file.clone() else {
+        let Some(file) = self.file_rows(v).await? else {
             return Ok(None);
         };
-        let columns = match &q.columns {
-            Some(c) => c.clone(),
-            None => v.manifest.schema.iter().map(|c| c.name.clone()).collect(),
-        };
+        let columns = output_columns(v, q);
         let size = q.page_size as usize;
         let read = async move { file.rows(start, size, &columns).await };
-        let Some(mut batches) = self.engine.run_async(read).await? else {
+        let batches = self.engine.run_async(read).await?;
+        batches.map(|b| rows_page(b, total)).transpose()
+    }
+
+    /// A page in file order under one equality on a text column with posting lists: the
+    /// total is the list's count, the rows are read from Parquet by position. `None` when the
+    /// version has no lists for the column.
+    async fn listed_page(&self, v: &Loaded, q: &DataQuery) -> Result<Option<RowsPage>> {
+        let Some((column, value)) = listed(q) else {
             return Ok(None);
         };
-        let last = batches.iter().rev().find(|b| b.num_rows() > 0);
-        let after = last
-            .and_then(|b| row_at(b, b.num_rows() - 1))
-            .map(|row| After {
-                keys: Vec::new(),
-                row,
-            });
-        for b in &mut batches {
-            let visible: Vec<usize> = (0..b.num_columns() - 1).collect();
-            *b = b.project(&visible)?;
+        let postings = self.postings(v).await?;
+        let Some(postings) = postings.filter(|p| p.has(column)) else {
+            return Ok(None);
+        };
+        let Some(file) = self.file_rows(v).await? else {
+            return Ok(None);
+        };
+        let (after, skip) = q.start()?;
+        let (column, value) = (column.to_string(), value.to_string());
+        let (columns, size) = (output_columns(v, q), q.page_size as usize);
+        let read = async move {
+            let Some(m) = postings.matches(&column, &value, after, skip, size).await? else {
+                return Ok(None);
+            };
+            let batches = file.rows_at(&m.rows, &columns).await?;
+            Ok(batches.map(|b| (b, m.total)))
+        };
+        match self.engine.run_async(read).await? {
+            Some((batches, total)) => rows_page(batches, total).map(Some),
+            None => Ok(None),
         }
-        Ok(Some((batches, total, after)))
+    }
+
+    /// Counts by the values of a column with posting lists, from the sidecar's head alone, in
+    /// the order and shape DataFusion gives them (values ascending, the null group last with a
+    /// count of 0, as `count` skips nulls).
+    async fn counted_page(&self, v: &Loaded, q: &DataQuery) -> Result<Option<RowsPage>> {
+        let Some(column) = counted(q) else {
+            return Ok(None);
+        };
+        let Some(postings) = self.postings(v).await? else {
+            return Ok(None);
+        };
+        let column = column.to_string();
+        let counts = self
+            .engine
+            .run_async(async move { postings.counts(&column).await })
+            .await?;
+        let Some((mut values, mut counts)) = counts else {
+            return Ok(None);
+        };
+        let listed: u64 = counts.iter().sum();
+        let mut values: Vec<Option<String>> = values.drain(..).map(Some).collect();
+        if listed < v.manifest.rows {
+            values.push(None);
+            counts.push(0);
+        }
+        let groups = values.len();
+        let from = q.offset()?.min(groups);
+        let len = (q.page_size as usize).min(groups - from);
+        let a = &q.aggregates[0];
+        let schema = Arc::new(Schema::new(vec![
+            Field::new(&a.column, DataType::Utf8, true),
+            Field::new(a.output_name(), DataType::Int64, false),
+        ]));
+        let keys = StringArray::from(values[from..from + len].to_vec());
+        let counts =
+            Int64Array::from_iter_values(counts[from..from + len].iter().map(|c| *c as i64));
+        let batch = RecordBatch::try_new(schema, vec![Arc::new(keys), Arc::new(counts)])?;
+        Ok(Some((vec![batch], groups as u64, None)))
+    }
+
+    /// The version's posting-list sidecar, read once.
+    async fn postings(&self, v: &Loaded) -> Result<Option<Arc<Postings>>> {
+        self.read_once(&v.postings, v, |storage, manifest| async move {
+            Postings::open(&storage, &manifest).await
+        })
+        .await
+    }
+
+    /// The version's Parquet file with its metadata, read once.
+    async fn file_rows(&self, v: &Loaded) -> Result<Option<Arc<FileRows>>> {
+        self.read_once(&v.file, v, |storage, manifest| async move {
+            FileRows::open(&storage, &manifest).await
+        })
+        .await
+    }
+
+    /// What `open` reads of a version, on the query runtime, kept in `cell` for the next query.
+    async fn read_once<T, F, Fut>(
+        &self,
+        cell: &tokio::sync::OnceCell<Option<Arc<T>>>,
+        v: &Loaded,
+        open: F,
+    ) -> Result<Option<Arc<T>>>
+    where
+        T: Send + Sync + 'static,
+        F: FnOnce(Storage, Manifest) -> Fut,
+        Fut: std::future::Future<Output = Result<Option<T>>> + Send + 'static,
+    {
+        let read = cell
+            .get_or_try_init(|| async {
+                let open = open(self.storage.clone(), v.manifest.clone());
+                Ok::<_, Error>(self.engine.run_async(open).await?.map(Arc::new))
+            })
+            .await?;
+        Ok(read.clone())
     }
 
     /// A page planned in DataFusion, its total counted alongside. Row pages carry their sort
@@ -328,6 +494,31 @@ impl Executor {
     {
         self.engine.background(work).await
     }
+}
+
+/// The columns a query returns, in order.
+fn output_columns(v: &Loaded, q: &DataQuery) -> Vec<String> {
+    match &q.columns {
+        Some(c) => c.clone(),
+        None => v.manifest.schema.iter().map(|c| c.name.clone()).collect(),
+    }
+}
+
+/// A page from batches read with their row numbers last: the cursor from the last row, the row
+/// numbers cut off.
+fn rows_page(mut batches: Vec<RecordBatch>, total: u64) -> Result<RowsPage> {
+    let last = batches.iter().rev().find(|b| b.num_rows() > 0);
+    let after = last
+        .and_then(|b| row_at(b, b.num_rows() - 1))
+        .map(|row| After {
+            keys: Vec::new(),
+            row,
+        });
+    for b in &mut batches {
+        let visible: Vec<usize> = (0..b.num_columns() - 1).collect();
+        *b = b.project(&visible)?;
+    }
+    Ok((batches, total, after))
 }
 
 /// The position of a batch's last row, from its `hidden` last columns (sort keys, row number).

@@ -19,6 +19,7 @@ pub mod params;
 pub mod plan;
 pub mod request;
 pub mod resident;
+pub mod sidecar;
 
 pub use engine::{BatchStream, Chunk, Engine};
 pub use executor::{Executor, Loaded, Page};

@@ -185,6 +185,15 @@ impl DataQuery {
         !self.group_by.is_empty() || !self.aggregates.is_empty()
     }
 
+    /// Where a page in file order starts: after a cursor's row, or past `offset` rows.
+    pub fn start(&self) -> Result<(Option<i64>, usize)> {
+        let after = (self.cursor.as_ref())
+            .and_then(|c| c.after.as_ref())
+            .map(|a| a.row);
+        let offset = if after.is_some() { 0 } else { self.offset()? };
+        Ok((after, offset))
+    }
+
     /// Rows skipped before the page (checked: a huge page number is a 400, not an overflow).
     pub fn offset(&self) -> Result<usize> {
         let skip = match self.start {

@@ -205,4 +205,7 @@ async fn pages_of_every_row_are_read_from_parquet_by_position() {
         uri = next.strip_prefix("http://qanat.test").unwrap().to_string();
     }
     assert_eq!(seen, (0..5_400).collect::<Vec<_>>());
+    // Every page of every row was read by position, none planned.
+    assert_eq!(crate::sidecar::pages_by(&app, "planned").await, 0);
+    assert!(crate::sidecar::pages_by(&app, "parquet_position").await >= 9);
 }

@@ -19,6 +19,7 @@ mod publish;
 mod query;
 mod resident;
 mod sheets;
+mod sidecar;
 mod socket;
 mod sources;
 mod support;

@@ -1,0 +1,131 @@
+//! Writes a version's posting-list sidecar once its Parquet is complete: for each repetitive text
+//! column of a large table, the rows of each value. Served from Parquet, an equality on such a
+//! column then reads one list (its total is a count in the head) instead of scanning the column,
+//! and a count by its values is the head alone. Columns are read back one at a time, so memory
+//! holds one column's codes and lists.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::array::{Array, AsArray};
+use futures::TryStreamExt;
+use object_store::ObjectStoreExt;
+use object_store::buffered::BufWriter;
+use parquet::arrow::ProjectionMask;
+use parquet::arrow::async_reader::ParquetRecordBatchStreamBuilder;
+use tokio::io::AsyncWriteExt;
+
+use crate::dataset::manifest::ColumnProfile;
+use crate::dataset::postings::{Entry, ListWriter, POSTINGS_FILE, contents, section_head};
+use crate::dataset::schema::{Column, ColumnType};
+use crate::error::Result;
+use crate::storage::{FileReader, Storage};
+
+/// Tables smaller than this are scanned fast enough: no sidecar.
+pub const MIN_ROWS: u64 = 200_000;
+/// Columns with more distinct values than this get no lists (an identifier is pruned by the
+/// Parquet statistics and bloom filters instead).
+const MAX_VALUES: u64 = 65_536;
+
+/// The columns a sidecar would index: text, with few values for the rows.
+pub fn indexed<'a>(columns: &'a [Column], profile: &[ColumnProfile], rows: u64) -> Vec<&'a Column> {
+    if rows < MIN_ROWS {
+        return Vec::new();
+    }
+    columns
+        .iter()
+        .zip(profile)
+        .filter(|(c, p)| {
+            c.kind == ColumnType::String && p.distinct <= MAX_VALUES && p.distinct * 8 <= rows
+        })
+        .map(|(c, _)| c)
+        .collect()
+}
+
+/// Builds and writes the sidecar of a written version; the columns indexed, none for a small
+/// table.
+pub async fn write(
+    storage: &Storage,
+    id: &str,
+    version: &str,
+    data_file: &str,
+    columns: &[Column],
+    profile: &[ColumnProfile],
+    rows: u64,
+) -> Result<Vec<String>> {
+    let chosen = indexed(columns, profile, rows);
+    if chosen.is_empty() {
+        return Ok(Vec::new());
+    }
+    let dir = storage.version_dir(id, version).clone();
+    let data = dir.clone().join(data_file);
+    let size = storage.store.head(&data).await?.size;
+    // Written section by section: memory holds one column's lists at a time.
+    let mut out = BufWriter::new(Arc::clone(&storage.store), dir.join(POSTINGS_FILE));
+    let mut at = 0u64;
+    let mut entries = Vec::new();
+    for column in &chosen {
+        let reader = FileReader {
+            store: Arc::clone(&storage.store),
+            path: data.clone(),
+            size,
+        };
+        let (values, lists) = lists_of(reader, &column.name).await?;
+        entries.push(Entry {
+            column: column.name.clone(),
+            start: at,
+            values: values.len() as u64,
+            values_len: values.iter().map(|v| 4 + v.len() as u64).sum(),
+        });
+        let head = section_head(&values, &lists);
+        out.write_all(&head).await?;
+        at += head.len() as u64;
+        for l in lists {
+            out.write_all(&l.bytes).await?;
+            at += l.bytes.len() as u64;
+        }
+    }
+    out.write_all(&contents(&entries)).await?;
+    out.shutdown().await?;
+    Ok(entries.into_iter().map(|e| e.column).collect())
+}
+
+/// A column's distinct values, in order, and each one's list (nulls are in none).
+async fn lists_of(reader: FileReader, column: &str) -> Result<(Vec<String>, Vec<ListWriter>)> {
+    let builder = ParquetRecordBatchStreamBuilder::new(reader).await?;
+    let index = builder.schema().index_of(column)?;
+    let mask = ProjectionMask::roots(builder.parquet_schema(), [index]);
+    let mut stream = builder
+        .with_projection(mask)
+        .with_batch_size(64 * 1024)
+        .build()?;
+    let mut codes: HashMap<String, u32> = HashMap::new();
+    let mut lists: Vec<ListWriter> = Vec::new();
+    let mut row = 0u32;
+    while let Some(batch) = stream.try_next().await? {
+        let values = batch.column(0).as_string::<i32>();
+        for i in 0..values.len() {
+            if values.is_valid(i) {
+                let v = values.value(i);
+                let code = match codes.get(v) {
+                    Some(c) => *c,
+                    None => {
+                        let c = lists.len() as u32;
+                        codes.insert(v.to_string(), c);
+                        lists.push(ListWriter::default());
+                        c
+                    }
+                };
+                lists[code as usize].push(row);
+            }
+            row += 1;
+        }
+    }
+    let mut order: Vec<(String, u32)> = codes.into_iter().collect();
+    order.sort_unstable();
+    let lists = order
+        .iter()
+        .map(|(_, c)| std::mem::take(&mut lists[*c as usize]))
+        .collect();
+    Ok((order.into_iter().map(|(v, _)| v).collect(), lists))
+}
