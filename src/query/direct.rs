@@ -91,14 +91,16 @@ impl FileRows {
         Ok((first_row == Some(start as i64)).then_some(batches))
     }
 
-    /// The rows at these positions (ascending), as [`Self::rows`] gives them.
+    /// The rows at these positions (strictly ascending, else `None`), as [`Self::rows`] gives
+    /// them.
     pub async fn rows_at(
         &self,
         positions: &[u32],
         columns: &[String],
     ) -> Result<Option<Vec<RecordBatch>>> {
         let total = *self.starts.last().unwrap_or(&0);
-        if positions.iter().any(|p| u64::from(*p) >= total) {
+        let ascending = positions.windows(2).all(|w| w[0] < w[1]);
+        if !ascending || positions.iter().any(|p| u64::from(*p) >= total) {
             return Ok(None);
         }
         let ranges: Vec<std::ops::Range<u64>> = positions

@@ -87,11 +87,12 @@ impl Route {
 }
 
 /// Route names, in the order [`Executor::pages_by_route`] gives their counts.
-pub const ROUTES: [&str; 5] = [
+pub const ROUTES: [&str; 6] = [
     "memory",
     "parquet_position",
     "parquet_postings",
     "postings_counts",
+    "parquet_positioned",
     "planned",
 ];
 
@@ -277,6 +278,16 @@ impl Executor {
                     self.planned_page(v, q).await?
                 }
             },
+            // Unsorted, the plan's limit already stops the scan at the page.
+            Route::Planned if v.resident.is_none() && !q.is_aggregate() && !q.sorts.is_empty() => {
+                match self.positioned_page(v, q).await? {
+                    Some(page) => {
+                        answered = "parquet_positioned";
+                        page
+                    }
+                    None => self.planned_page(v, q).await?,
+                }
+            }
             Route::Planned => self.planned_page(v, q).await?,
         };
         self.count_page(answered);
@@ -458,22 +469,62 @@ impl Executor {
         Ok(read.clone())
     }
 
+    /// A page of rows planned from Parquet in two steps: the plan reads only the filter and
+    /// sort columns with the row numbers and gives the page's positions (and the total), then
+    /// the page's rows are read at those positions. A sort over many matching rows then never
+    /// decodes the other columns of every match. `None` when the file cannot be read by
+    /// position.
+    async fn positioned_page(&self, v: &Loaded, q: &DataQuery) -> Result<Option<RowsPage>> {
+        let Some(file) = self.file_rows(v).await? else {
+            return Ok(None);
+        };
+        let narrow = DataQuery {
+            columns: Some(Vec::new()),
+            ..q.clone()
+        };
+        let (keys, total) = self.planned_rows(v, &narrow).await?;
+        let after = match keys.iter().rev().find(|b| b.num_rows() > 0) {
+            Some(last) => Some(last_position(last, hidden_columns(q))?),
+            None => None,
+        };
+        let mut positions = Vec::new();
+        for b in &keys {
+            positions.extend((0..b.num_rows()).map(|i| row_at(b, i)));
+        }
+        let Some(positions) = positions
+            .into_iter()
+            .map(|p| p.and_then(|p| u32::try_from(p).ok()))
+            .collect::<Option<Vec<u32>>>()
+        else {
+            return Ok(None);
+        };
+        let mut ascending = positions.clone();
+        ascending.sort_unstable();
+        let (columns, wanted) = (output_columns(v, q), ascending.clone());
+        let read = async move { file.rows_at(&wanted, &columns).await };
+        let Some(read) = self.engine.run_async(read).await? else {
+            return Ok(None);
+        };
+        let (batches, _, _) = rows_page(read, total)?;
+        let Some(first) = batches.first() else {
+            return Ok(Some((batches, total, after)));
+        };
+        // Back in the page's order: each position's place among the ascending ones.
+        let all = arrow::compute::concat_batches(&first.schema(), &batches)?;
+        let order: arrow::array::UInt32Array = positions
+            .iter()
+            .map(|p| ascending.binary_search(p).ok().map(|i| i as u32))
+            .collect();
+        let page = arrow::compute::take_record_batch(&all, &order)?;
+        Ok(Some((vec![page], total, after)))
+    }
+
     /// A page planned in DataFusion, its total counted alongside. Row pages carry their sort
     /// keys and row numbers in hidden last columns, read here for the cursor and cut off.
     async fn planned_page(&self, v: &Loaded, q: &DataQuery) -> Result<RowsPage> {
-        let df = self.engine.read(Arc::clone(&v.table))?;
-        let keyed = !q.is_aggregate();
-        let planned = plan(df, q, &v.manifest.schema, true, keyed)?;
-        let rows = self.engine.collect(planned.rows);
-        let total = async {
-            match planned.total {
-                Some(df) => self.engine.count(df).await,
-                None => Ok(v.manifest.rows),
-            }
-        };
-        let (mut batches, total) = tokio::try_join!(rows, total)?;
+        let (mut batches, total) = self.planned_rows(v, q).await?;
         let mut after = None;
-        if keyed {
+        if !q.is_aggregate() {
             let hidden = hidden_columns(q);
             if let Some(last) = batches.iter().rev().find(|b| b.num_rows() > 0) {
                 after = Some(last_position(last, hidden)?);
@@ -484,6 +535,20 @@ impl Executor {
             }
         }
         Ok((batches, total, after))
+    }
+
+    /// A planned page's batches, row pages with their hidden key columns, and the total.
+    async fn planned_rows(&self, v: &Loaded, q: &DataQuery) -> Result<(Vec<RecordBatch>, u64)> {
+        let df = self.engine.read(Arc::clone(&v.table))?;
+        let planned = plan(df, q, &v.manifest.schema, true, !q.is_aggregate())?;
+        let rows = self.engine.collect(planned.rows);
+        let total = async {
+            match planned.total {
+                Some(df) => self.engine.count(df).await,
+                None => Ok(v.manifest.rows),
+            }
+        };
+        tokio::try_join!(rows, total)
     }
 
     /// Runs work that must stay off the threads serving sockets on the query runtime.

@@ -271,17 +271,61 @@ fn query() -> impl Strategy<Value = String> {
         })
 }
 
+/// The text split into numbers and what lies between them.
+fn tokens(text: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut numeric = None;
+    for (i, c) in text.char_indices() {
+        let is_num = c.is_ascii_digit() || matches!(c, '.' | '-' | 'e' | 'E' | '+');
+        if numeric.is_some_and(|n| n != is_num) {
+            out.push(&text[start..i]);
+            start = i;
+        }
+        numeric = Some(is_num);
+    }
+    out.push(&text[start..]);
+    out
+}
+
+/// Whether two answers are the same, floating-point numbers within a relative 1e-9: a float
+/// sum's last bits depend on the order of its additions, which differs between the paths (and
+/// between DataFusion's partitionings).
+fn alike(a: &str, b: &str) -> bool {
+    let (ta, tb) = (tokens(a), tokens(b));
+    ta.len() == tb.len()
+        && ta.iter().zip(&tb).all(|(x, y)| {
+            x == y
+                || match (x.parse::<f64>(), y.parse::<f64>()) {
+                    (Ok(x), Ok(y)) => (x - y).abs() <= 1e-9 * x.abs().max(y.abs()),
+                    _ => false,
+                }
+        })
+}
+
 fn same(uri: &str, a: &Reply, b: &Reply) -> Result<(), TestCaseError> {
     prop_assert_eq!(a.status, b.status, "{}: {}", uri, a.text());
     prop_assert!(a.status == 200, "{}: {} {}", uri, a.status, a.text());
-    prop_assert_eq!(
+    prop_assert!(
+        alike(&a.text(), &b.text()),
+        "{}: memory and Parquet answers differ:\n{}\n{}",
+        uri,
         a.text(),
-        b.text(),
-        "{}: memory and Parquet answers differ",
-        uri
+        b.text()
     );
     prop_assert_eq!(&a.headers["etag"], &b.headers["etag"], "{}", uri);
     Ok(())
+}
+
+#[test]
+fn answers_alike_allow_only_the_last_bits_of_floats() {
+    assert!(alike(
+        r#"{"x":22567.75,"n":3}"#,
+        r#"{"x":22567.750000000004,"n":3}"#
+    ));
+    assert!(!alike(r#"{"x":22567.75,"n":3}"#, r#"{"x":22567.76,"n":3}"#));
+    assert!(!alike(r#"{"x":1,"n":3}"#, r#"{"x":1,"n":4}"#));
+    assert!(!alike(r#"{"c":"a"}"#, r#"{"c":"b"}"#));
 }
 
 #[test]
