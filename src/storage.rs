@@ -325,6 +325,7 @@ impl Storage {
 }
 
 /// Byte ranges of one stored file, for the Parquet reader.
+#[derive(Clone)]
 pub struct FileReader {
     pub store: Arc<dyn ObjectStore>,
     pub path: Path,

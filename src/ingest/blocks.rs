@@ -47,7 +47,8 @@ impl Block {
         }
     }
 
-    /// Whether another record could make a field end past what `u32` offsets reach.
+    /// Whether the block holds its records, or so many bytes that another record could make a
+    /// field end past what `u32` offsets reach.
     fn is_full(&self) -> bool {
         self.records.len() >= BLOCK_ROWS || self.bytes.len() > (u32::MAX as usize) / 2
     }

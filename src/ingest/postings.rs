@@ -12,6 +12,7 @@ use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
 use object_store::buffered::BufWriter;
 use parquet::arrow::ProjectionMask;
+use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
 use parquet::arrow::async_reader::ParquetRecordBatchStreamBuilder;
 use tokio::io::AsyncWriteExt;
 
@@ -60,17 +61,19 @@ pub async fn write(
     let dir = storage.version_dir(id, version).clone();
     let data = dir.clone().join(data_file);
     let size = storage.store.head(&data).await?.size;
+    let mut file = FileReader {
+        store: Arc::clone(&storage.store),
+        path: data,
+        size,
+    };
+    // The footer is read once for every column.
+    let meta = ArrowReaderMetadata::load_async(&mut file, ArrowReaderOptions::new()).await?;
     // Written section by section: memory holds one column's lists at a time.
     let mut out = BufWriter::new(Arc::clone(&storage.store), dir.join(POSTINGS_FILE));
     let mut at = 0u64;
     let mut entries = Vec::new();
     for column in &chosen {
-        let reader = FileReader {
-            store: Arc::clone(&storage.store),
-            path: data.clone(),
-            size,
-        };
-        let (values, lists) = lists_of(reader, &column.name).await?;
+        let (values, lists) = lists_of(file.clone(), meta.clone(), &column.name).await?;
         entries.push(Entry {
             column: column.name.clone(),
             start: at,
@@ -91,8 +94,12 @@ pub async fn write(
 }
 
 /// A column's distinct values, in order, and each one's list (nulls are in none).
-async fn lists_of(reader: FileReader, column: &str) -> Result<(Vec<String>, Vec<ListWriter>)> {
-    let builder = ParquetRecordBatchStreamBuilder::new(reader).await?;
+async fn lists_of(
+    file: FileReader,
+    meta: ArrowReaderMetadata,
+    column: &str,
+) -> Result<(Vec<String>, Vec<ListWriter>)> {
+    let builder = ParquetRecordBatchStreamBuilder::new_with_metadata(file, meta);
     let index = builder.schema().index_of(column)?;
     let mask = ProjectionMask::roots(builder.parquet_schema(), [index]);
     let mut stream = builder

@@ -7,8 +7,7 @@ use std::sync::Arc;
 
 use arrow::record_batch::RecordBatch;
 use futures::TryStreamExt;
-use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt};
+use object_store::ObjectStoreExt;
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions, RowSelection};
 use parquet::arrow::async_reader::ParquetRecordBatchStreamBuilder;
@@ -21,9 +20,7 @@ use crate::storage::{FileReader, Storage};
 
 /// A version's Parquet file, its metadata in memory.
 pub struct FileRows {
-    store: Arc<dyn ObjectStore>,
-    path: Path,
-    size: u64,
+    file: FileReader,
     meta: ArrowReaderMetadata,
     /// First row of each row group, and the total after the last.
     starts: Vec<u64>,
@@ -41,13 +38,9 @@ impl FileRows {
             .join(file.as_str());
         let store = Arc::clone(&storage.store);
         let size = store.head(&path).await?.size;
-        let mut reader = FileReader {
-            store: Arc::clone(&store),
-            path: path.clone(),
-            size,
-        };
+        let mut file = FileReader { store, path, size };
         let options = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional);
-        let meta = ArrowReaderMetadata::load_async(&mut reader, options).await?;
+        let meta = ArrowReaderMetadata::load_async(&mut file, options).await?;
         let mut starts = vec![0u64];
         for rg in meta.metadata().row_groups() {
             let last = *starts.last().unwrap_or(&0);
@@ -61,13 +54,7 @@ impl FileRows {
                 manifest.rows
             )));
         }
-        Ok(Some(FileRows {
-            store,
-            path,
-            size,
-            meta,
-            starts,
-        }))
+        Ok(Some(FileRows { file, meta, starts }))
     }
 
     /// Rows `start .. start + len` (fewer at the end of the file) with the named columns in
@@ -158,27 +145,28 @@ impl FileRows {
         indices.sort_unstable();
         let mask =
             ProjectionMask::roots(self.meta.metadata().file_metadata().schema_descr(), indices);
-        let reader = FileReader {
-            store: Arc::clone(&self.store),
-            path: self.path.clone(),
-            size: self.size,
-        };
-        let stream = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, self.meta.clone())
-            .with_row_groups(groups)
-            .with_row_selection(selection)
-            .with_projection(mask)
-            .with_batch_size(batch.max(1))
-            .build()?;
+        let stream = ParquetRecordBatchStreamBuilder::new_with_metadata(
+            self.file.clone(),
+            self.meta.clone(),
+        )
+        .with_row_groups(groups)
+        .with_row_selection(selection)
+        .with_projection(mask)
+        .with_batch_size(batch.max(1))
+        .build()?;
         let read: Vec<RecordBatch> = stream.try_collect().await?;
         // The mask reads columns in file order: put them back in the order asked.
-        let mut batches = Vec::with_capacity(read.len());
-        for b in read {
-            let order: Vec<usize> = (columns.iter().map(String::as_str).chain([ROW_COLUMN]))
-                .map(|n| b.schema().index_of(n))
-                .collect::<std::result::Result<_, _>>()?;
-            batches.push(b.project(&order)?);
-        }
-        Ok(batches)
+        let Some(first) = read.first() else {
+            return Ok(read);
+        };
+        let read_schema = first.schema();
+        let order: Vec<usize> = (columns.iter().map(String::as_str).chain([ROW_COLUMN]))
+            .map(|n| read_schema.index_of(n))
+            .collect::<std::result::Result<_, _>>()?;
+        Ok(read
+            .iter()
+            .map(|b| b.project(&order))
+            .collect::<std::result::Result<_, _>>()?)
     }
 }
 

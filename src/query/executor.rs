@@ -69,6 +69,8 @@ enum Route {
     Listed,
     /// Counts by the values of one text column with posting lists: their lengths.
     Counted,
+    /// Sorted rows from Parquet: positions from a narrow plan, then the rows at them.
+    Positioned,
     /// A DataFusion plan over the version's table (in memory or Parquet).
     Planned,
 }
@@ -81,6 +83,7 @@ impl Route {
             Route::Direct => "parquet_position",
             Route::Listed => "parquet_postings",
             Route::Counted => "postings_counts",
+            Route::Positioned => "parquet_positioned",
             Route::Planned => "planned",
         }
     }
@@ -105,6 +108,8 @@ fn route(v: &Loaded, q: &DataQuery) -> Route {
         None if direct(q) => Route::Direct,
         None if listed(q).is_some() => Route::Listed,
         None if counted(q).is_some() => Route::Counted,
+        // Unsorted, the plan's limit already stops the scan at the page.
+        None if !q.is_aggregate() && !q.sorts.is_empty() => Route::Positioned,
         None => Route::Planned,
     }
 }
@@ -237,8 +242,7 @@ impl Executor {
         let (batches, total, after) = match route {
             Route::Rows(r) => self.resident_page(r, q).await?,
             Route::Sorted(r) => {
-                let seek = q.cursor.as_ref().is_some_and(|c| c.after.is_some());
-                let offset = if seek { 0 } else { q.offset()? };
+                let (_, offset) = q.start()?;
                 let (q, size) = (q.clone(), q.page_size as usize);
                 let work = move || {
                     let mut chunks = Vec::new();
@@ -257,38 +261,23 @@ impl Executor {
                 let (page, groups) = self.engine.run(work).await?;
                 (vec![page], groups, None)
             }
-            Route::Direct => match self.direct_page(v, q).await? {
-                Some(page) => page,
-                None => {
-                    answered = "planned";
-                    self.planned_page(v, q).await?
-                }
-            },
-            Route::Listed => match self.listed_page(v, q).await? {
-                Some(page) => page,
-                None => {
-                    answered = "planned";
-                    self.planned_page(v, q).await?
-                }
-            },
-            Route::Counted => match self.counted_page(v, q).await? {
-                Some(page) => page,
-                None => {
-                    answered = "planned";
-                    self.planned_page(v, q).await?
-                }
-            },
-            // Unsorted, the plan's limit already stops the scan at the page.
-            Route::Planned if v.resident.is_none() && !q.is_aggregate() && !q.sorts.is_empty() => {
-                match self.positioned_page(v, q).await? {
-                    Some(page) => {
-                        answered = "parquet_positioned";
-                        page
+            Route::Planned => self.planned_page(v, q).await?,
+            // Read from the file, or planned when the file cannot answer this way.
+            Route::Direct | Route::Listed | Route::Counted | Route::Positioned => {
+                let read = match route {
+                    Route::Direct => self.direct_page(v, q).await?,
+                    Route::Listed => self.listed_page(v, q).await?,
+                    Route::Counted => self.counted_page(v, q).await?,
+                    _ => self.positioned_page(v, q).await?,
+                };
+                match read {
+                    Some(page) => page,
+                    None => {
+                        answered = "planned";
+                        self.planned_page(v, q).await?
                     }
-                    None => self.planned_page(v, q).await?,
                 }
             }
-            Route::Planned => self.planned_page(v, q).await?,
         };
         self.count_page(answered);
         // Row pages continue after their last row; aggregations by page number, on the same
@@ -314,7 +303,7 @@ impl Executor {
             Route::Rows(r) => resident::stream(&self.engine, r, q.clone()).await,
             Route::Sorted(r) => resident::stream_sorted(&self.engine, r, q.clone()).await,
             Route::Groups(r) => resident::stream_groups(&self.engine, r, q.clone()).await,
-            Route::Direct | Route::Listed | Route::Counted | Route::Planned => {
+            Route::Direct | Route::Listed | Route::Counted | Route::Positioned | Route::Planned => {
                 let df = self.engine.read(Arc::clone(&v.table))?;
                 let planned = plan(df, q, &v.manifest.schema, q.paged, false)?;
                 self.engine.stream(planned.rows).await
@@ -323,11 +312,7 @@ impl Executor {
     }
 
     /// A page in file order from rows held in memory: total and rows in one pass, no plan.
-    async fn resident_page(
-        &self,
-        r: Arc<Resident>,
-        q: &DataQuery,
-    ) -> Result<(Vec<RecordBatch>, u64, Option<After>)> {
+    async fn resident_page(&self, r: Arc<Resident>, q: &DataQuery) -> Result<RowsPage> {
         let (after_row, offset) = q.start()?;
         let (q, size) = (q.clone(), q.page_size as usize);
         let sel = self

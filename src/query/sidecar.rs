@@ -39,12 +39,15 @@ impl Postings {
             range: Some(GetRange::Suffix(8)),
             ..Default::default()
         };
-        let tail = match store.get_opts(&path, tail).await {
-            Ok(got) => got.bytes().await?,
+        // The answer to the suffix read carries the object's size too.
+        let (tail, size) = match store.get_opts(&path, tail).await {
+            Ok(got) => {
+                let size = got.meta.size;
+                (got.bytes().await?, size)
+            }
             Err(object_store::Error::NotFound { .. }) => return Ok(None),
             Err(e) => return Err(e.into()),
         };
-        let size = store.head(&path).await?.size;
         let len = u64::from_le_bytes(tail.as_ref().try_into().map_err(|_| truncated())?);
         let start = size.checked_sub(8 + len).ok_or_else(truncated)?;
         let toc = store.get_range(&path, start..size - 8).await?;
