@@ -13,7 +13,7 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use futures::StreamExt;
 use object_store::ObjectStoreExt;
 use parquet::arrow::AsyncArrowWriter;
-use parquet::basic::{Compression, Encoding, ZstdLevel};
+use parquet::basic::{Compression, Encoding};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 
 use crate::dataset::schema::{Column, ColumnType, ROW_COLUMN, arrow_schema, file_order};
@@ -24,9 +24,11 @@ use crate::storage::Storage;
 /// Rows per row group unless the dataset file says otherwise.
 pub const ROW_GROUP_ROWS: usize = 128 * 1024;
 
-/// Rows per data page: the unit the page index skips, and DataFusion's batch size, so that a
-/// page that matches decodes into one batch.
-const PAGE_ROWS: usize = 8 * 1024;
+/// Rows per data page: the unit the page index skips and the least a read of one row decodes.
+/// A page of 2,048 rows keeps a point read (a lookup, a page of rows at scattered positions)
+/// near the cost of its rows while the page index stays small (a few thousand entries a
+/// column for 10 million rows); pages of 8,192 made the Sirene-shaped lookup 3× slower.
+const PAGE_ROWS: usize = 2 * 1024;
 
 /// The share of distinct values (in the rows types were read from) above which a column is
 /// taken as an identifier worth a bloom filter.
@@ -123,11 +125,14 @@ impl Layout {
         })
     }
 
-    /// Writer properties: zstd, page statistics (the column and offset indexes), row groups and
+    /// Writer properties: LZ4 (raw), page statistics (the column and offset indexes), row groups and
     /// pages sized for pruning, delta-encoded row numbers, bloom filters as decided.
     pub fn writer_properties(&self) -> Result<WriterProperties> {
+        // LZ4 decodes several times faster than zstd, and every page a query touches is
+        // decoded whole: on the Sirene-shaped table it served 1.6× the lookups and 2.5× the
+        // first pages for a file a third larger.
         let mut b = WriterProperties::builder()
-            .set_compression(Compression::ZSTD(ZstdLevel::try_new(1)?))
+            .set_compression(Compression::LZ4_RAW)
             .set_max_row_group_row_count(Some(self.row_group_rows))
             .set_data_page_row_count_limit(PAGE_ROWS)
             .set_write_batch_size(PAGE_ROWS)

@@ -3,7 +3,15 @@
 //! in the row groups' row counts and read through a row selection that touches only the pages
 //! holding them. The file's footer and page index are read once per version and kept.
 
+use std::ops::Range;
 use std::sync::Arc;
+
+use arrow::array::{AsArray, BooleanArray};
+use arrow::datatypes::Int64Type;
+use datafusion::common::DFSchema;
+use datafusion::execution::context::ExecutionProps;
+use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
+use datafusion::physical_expr::create_physical_expr;
 
 use arrow::record_batch::RecordBatch;
 use futures::TryStreamExt;
@@ -13,10 +21,17 @@ use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions, RowS
 use parquet::arrow::async_reader::ParquetRecordBatchStreamBuilder;
 use parquet::file::metadata::PageIndexPolicy;
 
+use super::plan::filter_expr;
+use super::prune;
+use super::request::Filter;
+use super::resident::passes;
 use crate::dataset::manifest::Manifest;
 use crate::dataset::schema::ROW_COLUMN;
 use crate::error::{Error, Result};
 use crate::storage::{FileReader, Storage};
+
+/// Rows per batch when reading many rows.
+const READ_BATCH: usize = 8192;
 
 /// A version's Parquet file, its metadata in memory.
 pub struct FileRows {
@@ -105,6 +120,64 @@ impl FileRows {
         let same = read.len() == positions.len()
             && read.iter().zip(positions).all(|(r, p)| *r == i64::from(*p));
         Ok(same.then_some(batches))
+    }
+
+    /// Rows in the file.
+    pub fn total(&self) -> u64 {
+        *self.starts.last().unwrap_or(&0)
+    }
+
+    /// Rows whose pages may hold matches of the filters, by the page index (see
+    /// [`prune::candidates`]).
+    pub fn candidates(&self, filters: &[Filter]) -> Result<Option<Vec<Range<u64>>>> {
+        prune::candidates(&self.meta, &self.starts, filters)
+    }
+
+    /// The positions of the rows in `ranges` (ascending, disjoint) passing every filter,
+    /// ascending: only the filter columns are read, over those rows only.
+    pub async fn matching(&self, ranges: &[Range<u64>], filters: &[Filter]) -> Result<Vec<u32>> {
+        if ranges.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut columns: Vec<String> = filters.iter().map(|f| f.column.clone()).collect();
+        columns.sort_unstable();
+        columns.dedup();
+        let batches = self.read(ranges, &columns, READ_BATCH).await?;
+        let Some(first) = batches.first() else {
+            return Ok(Vec::new());
+        };
+        let schema = DFSchema::try_from(first.schema().as_ref().clone())?;
+        let props = ExecutionProps::new();
+        let ctx = PhysicalPlanningContext::default();
+        let tests = filters
+            .iter()
+            .map(|f| create_physical_expr(&filter_expr(f), &schema, &props, &ctx))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let mut positions = Vec::new();
+        for b in &batches {
+            let mut mask: Option<BooleanArray> = None;
+            for t in &tests {
+                let m = passes(t, b)?;
+                mask = Some(match mask {
+                    None => m,
+                    Some(prev) => arrow::compute::and(&prev, &m)?,
+                });
+            }
+            let rows = b.column(b.num_columns() - 1);
+            let kept = match &mask {
+                Some(m) => arrow::compute::filter(rows, m)?,
+                None => Arc::clone(rows),
+            };
+            let kept = kept
+                .as_primitive_opt::<Int64Type>()
+                .ok_or_else(|| Error::internal("the row number column is not a 64-bit integer"))?;
+            for r in kept.values() {
+                positions.push(u32::try_from(*r).map_err(|_| {
+                    Error::internal(format!("row number {r} beyond what positions hold"))
+                })?);
+            }
+        }
+        Ok(positions)
     }
 
     /// Reads ascending, disjoint row ranges: only the row groups holding them, and within

@@ -25,8 +25,6 @@ use crate::dataset::manifest::{Manifest, VersionInfo};
 use crate::dataset::schema::{arrow_schema, file_order};
 use crate::error::{Error, Result};
 use crate::storage::Storage;
-use arrow::array::{Int64Array, StringArray};
-use arrow::datatypes::{DataType, Field, Schema};
 
 /// A published version, ready to query.
 pub struct Loaded {
@@ -37,9 +35,9 @@ pub struct Loaded {
     /// The versions kept in storage when this one was loaded, newest first.
     pub versions: Vec<VersionInfo>,
     /// The Parquet file's metadata, read on the first page answered from it directly.
-    file: tokio::sync::OnceCell<Option<Arc<FileRows>>>,
+    pub(super) file: tokio::sync::OnceCell<Option<Arc<FileRows>>>,
     /// The posting-list sidecar, read on the first query one could answer.
-    postings: tokio::sync::OnceCell<Option<Arc<Postings>>>,
+    pub(super) postings: tokio::sync::OnceCell<Option<Arc<Postings>>>,
 }
 
 /// A page of a query's result.
@@ -53,7 +51,7 @@ pub struct Page {
 }
 
 /// A page's rows, the exact total, and where the next page starts.
-type RowsPage = (Vec<RecordBatch>, u64, Option<After>);
+pub(super) type RowsPage = (Vec<RecordBatch>, u64, Option<After>);
 
 /// How one query is answered.
 enum Route {
@@ -65,8 +63,9 @@ enum Route {
     Groups(Arc<Resident>),
     /// File-order rows with no filter, read from Parquet by row-group arithmetic.
     Direct,
-    /// File-order rows with one equality on text, from Parquet through a posting list.
-    Listed,
+    /// File-order rows under filters, from Parquet: the pages the page index leaves, else a
+    /// posting list's rows for one equality on text.
+    Filtered,
     /// Counts by the values of one text column with posting lists: their lengths.
     Counted,
     /// Sorted rows from Parquet: positions from a narrow plan, then the rows at them.
@@ -81,7 +80,7 @@ impl Route {
         match self {
             Route::Rows(_) | Route::Sorted(_) | Route::Groups(_) => "memory",
             Route::Direct => "parquet_position",
-            Route::Listed => "parquet_postings",
+            Route::Filtered => "parquet_postings",
             Route::Counted => "postings_counts",
             Route::Positioned => "parquet_positioned",
             Route::Planned => "planned",
@@ -90,9 +89,10 @@ impl Route {
 }
 
 /// Route names, in the order [`Executor::pages_by_route`] gives their counts.
-pub const ROUTES: [&str; 6] = [
+pub const ROUTES: [&str; 7] = [
     "memory",
     "parquet_position",
+    "parquet_pruned",
     "parquet_postings",
     "postings_counts",
     "parquet_positioned",
@@ -106,7 +106,7 @@ fn route(v: &Loaded, q: &DataQuery) -> Route {
         Some(r) if r.serves_aggregate(q) => Route::Groups(Arc::clone(r)),
         Some(_) => Route::Planned,
         None if direct(q) => Route::Direct,
-        None if listed(q).is_some() => Route::Listed,
+        None if filtered(q) => Route::Filtered,
         None if counted(q).is_some() => Route::Counted,
         // Unsorted, the plan's limit already stops the scan at the page.
         None if !q.is_aggregate() && !q.sorts.is_empty() => Route::Positioned,
@@ -115,7 +115,7 @@ fn route(v: &Loaded, q: &DataQuery) -> Route {
 }
 
 /// The column of a count of its own values by its values, over every row.
-fn counted(q: &DataQuery) -> Option<&str> {
+pub(super) fn counted(q: &DataQuery) -> Option<&str> {
     let plain = q.filters.is_empty() && q.groups.is_empty() && q.sorts.is_empty();
     match (q.group_by.as_slice(), q.aggregates.as_slice()) {
         ([g], [a]) if plain && a.agg == Agg::Count && a.column == *g => Some(g.as_str()),
@@ -124,7 +124,7 @@ fn counted(q: &DataQuery) -> Option<&str> {
 }
 
 /// The column and value of a page in file order filtered by one equality on text.
-fn listed(q: &DataQuery) -> Option<(&str, &str)> {
+pub(super) fn listed(q: &DataQuery) -> Option<(&str, &str)> {
     if !Resident::serves(q) || !q.groups.is_empty() {
         return None;
     }
@@ -137,15 +137,20 @@ fn listed(q: &DataQuery) -> Option<(&str, &str)> {
     }
 }
 
+/// Whether a query is a page of rows in file order under filters (no `or=` groups).
+fn filtered(q: &DataQuery) -> bool {
+    Resident::serves(q) && !q.filters.is_empty() && q.groups.is_empty()
+}
+
 /// Whether a query is a page of rows in file order over every row.
-fn direct(q: &DataQuery) -> bool {
+pub(super) fn direct(q: &DataQuery) -> bool {
     Resident::serves(q) && q.filters.is_empty() && q.groups.is_empty()
 }
 
 /// Runs queries on the engine, with the memory budget of resident versions.
 pub struct Executor {
-    engine: Engine,
-    storage: Storage,
+    pub(super) engine: Engine,
+    pub(super) storage: Storage,
     /// Pages answered by each route (a fallback to a plan counts as planned).
     pages: [std::sync::atomic::AtomicU64; ROUTES.len()],
     budget: Arc<Budget>,
@@ -263,10 +268,16 @@ impl Executor {
             }
             Route::Planned => self.planned_page(v, q).await?,
             // Read from the file, or planned when the file cannot answer this way.
-            Route::Direct | Route::Listed | Route::Counted | Route::Positioned => {
+            Route::Direct | Route::Filtered | Route::Counted | Route::Positioned => {
                 let read = match route {
                     Route::Direct => self.direct_page(v, q).await?,
-                    Route::Listed => self.listed_page(v, q).await?,
+                    Route::Filtered => match self.pruned_page(v, q).await? {
+                        Some(page) => {
+                            answered = "parquet_pruned";
+                            Some(page)
+                        }
+                        None => self.listed_page(v, q).await?,
+                    },
                     Route::Counted => self.counted_page(v, q).await?,
                     _ => self.positioned_page(v, q).await?,
                 };
@@ -303,7 +314,11 @@ impl Executor {
             Route::Rows(r) => resident::stream(&self.engine, r, q.clone()).await,
             Route::Sorted(r) => resident::stream_sorted(&self.engine, r, q.clone()).await,
             Route::Groups(r) => resident::stream_groups(&self.engine, r, q.clone()).await,
-            Route::Direct | Route::Listed | Route::Counted | Route::Positioned | Route::Planned => {
+            Route::Direct
+            | Route::Filtered
+            | Route::Counted
+            | Route::Positioned
+            | Route::Planned => {
                 let df = self.engine.read(Arc::clone(&v.table))?;
                 let planned = plan(df, q, &v.manifest.schema, q.paged, false)?;
                 self.engine.stream(planned.rows).await
@@ -326,184 +341,6 @@ impl Executor {
         Ok((sel.batches, sel.total, after))
     }
 
-    /// A page of every row in file order, read from the Parquet file by position: the total is
-    /// the manifest's, a page past the end reads nothing. `None` when the file cannot be read
-    /// that way (several files, row numbers that are not positions).
-    async fn direct_page(&self, v: &Loaded, q: &DataQuery) -> Result<Option<RowsPage>> {
-        let total = v.manifest.rows;
-        let start = match q.start()? {
-            (Some(row), _) => u64::try_from(row.saturating_add(1)).unwrap_or(0),
-            (None, offset) => offset as u64,
-        };
-        if start >= total {
-            return Ok(Some((Vec::new(), total, None)));
-        }
-        let Some(file) = self.file_rows(v).await? else {
-            return Ok(None);
-        };
-        let columns = output_columns(v, q);
-        let size = q.page_size as usize;
-        let read = async move { file.rows(start, size, &columns).await };
-        let batches = self.engine.run_async(read).await?;
-        batches.map(|b| rows_page(b, total)).transpose()
-    }
-
-    /// A page in file order under one equality on a text column with posting lists: the
-    /// total is the list's count, the rows are read from Parquet by position. `None` when the
-    /// version has no lists for the column.
-    async fn listed_page(&self, v: &Loaded, q: &DataQuery) -> Result<Option<RowsPage>> {
-        let Some((column, value)) = listed(q) else {
-            return Ok(None);
-        };
-        let postings = self.postings(v).await?;
-        let Some(postings) = postings.filter(|p| p.has(column)) else {
-            return Ok(None);
-        };
-        let Some(file) = self.file_rows(v).await? else {
-            return Ok(None);
-        };
-        let (after, skip) = q.start()?;
-        let (column, value) = (column.to_string(), value.to_string());
-        let (columns, size) = (output_columns(v, q), q.page_size as usize);
-        let read = async move {
-            let Some(m) = postings.matches(&column, &value, after, skip, size).await? else {
-                return Ok(None);
-            };
-            let batches = file.rows_at(&m.rows, &columns).await?;
-            Ok(batches.map(|b| (b, m.total)))
-        };
-        match self.engine.run_async(read).await? {
-            Some((batches, total)) => rows_page(batches, total).map(Some),
-            None => Ok(None),
-        }
-    }
-
-    /// Counts by the values of a column with posting lists, from the sidecar's head alone, in
-    /// the order and shape DataFusion gives them (values ascending, the null group last with a
-    /// count of 0, as `count` skips nulls).
-    async fn counted_page(&self, v: &Loaded, q: &DataQuery) -> Result<Option<RowsPage>> {
-        let Some(column) = counted(q) else {
-            return Ok(None);
-        };
-        let Some(postings) = self.postings(v).await? else {
-            return Ok(None);
-        };
-        let column = column.to_string();
-        let counts = self
-            .engine
-            .run_async(async move { postings.counts(&column).await })
-            .await?;
-        let Some((mut values, mut counts)) = counts else {
-            return Ok(None);
-        };
-        let listed: u64 = counts.iter().sum();
-        let mut values: Vec<Option<String>> = values.drain(..).map(Some).collect();
-        if listed < v.manifest.rows {
-            values.push(None);
-            counts.push(0);
-        }
-        let groups = values.len();
-        let from = q.offset()?.min(groups);
-        let len = (q.page_size as usize).min(groups - from);
-        let a = &q.aggregates[0];
-        let schema = Arc::new(Schema::new(vec![
-            Field::new(&a.column, DataType::Utf8, true),
-            Field::new(a.output_name(), DataType::Int64, false),
-        ]));
-        let keys = StringArray::from(values[from..from + len].to_vec());
-        let counts =
-            Int64Array::from_iter_values(counts[from..from + len].iter().map(|c| *c as i64));
-        let batch = RecordBatch::try_new(schema, vec![Arc::new(keys), Arc::new(counts)])?;
-        Ok(Some((vec![batch], groups as u64, None)))
-    }
-
-    /// The version's posting-list sidecar, read once.
-    async fn postings(&self, v: &Loaded) -> Result<Option<Arc<Postings>>> {
-        self.read_once(&v.postings, v, |storage, manifest| async move {
-            Postings::open(&storage, &manifest).await
-        })
-        .await
-    }
-
-    /// The version's Parquet file with its metadata, read once.
-    async fn file_rows(&self, v: &Loaded) -> Result<Option<Arc<FileRows>>> {
-        self.read_once(&v.file, v, |storage, manifest| async move {
-            FileRows::open(&storage, &manifest).await
-        })
-        .await
-    }
-
-    /// What `open` reads of a version, on the query runtime, kept in `cell` for the next query.
-    async fn read_once<T, F, Fut>(
-        &self,
-        cell: &tokio::sync::OnceCell<Option<Arc<T>>>,
-        v: &Loaded,
-        open: F,
-    ) -> Result<Option<Arc<T>>>
-    where
-        T: Send + Sync + 'static,
-        F: FnOnce(Storage, Manifest) -> Fut,
-        Fut: std::future::Future<Output = Result<Option<T>>> + Send + 'static,
-    {
-        let read = cell
-            .get_or_try_init(|| async {
-                let open = open(self.storage.clone(), v.manifest.clone());
-                Ok::<_, Error>(self.engine.run_async(open).await?.map(Arc::new))
-            })
-            .await?;
-        Ok(read.clone())
-    }
-
-    /// A page of rows planned from Parquet in two steps: the plan reads only the filter and
-    /// sort columns with the row numbers and gives the page's positions (and the total), then
-    /// the page's rows are read at those positions. A sort over many matching rows then never
-    /// decodes the other columns of every match. `None` when the file cannot be read by
-    /// position.
-    async fn positioned_page(&self, v: &Loaded, q: &DataQuery) -> Result<Option<RowsPage>> {
-        let Some(file) = self.file_rows(v).await? else {
-            return Ok(None);
-        };
-        let narrow = DataQuery {
-            columns: Some(Vec::new()),
-            ..q.clone()
-        };
-        let (keys, total) = self.planned_rows(v, &narrow).await?;
-        let after = match keys.iter().rev().find(|b| b.num_rows() > 0) {
-            Some(last) => Some(last_position(last, hidden_columns(q))?),
-            None => None,
-        };
-        let mut positions = Vec::new();
-        for b in &keys {
-            positions.extend((0..b.num_rows()).map(|i| row_at(b, i)));
-        }
-        let Some(positions) = positions
-            .into_iter()
-            .map(|p| p.and_then(|p| u32::try_from(p).ok()))
-            .collect::<Option<Vec<u32>>>()
-        else {
-            return Ok(None);
-        };
-        let mut ascending = positions.clone();
-        ascending.sort_unstable();
-        let (columns, wanted) = (output_columns(v, q), ascending.clone());
-        let read = async move { file.rows_at(&wanted, &columns).await };
-        let Some(read) = self.engine.run_async(read).await? else {
-            return Ok(None);
-        };
-        let (batches, _, _) = rows_page(read, total)?;
-        let Some(first) = batches.first() else {
-            return Ok(Some((batches, total, after)));
-        };
-        // Back in the page's order: each position's place among the ascending ones.
-        let all = arrow::compute::concat_batches(&first.schema(), &batches)?;
-        let order: arrow::array::UInt32Array = positions
-            .iter()
-            .map(|p| ascending.binary_search(p).ok().map(|i| i as u32))
-            .collect();
-        let page = arrow::compute::take_record_batch(&all, &order)?;
-        Ok(Some((vec![page], total, after)))
-    }
-
     /// A page planned in DataFusion, its total counted alongside. Row pages carry their sort
     /// keys and row numbers in hidden last columns, read here for the cursor and cut off.
     async fn planned_page(&self, v: &Loaded, q: &DataQuery) -> Result<RowsPage> {
@@ -523,7 +360,11 @@ impl Executor {
     }
 
     /// A planned page's batches, row pages with their hidden key columns, and the total.
-    async fn planned_rows(&self, v: &Loaded, q: &DataQuery) -> Result<(Vec<RecordBatch>, u64)> {
+    pub(super) async fn planned_rows(
+        &self,
+        v: &Loaded,
+        q: &DataQuery,
+    ) -> Result<(Vec<RecordBatch>, u64)> {
         let df = self.engine.read(Arc::clone(&v.table))?;
         let planned = plan(df, q, &v.manifest.schema, true, !q.is_aggregate())?;
         let rows = self.engine.collect(planned.rows);
@@ -547,7 +388,7 @@ impl Executor {
 }
 
 /// The columns a query returns, in order.
-fn output_columns(v: &Loaded, q: &DataQuery) -> Vec<String> {
+pub(super) fn output_columns(v: &Loaded, q: &DataQuery) -> Vec<String> {
     match &q.columns {
         Some(c) => c.clone(),
         None => v.manifest.schema.iter().map(|c| c.name.clone()).collect(),
@@ -556,7 +397,7 @@ fn output_columns(v: &Loaded, q: &DataQuery) -> Vec<String> {
 
 /// A page from batches read with their row numbers last: the cursor from the last row, the row
 /// numbers cut off.
-fn rows_page(mut batches: Vec<RecordBatch>, total: u64) -> Result<RowsPage> {
+pub(super) fn rows_page(mut batches: Vec<RecordBatch>, total: u64) -> Result<RowsPage> {
     let last = batches.iter().rev().find(|b| b.num_rows() > 0);
     let after = last
         .and_then(|b| row_at(b, b.num_rows() - 1))
@@ -572,7 +413,7 @@ fn rows_page(mut batches: Vec<RecordBatch>, total: u64) -> Result<RowsPage> {
 }
 
 /// The position of a batch's last row, from its `hidden` last columns (sort keys, row number).
-fn last_position(batch: &RecordBatch, hidden: usize) -> Result<After> {
+pub(super) fn last_position(batch: &RecordBatch, hidden: usize) -> Result<After> {
     let last = batch.num_rows() - 1;
     let first_hidden = batch.num_columns() - hidden;
     let value = |i: usize| ScalarValue::try_from_array(batch.column(i), last);

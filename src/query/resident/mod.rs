@@ -598,7 +598,7 @@ enum Compiled<'a> {
 }
 
 /// The rows of a batch an expression passes: a null outcome does not pass, as in a WHERE clause.
-fn passes(e: &Arc<dyn PhysicalExpr>, batch: &RecordBatch) -> Result<BooleanArray> {
+pub(super) fn passes(e: &Arc<dyn PhysicalExpr>, batch: &RecordBatch) -> Result<BooleanArray> {
     let v = e.evaluate(batch)?.into_array(batch.num_rows())?;
     let b = v.as_boolean();
     Ok(match b.nulls() {

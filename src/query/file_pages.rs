@@ -1,0 +1,245 @@
+//! Pages answered from a version's Parquet file without a full plan: rows by position (file
+//! order, or the positions a narrow plan gives), the matches of a page-index pruned read, the
+//! rows of a posting list, and counts from the lists' lengths. Each answers `None` when the
+//! file cannot answer that way, and the executor then plans the query.
+
+use std::sync::Arc;
+
+use arrow::array::{Int64Array, StringArray};
+use arrow::datatypes::{DataType, Field, Schema};
+use arrow::record_batch::RecordBatch;
+
+use super::direct::{FileRows, row_at};
+use super::executor::{
+    Executor, Loaded, RowsPage, counted, last_position, listed, output_columns, rows_page,
+};
+use super::plan::hidden_columns;
+use super::prune;
+use super::request::DataQuery;
+use super::sidecar::Postings;
+use crate::dataset::manifest::Manifest;
+use crate::error::{Error, Result};
+use crate::storage::Storage;
+
+/// A pruned read answers when the page index leaves at most this share of the rows (one in
+/// so many); above it, reading the filter columns over those rows costs about a scan.
+const PRUNED_SHARE: u64 = 16;
+
+impl Executor {
+    /// A page of every row in file order, read from the Parquet file by position: the total is
+    /// the manifest's, a page past the end reads nothing. `None` when the file cannot be read
+    /// that way (several files, row numbers that are not positions).
+    pub(super) async fn direct_page(&self, v: &Loaded, q: &DataQuery) -> Result<Option<RowsPage>> {
+        let total = v.manifest.rows;
+        let start = match q.start()? {
+            (Some(row), _) => u64::try_from(row.saturating_add(1)).unwrap_or(0),
+            (None, offset) => offset as u64,
+        };
+        if start >= total {
+            return Ok(Some((Vec::new(), total, None)));
+        }
+        let Some(file) = self.file_rows(v).await? else {
+            return Ok(None);
+        };
+        let columns = output_columns(v, q);
+        let size = q.page_size as usize;
+        let read = async move { file.rows(start, size, &columns).await };
+        let batches = self.engine.run_async(read).await?;
+        batches.map(|b| rows_page(b, total)).transpose()
+    }
+
+    /// A page in file order under filters the page index decides well: the filter columns
+    /// are read over the pages it leaves, which gives every match and so the exact total, then
+    /// the page's rows are read at their positions. `None` when the index leaves more than a
+    /// [`PRUNED_SHARE`]th of the rows (or cannot decide).
+    pub(super) async fn pruned_page(&self, v: &Loaded, q: &DataQuery) -> Result<Option<RowsPage>> {
+        let Some(file) = self.file_rows(v).await? else {
+            return Ok(None);
+        };
+        let Some(ranges) = file.candidates(&q.filters)? else {
+            return Ok(None);
+        };
+        if prune::count(&ranges).saturating_mul(PRUNED_SHARE) > file.total() {
+            return Ok(None);
+        }
+        let (after, skip) = q.start()?;
+        let (filters, columns) = (q.filters.clone(), output_columns(v, q));
+        let size = q.page_size as usize;
+        let read = async move {
+            let matches = file.matching(&ranges, &filters).await?;
+            let from = after.map_or(0, |row| matches.partition_point(|p| i64::from(*p) <= row));
+            let page: Vec<u32> = matches[from..]
+                .iter()
+                .skip(skip)
+                .take(size)
+                .copied()
+                .collect();
+            let batches = file.rows_at(&page, &columns).await?;
+            Ok::<_, Error>(batches.map(|b| (b, matches.len() as u64)))
+        };
+        match self.engine.run_async(read).await? {
+            Some((batches, total)) => rows_page(batches, total).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// A page in file order under one equality on a text column with posting lists: the
+    /// total is the list's count, the rows are read from Parquet by position. `None` when the
+    /// version has no lists for the column.
+    pub(super) async fn listed_page(&self, v: &Loaded, q: &DataQuery) -> Result<Option<RowsPage>> {
+        let Some((column, value)) = listed(q) else {
+            return Ok(None);
+        };
+        let postings = self.postings(v).await?;
+        let Some(postings) = postings.filter(|p| p.has(column)) else {
+            return Ok(None);
+        };
+        let Some(file) = self.file_rows(v).await? else {
+            return Ok(None);
+        };
+        let (after, skip) = q.start()?;
+        let (column, value) = (column.to_string(), value.to_string());
+        let (columns, size) = (output_columns(v, q), q.page_size as usize);
+        let read = async move {
+            let Some(m) = postings.matches(&column, &value, after, skip, size).await? else {
+                return Ok(None);
+            };
+            let batches = file.rows_at(&m.rows, &columns).await?;
+            Ok(batches.map(|b| (b, m.total)))
+        };
+        match self.engine.run_async(read).await? {
+            Some((batches, total)) => rows_page(batches, total).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Counts by the values of a column with posting lists, from the sidecar's head alone, in
+    /// the order and shape DataFusion gives them (values ascending, the null group last with a
+    /// count of 0, as `count` skips nulls).
+    pub(super) async fn counted_page(&self, v: &Loaded, q: &DataQuery) -> Result<Option<RowsPage>> {
+        let Some(column) = counted(q) else {
+            return Ok(None);
+        };
+        let Some(postings) = self.postings(v).await? else {
+            return Ok(None);
+        };
+        let column = column.to_string();
+        let counts = self
+            .engine
+            .run_async(async move { postings.counts(&column).await })
+            .await?;
+        let Some((mut values, mut counts)) = counts else {
+            return Ok(None);
+        };
+        let listed: u64 = counts.iter().sum();
+        let mut values: Vec<Option<String>> = values.drain(..).map(Some).collect();
+        if listed < v.manifest.rows {
+            values.push(None);
+            counts.push(0);
+        }
+        let groups = values.len();
+        let from = q.offset()?.min(groups);
+        let len = (q.page_size as usize).min(groups - from);
+        let a = &q.aggregates[0];
+        let schema = Arc::new(Schema::new(vec![
+            Field::new(&a.column, DataType::Utf8, true),
+            Field::new(a.output_name(), DataType::Int64, false),
+        ]));
+        let keys = StringArray::from(values[from..from + len].to_vec());
+        let counts =
+            Int64Array::from_iter_values(counts[from..from + len].iter().map(|c| *c as i64));
+        let batch = RecordBatch::try_new(schema, vec![Arc::new(keys), Arc::new(counts)])?;
+        Ok(Some((vec![batch], groups as u64, None)))
+    }
+
+    /// The version's posting-list sidecar, read once.
+    pub(super) async fn postings(&self, v: &Loaded) -> Result<Option<Arc<Postings>>> {
+        self.read_once(&v.postings, v, |storage, manifest| async move {
+            Postings::open(&storage, &manifest).await
+        })
+        .await
+    }
+
+    /// The version's Parquet file with its metadata, read once.
+    pub(super) async fn file_rows(&self, v: &Loaded) -> Result<Option<Arc<FileRows>>> {
+        self.read_once(&v.file, v, |storage, manifest| async move {
+            FileRows::open(&storage, &manifest).await
+        })
+        .await
+    }
+
+    /// What `open` reads of a version, on the query runtime, kept in `cell` for the next query.
+    pub(super) async fn read_once<T, F, Fut>(
+        &self,
+        cell: &tokio::sync::OnceCell<Option<Arc<T>>>,
+        v: &Loaded,
+        open: F,
+    ) -> Result<Option<Arc<T>>>
+    where
+        T: Send + Sync + 'static,
+        F: FnOnce(Storage, Manifest) -> Fut,
+        Fut: std::future::Future<Output = Result<Option<T>>> + Send + 'static,
+    {
+        let read = cell
+            .get_or_try_init(|| async {
+                let open = open(self.storage.clone(), v.manifest.clone());
+                Ok::<_, Error>(self.engine.run_async(open).await?.map(Arc::new))
+            })
+            .await?;
+        Ok(read.clone())
+    }
+
+    /// A page of rows planned from Parquet in two steps: the plan reads only the filter and
+    /// sort columns with the row numbers and gives the page's positions (and the total), then
+    /// the page's rows are read at those positions. A sort over many matching rows then never
+    /// decodes the other columns of every match. `None` when the file cannot be read by
+    /// position.
+    pub(super) async fn positioned_page(
+        &self,
+        v: &Loaded,
+        q: &DataQuery,
+    ) -> Result<Option<RowsPage>> {
+        let Some(file) = self.file_rows(v).await? else {
+            return Ok(None);
+        };
+        let narrow = DataQuery {
+            columns: Some(Vec::new()),
+            ..q.clone()
+        };
+        let (keys, total) = self.planned_rows(v, &narrow).await?;
+        let after = match keys.iter().rev().find(|b| b.num_rows() > 0) {
+            Some(last) => Some(last_position(last, hidden_columns(q))?),
+            None => None,
+        };
+        let mut positions = Vec::new();
+        for b in &keys {
+            positions.extend((0..b.num_rows()).map(|i| row_at(b, i)));
+        }
+        let Some(positions) = positions
+            .into_iter()
+            .map(|p| p.and_then(|p| u32::try_from(p).ok()))
+            .collect::<Option<Vec<u32>>>()
+        else {
+            return Ok(None);
+        };
+        let mut ascending = positions.clone();
+        ascending.sort_unstable();
+        let (columns, wanted) = (output_columns(v, q), ascending.clone());
+        let read = async move { file.rows_at(&wanted, &columns).await };
+        let Some(read) = self.engine.run_async(read).await? else {
+            return Ok(None);
+        };
+        let (batches, _, _) = rows_page(read, total)?;
+        let Some(first) = batches.first() else {
+            return Ok(Some((batches, total, after)));
+        };
+        // Back in the page's order: each position's place among the ascending ones.
+        let all = arrow::compute::concat_batches(&first.schema(), &batches)?;
+        let order: arrow::array::UInt32Array = positions
+            .iter()
+            .map(|p| ascending.binary_search(p).ok().map(|i| i as u32))
+            .collect();
+        let page = arrow::compute::take_record_batch(&all, &order)?;
+        Ok(Some((vec![page], total, after)))
+    }
+}
