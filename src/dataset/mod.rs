@@ -4,6 +4,7 @@
 
 pub mod manifest;
 pub mod names;
+pub mod orders;
 pub mod postings;
 pub mod schema;
 pub mod spec;

@@ -49,7 +49,7 @@ impl ListWriter {
         } else {
             row - self.last
         };
-        put_varint(&mut self.bytes, gap);
+        put_varint(&mut self.bytes, u64::from(gap));
         self.last = row;
         self.count += 1;
     }
@@ -142,6 +142,9 @@ pub fn decode(bytes: &[u8], limit: usize) -> Vec<u32> {
         let Some((gap, used)) = varint(&bytes[at..]) else {
             break;
         };
+        let Ok(gap) = u32::try_from(gap) else {
+            break;
+        };
         at += used;
         last = if rows.is_empty() { gap } else { last + gap };
         rows.push(last);
@@ -149,7 +152,8 @@ pub fn decode(bytes: &[u8], limit: usize) -> Vec<u32> {
     rows
 }
 
-fn put_varint(out: &mut Vec<u8>, mut n: u32) {
+/// Appends `n` as a LEB128 varint (7 bits a byte, low bits first).
+pub fn put_varint(out: &mut Vec<u8>, mut n: u64) {
     while n >= 0x80 {
         out.push((n as u8) | 0x80);
         n >>= 7;
@@ -158,10 +162,10 @@ fn put_varint(out: &mut Vec<u8>, mut n: u32) {
 }
 
 /// A varint and the bytes it took; `None` when the bytes end inside it.
-fn varint(bytes: &[u8]) -> Option<(u32, usize)> {
-    let mut n = 0u32;
-    for (i, b) in bytes.iter().take(5).enumerate() {
-        n |= u32::from(b & 0x7f) << (7 * i);
+pub fn varint(bytes: &[u8]) -> Option<(u64, usize)> {
+    let mut n = 0u64;
+    for (i, b) in bytes.iter().take(10).enumerate() {
+        n |= u64::from(b & 0x7f) << (7 * i);
         if b & 0x80 == 0 {
             return Some((n, i + 1));
         }

@@ -25,10 +25,11 @@ use crate::storage::Storage;
 pub const ROW_GROUP_ROWS: usize = 128 * 1024;
 
 /// Rows per data page: the unit the page index skips and the least a read of one row decodes.
-/// A page of 2,048 rows keeps a point read (a lookup, a page of rows at scattered positions)
-/// near the cost of its rows while the page index stays small (a few thousand entries a
-/// column for 10 million rows); pages of 8,192 made the Sirene-shaped lookup 3× slower.
-const PAGE_ROWS: usize = 2 * 1024;
+/// Pages of 1,024 rows keep a point read (a lookup, a page of rows at scattered positions) near
+/// the cost of its rows, while the page index stays a few megabytes for ten million rows: on the
+/// Sirene-shaped table they served 2.3× the lookups and 1.4× the first pages of pages of 8,192
+/// (benches/sirene.sh).
+const PAGE_ROWS: usize = 1024;
 
 /// The share of distinct values (in the rows types were read from) above which a column is
 /// taken as an identifier worth a bloom filter.
@@ -130,7 +131,7 @@ impl Layout {
     pub fn writer_properties(&self) -> Result<WriterProperties> {
         // LZ4 decodes several times faster than zstd, and every page a query touches is
         // decoded whole: on the Sirene-shaped table it served 1.6× the lookups and 2.5× the
-        // first pages for a file a third larger.
+        // first pages of zstd for a file a third larger.
         let mut b = WriterProperties::builder()
             .set_compression(Compression::LZ4_RAW)
             .set_max_row_group_row_count(Some(self.row_group_rows))

@@ -7,6 +7,7 @@ pub mod content;
 pub mod guard;
 pub mod infer;
 pub mod layout;
+mod orders;
 pub mod postings;
 pub mod profile;
 pub mod reader;
@@ -360,12 +361,18 @@ async fn write_laid_out(
     }
     if let Written::Built(built, profile) = &written {
         let (columns, rows) = (&inferred.columns, built.rows_stored);
-        let indexed = postings::write(
-            storage, &spec.id, version, DATA_FILE, columns, profile, rows,
-        )
-        .await?;
+        // Both read the file back column by column; the orders' sorts overlap the lists.
+        let (indexed, ordered) = tokio::try_join!(
+            postings::write(
+                storage, &spec.id, version, DATA_FILE, columns, profile, rows
+            ),
+            orders::write(storage, &spec.id, version, DATA_FILE, columns, rows),
+        )?;
         if !indexed.is_empty() {
             tracing::info!(dataset = %spec.id, columns = ?indexed, "posting lists written");
+        }
+        if !ordered.is_empty() {
+            tracing::info!(dataset = %spec.id, columns = ?ordered, "orders written");
         }
     }
     Ok(written)

@@ -11,9 +11,10 @@ use arrow::array::{Array, AsArray};
 use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
 use object_store::buffered::BufWriter;
+use object_store::path::Path;
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
-use parquet::arrow::async_reader::ParquetRecordBatchStreamBuilder;
+use parquet::arrow::async_reader::{ParquetRecordBatchStream, ParquetRecordBatchStreamBuilder};
 use tokio::io::AsyncWriteExt;
 
 use crate::dataset::manifest::ColumnProfile;
@@ -59,15 +60,7 @@ pub async fn write(
         return Ok(Vec::new());
     }
     let dir = storage.version_dir(id, version).clone();
-    let data = dir.clone().join(data_file);
-    let size = storage.store.head(&data).await?.size;
-    let mut file = FileReader {
-        store: Arc::clone(&storage.store),
-        path: data,
-        size,
-    };
-    // The footer is read once for every column.
-    let meta = ArrowReaderMetadata::load_async(&mut file, ArrowReaderOptions::new()).await?;
+    let (file, meta) = open_written(storage, &dir, data_file).await?;
     // Written section by section: memory holds one column's lists at a time.
     let mut out = BufWriter::new(Arc::clone(&storage.store), dir.join(POSTINGS_FILE));
     let mut at = 0u64;
@@ -99,13 +92,7 @@ async fn lists_of(
     meta: ArrowReaderMetadata,
     column: &str,
 ) -> Result<(Vec<String>, Vec<ListWriter>)> {
-    let builder = ParquetRecordBatchStreamBuilder::new_with_metadata(file, meta);
-    let index = builder.schema().index_of(column)?;
-    let mask = ProjectionMask::roots(builder.parquet_schema(), [index]);
-    let mut stream = builder
-        .with_projection(mask)
-        .with_batch_size(64 * 1024)
-        .build()?;
+    let mut stream = column_stream(file, meta, column)?;
     let mut codes: HashMap<String, u32> = HashMap::new();
     let mut lists: Vec<ListWriter> = Vec::new();
     let mut row = 0u32;
@@ -135,4 +122,36 @@ async fn lists_of(
         .map(|(_, c)| std::mem::take(&mut lists[*c as usize]))
         .collect();
     Ok((order.into_iter().map(|(v, _)| v).collect(), lists))
+}
+
+/// A written version's Parquet file and its footer, read once for every column a sidecar reads.
+pub(super) async fn open_written(
+    storage: &Storage,
+    dir: &Path,
+    data_file: &str,
+) -> Result<(FileReader, ArrowReaderMetadata)> {
+    let data = dir.clone().join(data_file);
+    let size = storage.store.head(&data).await?.size;
+    let mut file = FileReader {
+        store: Arc::clone(&storage.store),
+        path: data,
+        size,
+    };
+    let meta = ArrowReaderMetadata::load_async(&mut file, ArrowReaderOptions::new()).await?;
+    Ok((file, meta))
+}
+
+/// One column of a written file, in file order, in large batches.
+pub(super) fn column_stream(
+    file: FileReader,
+    meta: ArrowReaderMetadata,
+    column: &str,
+) -> Result<ParquetRecordBatchStream<FileReader>> {
+    let builder = ParquetRecordBatchStreamBuilder::new_with_metadata(file, meta);
+    let index = builder.schema().index_of(column)?;
+    let mask = ProjectionMask::roots(builder.parquet_schema(), [index]);
+    Ok(builder
+        .with_projection(mask)
+        .with_batch_size(64 * 1024)
+        .build()?)
 }

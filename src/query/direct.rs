@@ -39,6 +39,8 @@ pub struct FileRows {
     meta: ArrowReaderMetadata,
     /// First row of each row group, and the total after the last.
     starts: Vec<u64>,
+    /// Page statistics of the columns filtered so far.
+    stats: prune::StatsCache,
 }
 
 impl FileRows {
@@ -69,7 +71,12 @@ impl FileRows {
                 manifest.rows
             )));
         }
-        Ok(Some(FileRows { file, meta, starts }))
+        Ok(Some(FileRows {
+            file,
+            meta,
+            starts,
+            stats: Default::default(),
+        }))
     }
 
     /// Rows `start .. start + len` (fewer at the end of the file) with the named columns in
@@ -130,7 +137,7 @@ impl FileRows {
     /// Rows whose pages may hold matches of the filters, by the page index (see
     /// [`prune::candidates`]).
     pub fn candidates(&self, filters: &[Filter]) -> Result<Option<Vec<Range<u64>>>> {
-        prune::candidates(&self.meta, &self.starts, filters)
+        prune::candidates(&self.meta, &self.starts, &self.stats, filters)
     }
 
     /// The positions of the rows in `ranges` (ascending, disjoint) passing every filter,

@@ -15,6 +15,7 @@ use super::budget::Budget;
 use super::cursor::{After, Cursor};
 use super::direct::{FileRows, row_at};
 use super::engine::{BatchStream, Chunk, Engine};
+use super::ordered::Orders;
 use super::plan::{hidden_columns, plan};
 use super::request::DataQuery;
 use super::request::{Agg, Op};
@@ -38,6 +39,8 @@ pub struct Loaded {
     pub(super) file: tokio::sync::OnceCell<Option<Arc<FileRows>>>,
     /// The posting-list sidecar, read on the first query one could answer.
     pub(super) postings: tokio::sync::OnceCell<Option<Arc<Postings>>>,
+    /// The order sidecar, read on the first sorted query one could answer.
+    pub(super) orders: tokio::sync::OnceCell<Option<Arc<Orders>>>,
 }
 
 /// A page of a query's result.
@@ -68,7 +71,8 @@ enum Route {
     Filtered,
     /// Counts by the values of one text column with posting lists: their lengths.
     Counted,
-    /// Sorted rows from Parquet: positions from a narrow plan, then the rows at them.
+    /// Sorted rows from Parquet: positions from the sort column's order when it has one and
+    /// the filters are on it, else from a narrow plan; then the rows at them.
     Positioned,
     /// A DataFusion plan over the version's table (in memory or Parquet).
     Planned,
@@ -89,12 +93,13 @@ impl Route {
 }
 
 /// Route names, in the order [`Executor::pages_by_route`] gives their counts.
-pub const ROUTES: [&str; 7] = [
+pub const ROUTES: [&str; 8] = [
     "memory",
     "parquet_position",
     "parquet_pruned",
     "parquet_postings",
     "postings_counts",
+    "parquet_ordered",
     "parquet_positioned",
     "planned",
 ];
@@ -213,6 +218,7 @@ impl Executor {
             versions,
             file: tokio::sync::OnceCell::new(),
             postings: tokio::sync::OnceCell::new(),
+            orders: tokio::sync::OnceCell::new(),
         })
     }
 
@@ -279,7 +285,13 @@ impl Executor {
                         None => self.listed_page(v, q).await?,
                     },
                     Route::Counted => self.counted_page(v, q).await?,
-                    _ => self.positioned_page(v, q).await?,
+                    _ => match self.ordered_page(v, q).await? {
+                        Some(page) => {
+                            answered = "parquet_ordered";
+                            Some(page)
+                        }
+                        None => self.positioned_page(v, q).await?,
+                    },
                 };
                 match read {
                     Some(page) => page,

@@ -9,17 +9,21 @@ use arrow::array::{Int64Array, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
 use arrow::record_batch::RecordBatch;
 
+use super::cursor::After;
 use super::direct::{FileRows, row_at};
 use super::executor::{
     Executor, Loaded, RowsPage, counted, last_position, listed, output_columns, rows_page,
 };
+use super::ordered::Orders;
 use super::plan::hidden_columns;
 use super::prune;
 use super::request::DataQuery;
 use super::sidecar::Postings;
 use crate::dataset::manifest::Manifest;
+use crate::dataset::schema::arrow_schema;
 use crate::error::{Error, Result};
 use crate::storage::Storage;
+use datafusion::scalar::ScalarValue;
 
 /// A pruned read answers when the page index leaves at most this share of the rows (one in
 /// so many); above it, reading the filter columns over those rows costs about a scan.
@@ -222,24 +226,87 @@ impl Executor {
         else {
             return Ok(None);
         };
-        let mut ascending = positions.clone();
-        ascending.sort_unstable();
-        let (columns, wanted) = (output_columns(v, q), ascending.clone());
-        let read = async move { file.rows_at(&wanted, &columns).await };
-        let Some(read) = self.engine.run_async(read).await? else {
+        let columns = output_columns(v, q);
+        let read = async move { in_order(&file, &positions, &columns).await };
+        let page = self.engine.run_async(read).await?;
+        Ok(page.map(|page| (page, total, after)))
+    }
+
+    /// A page sorted on a column with an order, under filters on that column only: the order
+    /// gives the page's positions and the total, then the page's rows are read at them. `None`
+    /// when the version has no order for the column or the query is of another shape.
+    pub(super) async fn ordered_page(&self, v: &Loaded, q: &DataQuery) -> Result<Option<RowsPage>> {
+        let [sort] = q.sorts.as_slice() else {
             return Ok(None);
         };
-        let (batches, _, _) = rows_page(read, total)?;
-        let Some(first) = batches.first() else {
-            return Ok(Some((batches, total, after)));
+        if !q.groups.is_empty() || q.filters.iter().any(|f| f.column != sort.key) {
+            return Ok(None);
+        }
+        let orders = self
+            .read_once(&v.orders, v, |storage, manifest| async move {
+                Orders::open(&storage, &manifest).await
+            })
+            .await?;
+        let Some(orders) = orders.filter(|o| o.has(&sort.key)) else {
+            return Ok(None);
         };
-        // Back in the page's order: each position's place among the ascending ones.
-        let all = arrow::compute::concat_batches(&first.schema(), &batches)?;
-        let order: arrow::array::UInt32Array = positions
-            .iter()
-            .map(|p| ascending.binary_search(p).ok().map(|i| i as u32))
-            .collect();
-        let page = arrow::compute::take_record_batch(&all, &order)?;
-        Ok(Some((vec![page], total, after)))
+        let Some(file) = self.file_rows(v).await? else {
+            return Ok(None);
+        };
+        let data_type = arrow_schema(&v.manifest.schema)
+            .field_with_name(&sort.key)?
+            .data_type()
+            .clone();
+        let after = q.cursor.as_ref().and_then(|c| c.after.clone());
+        let (_, skip) = q.start()?;
+        let (q, columns) = (q.clone(), output_columns(v, q));
+        let read = async move {
+            let sort = &q.sorts[0];
+            let limit = q.page_size as usize;
+            let page = orders.page(sort, &data_type, &q.filters, after.as_ref(), skip, limit);
+            let Some(page) = page.await? else {
+                return Ok(None);
+            };
+            let Some(batches) = in_order(&file, &page.rows, &columns).await? else {
+                return Ok(None);
+            };
+            let after = match page.last {
+                Some((key, row)) => Some(After {
+                    keys: vec![match key {
+                        Some(k) => k,
+                        None => ScalarValue::try_from(&data_type)?,
+                    }],
+                    row: i64::from(row),
+                }),
+                None => None,
+            };
+            Ok::<_, Error>(Some((batches, page.total, after)))
+        };
+        self.engine.run_async(read).await
     }
+}
+
+/// The rows at these positions, in this order (read ascending, then put back), without their
+/// row numbers; `None` when the file cannot be read by position.
+async fn in_order(
+    file: &FileRows,
+    positions: &[u32],
+    columns: &[String],
+) -> Result<Option<Vec<RecordBatch>>> {
+    let mut ascending = positions.to_vec();
+    ascending.sort_unstable();
+    let Some(read) = file.rows_at(&ascending, columns).await? else {
+        return Ok(None);
+    };
+    let (batches, _, _) = rows_page(read, 0)?;
+    let Some(first) = batches.first() else {
+        return Ok(Some(batches));
+    };
+    // Back in the page's order: each position's place among the ascending ones.
+    let all = arrow::compute::concat_batches(&first.schema(), &batches)?;
+    let order: arrow::array::UInt32Array = positions
+        .iter()
+        .map(|p| ascending.binary_search(p).ok().map(|i| i as u32))
+        .collect();
+    Ok(Some(vec![arrow::compute::take_record_batch(&all, &order)?]))
 }

@@ -16,6 +16,7 @@ pub mod engine;
 pub mod executor;
 mod file_pages;
 pub mod groups;
+mod ordered;
 pub mod params;
 pub mod plan;
 mod prune;

@@ -4,7 +4,9 @@
 //! an append-only log) an equality leaves one page of the whole file, and the matches are then
 //! found by reading that page only.
 
+use std::collections::HashMap;
 use std::ops::Range;
+use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, BooleanArray, Datum, Scalar};
 use arrow::compute::kernels::cmp;
@@ -15,22 +17,59 @@ use parquet::arrow::arrow_reader::statistics::StatisticsConverter;
 use super::request::{Filter, Op};
 use crate::error::Result;
 
+/// A column's page statistics, gathered once per version: each data page's rows, smallest and
+/// largest value (null where unknown).
+pub struct PageStats {
+    rows: Vec<Range<u64>>,
+    mins: ArrayRef,
+    maxes: ArrayRef,
+}
+
+/// Each column's page statistics, `None` for a column without them, gathered on first use.
+pub type StatsCache = std::sync::Mutex<HashMap<String, Option<Arc<PageStats>>>>;
+
 /// Rows, ascending and disjoint, whose pages may hold rows passing every filter that the page
 /// index can decide; `None` when none can (no page index, no comparison on a column with
 /// statistics).
 pub fn candidates(
     meta: &ArrowReaderMetadata,
     starts: &[u64],
+    cache: &StatsCache,
     filters: &[Filter],
 ) -> Result<Option<Vec<Range<u64>>>> {
     let mut kept: Option<Vec<Range<u64>>> = None;
     for f in filters {
-        if let Some(ranges) = page_ranges(meta, starts, f)? {
-            kept = Some(match kept {
-                None => ranges,
-                Some(before) => intersect(&before, &ranges),
-            });
+        let stats = {
+            let mut cache = cache.lock().unwrap_or_else(|e| e.into_inner());
+            match cache.get(&f.column) {
+                Some(stats) => stats.clone(),
+                None => {
+                    let stats = page_stats(meta, starts, &f.column)?.map(Arc::new);
+                    cache.insert(f.column.clone(), stats.clone());
+                    stats
+                }
+            }
+        };
+        let Some(stats) = stats else {
+            continue;
+        };
+        let Some(pass) = may_pass(f, &stats.mins, &stats.maxes)? else {
+            continue;
+        };
+        let mut ranges: Vec<Range<u64>> = Vec::new();
+        for (page, rows) in stats.rows.iter().enumerate() {
+            // Unknown statistics (a null) rule nothing out.
+            if !pass.is_valid(page) || pass.value(page) {
+                match ranges.last_mut() {
+                    Some(last) if last.end == rows.start => last.end = rows.end,
+                    _ => ranges.push(rows.clone()),
+                }
+            }
         }
+        kept = Some(match kept {
+            None => ranges,
+            Some(before) => intersect(&before, &ranges),
+        });
     }
     Ok(kept)
 }
@@ -40,27 +79,26 @@ pub fn count(ranges: &[Range<u64>]) -> u64 {
     ranges.iter().map(|r| r.end - r.start).sum()
 }
 
-/// The rows of the pages of `f`'s column whose statistics do not rule `f` out.
-fn page_ranges(
+/// A column's page statistics from the page index; `None` without one, or for floats (their
+/// statistics leave NaN out, so they cannot rule a page out for every comparison).
+fn page_stats(
     meta: &ArrowReaderMetadata,
     starts: &[u64],
-    f: &Filter,
-) -> Result<Option<Vec<Range<u64>>>> {
+    column_name: &str,
+) -> Result<Option<PageStats>> {
     let file = meta.metadata();
     let (Some(pages), Some(offsets)) = (file.column_index(), file.offset_index()) else {
         return Ok(None);
     };
     let schema = meta.schema();
-    let Ok(field) = schema.field_with_name(&f.column) else {
+    let Ok(field) = schema.field_with_name(column_name) else {
         return Ok(None);
     };
-    // Float statistics leave NaN out, so they cannot rule a page out for every comparison.
     if matches!(field.data_type(), DataType::Float32 | DataType::Float64) {
         return Ok(None);
     }
-    let Ok(conv) =
-        StatisticsConverter::try_new(&f.column, schema, file.file_metadata().schema_descr())
-    else {
+    let parquet_schema = file.file_metadata().schema_descr();
+    let Ok(conv) = StatisticsConverter::try_new(column_name, schema, parquet_schema) else {
         return Ok(None);
     };
     let Some(column) = conv.parquet_column_index() else {
@@ -69,11 +107,7 @@ fn page_ranges(
     let groups: Vec<usize> = (0..file.num_row_groups()).collect();
     let mins = conv.data_page_mins(pages, offsets, &groups)?;
     let maxes = conv.data_page_maxes(pages, offsets, &groups)?;
-    let Some(pass) = may_pass(f, &mins, &maxes)? else {
-        return Ok(None);
-    };
-    let mut ranges: Vec<Range<u64>> = Vec::new();
-    let mut page = 0;
+    let mut rows = Vec::with_capacity(mins.len());
     for g in groups {
         let locations = offsets[g][column].page_locations();
         for (i, loc) in locations.iter().enumerate() {
@@ -82,20 +116,13 @@ fn page_ranges(
                 Some(next) => starts[g] + next.first_row_index as u64,
                 None => starts[g + 1],
             };
-            // Unknown statistics (a null) rule nothing out.
-            if !pass.is_valid(page) || pass.value(page) {
-                match ranges.last_mut() {
-                    Some(last) if last.end == start => last.end = end,
-                    _ => ranges.push(start..end),
-                }
-            }
-            page += 1;
+            rows.push(start..end);
         }
     }
-    if page != pass.len() {
+    if rows.len() != mins.len() || rows.len() != maxes.len() {
         return Ok(None);
     }
-    Ok(Some(ranges))
+    Ok(Some(PageStats { rows, mins, maxes }))
 }
 
 /// Whether each page, from its smallest and largest values, may hold a row passing `f`;

@@ -30,27 +30,9 @@ impl Postings {
     /// The sidecar of a version, `None` when it has none (a small table, or written before
     /// sidecars were).
     pub async fn open(storage: &Storage, manifest: &Manifest) -> Result<Option<Self>> {
-        let path = storage
-            .version_dir(&manifest.id, &manifest.version)
-            .clone()
-            .join(POSTINGS_FILE);
-        let store = Arc::clone(&storage.store);
-        let tail = GetOptions {
-            range: Some(GetRange::Suffix(8)),
-            ..Default::default()
+        let Some((store, path, toc)) = contents_of(storage, manifest, POSTINGS_FILE).await? else {
+            return Ok(None);
         };
-        // The answer to the suffix read carries the object's size too.
-        let (tail, size) = match store.get_opts(&path, tail).await {
-            Ok(got) => {
-                let size = got.meta.size;
-                (got.bytes().await?, size)
-            }
-            Err(object_store::Error::NotFound { .. }) => return Ok(None),
-            Err(e) => return Err(e.into()),
-        };
-        let len = u64::from_le_bytes(tail.as_ref().try_into().map_err(|_| truncated())?);
-        let start = size.checked_sub(8 + len).ok_or_else(truncated)?;
-        let toc = store.get_range(&path, start..size - 8).await?;
         Ok(Some(Postings {
             store,
             path,
@@ -126,6 +108,34 @@ impl Postings {
     }
 }
 
-fn truncated() -> Error {
-    Error::internal("the postings sidecar is truncated")
+/// A version's sidecar file and its table of contents (written last, its length in the last 8
+/// bytes); `None` when the version has no such file (a small table, or written before it was).
+pub async fn contents_of(
+    storage: &Storage,
+    manifest: &Manifest,
+    name: &str,
+) -> Result<Option<(Arc<dyn ObjectStore>, Path, bytes::Bytes)>> {
+    let path = storage
+        .version_dir(&manifest.id, &manifest.version)
+        .clone()
+        .join(name);
+    let store = Arc::clone(&storage.store);
+    let tail = GetOptions {
+        range: Some(GetRange::Suffix(8)),
+        ..Default::default()
+    };
+    // The answer to the suffix read carries the object's size too.
+    let (tail, size) = match store.get_opts(&path, tail).await {
+        Ok(got) => {
+            let size = got.meta.size;
+            (got.bytes().await?, size)
+        }
+        Err(object_store::Error::NotFound { .. }) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let truncated = || Error::internal(format!("the sidecar {name} is truncated"));
+    let len = u64::from_le_bytes(tail.as_ref().try_into().map_err(|_| truncated())?);
+    let start = size.checked_sub(8 + len).ok_or_else(truncated)?;
+    let toc = store.get_range(&path, start..size - 8).await?;
+    Ok(Some((store, path, toc)))
 }

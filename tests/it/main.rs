@@ -14,6 +14,7 @@ mod ingest;
 mod layout;
 mod memory;
 mod openapi;
+mod orders;
 mod paging;
 mod publish;
 mod query;

@@ -23,14 +23,14 @@ async fn app() -> TestApp {
     TestApp::with_csvs(&[("big", csv.as_bytes())], "resident_bytes = 0\n").await
 }
 
-fn ns(rows: &[Value]) -> Vec<usize> {
+pub fn ns(rows: &[Value]) -> Vec<usize> {
     rows.iter()
         .map(|r| r["n"].as_u64().unwrap() as usize)
         .collect()
 }
 
 /// `n` of every row of a query, page after page by the `next` links.
-async fn walk(app: &TestApp, first: &str) -> Vec<usize> {
+pub async fn walk(app: &TestApp, first: &str) -> Vec<usize> {
     let mut uri = first.to_string();
     let mut seen = Vec::new();
     loop {
@@ -46,11 +46,7 @@ async fn walk(app: &TestApp, first: &str) -> Vec<usize> {
 #[tokio::test]
 async fn equality_pages_and_counts_come_from_the_posting_lists() {
     let app = app().await;
-    let version = app.get("/api/datasets/big").await.json()["version"].clone();
-    let dir = app
-        .storage_dir()
-        .join("big")
-        .join(version.as_str().unwrap());
+    let dir = version_dir(&app, "big").await;
     assert!(dir.join("postings.bin").is_file(), "no sidecar in {dir:?}");
 
     let want: Vec<usize> = (0..ROWS)
@@ -159,6 +155,12 @@ async fn filters_on_an_ordered_column_read_only_the_pages_that_can_match() {
         .json();
     assert_eq!(wide["meta"]["total"], ROWS - 1000);
     assert_eq!(wide["data"], json!([{"code": code_of(1000), "n": 1000}]));
+}
+
+/// The directory of a dataset's current version.
+pub async fn version_dir(app: &TestApp, id: &str) -> std::path::PathBuf {
+    let version = app.get(&format!("/api/datasets/{id}")).await.json()["version"].clone();
+    app.storage_dir().join(id).join(version.as_str().unwrap())
 }
 
 /// Pages answered by a route since the server started.
