@@ -1,5 +1,6 @@
 //! Micro-benchmarks of the request path's parts: parsing the filter grammar, planning a query
-//! with DataFusion, answering pages from resident rows, and encoding results as JSON and CSV. `cargo bench` runs them; end-to-end
+//! with DataFusion, answering pages from resident rows and from Parquet (by position, the page
+//! index and the sidecars), and encoding results as JSON and CSV. `cargo bench` runs them; end-to-end
 //! figures against the peers come from `../shared/bench/serve`.
 
 use std::sync::Arc;
@@ -63,12 +64,22 @@ fn parse(c: &mut Criterion) {
 
 /// A server state serving one CSV, ingested into memory storage.
 fn served(name: &str, text: &str) -> qanat::state::AppState {
+    served_with(
+        name,
+        text,
+        qanat::config::Settings::default().resident_bytes,
+    )
+}
+
+/// The same, with this resident budget (0 serves every version from Parquet).
+fn served_with(name: &str, text: &str, resident_bytes: u64) -> qanat::state::AppState {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let csv = dir.path().join(format!("{name}.csv"));
     std::fs::write(&csv, text).unwrap();
     let mut settings = qanat::config::Settings {
         storage: "memory://".into(),
+        resident_bytes,
         ..Default::default()
     };
     settings.datasets = dir.path().join("none");
@@ -188,5 +199,50 @@ fn encode(c: &mut Criterion) {
     );
 }
 
-criterion_group!(benches, parse, plan, resident, encode);
+/// The Parquet path: a 250,000-row table beyond the resident budget, its pages read by position,
+/// through the page index, the posting lists and the order sidecar.
+fn parquet(c: &mut Criterion) {
+    let mut text = String::from("id,commune,created,n\n");
+    for i in 0..250_000u64 {
+        let day = 1 + (i * 7_919) % 28;
+        let commune = (i * 104_729) % 3_000;
+        text.push_str(&format!(
+            "S{i:09},{commune:05},2024-02-{day:02},{}\n",
+            i % 97
+        ));
+    }
+    let state = served_with("sirene", &text, 0);
+    let loaded = state.catalog.loaded("sirene").unwrap();
+    assert!(loaded.resident.is_none(), "served from Parquet");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let schema = &loaded.manifest.schema;
+    let limits = Limits::default();
+    let pages = [
+        ("parquet first page, 250k rows", "page_size=20"),
+        (
+            "parquet lookup pruned by the page index, 250k rows",
+            "id__exact=S000123456",
+        ),
+        (
+            "parquet equality page from a posting list, 250k rows",
+            "commune__exact=00042&page_size=20",
+        ),
+        (
+            "parquet range + sort desc from the order sidecar, 250k rows",
+            "created__greater=2024-02-20&created__sort=desc&page_size=20",
+        ),
+        (
+            "parquet count by value from the posting lists, 250k rows",
+            "commune__groupby&commune__count&page_size=20",
+        ),
+    ];
+    for (name, query) in pages {
+        let q = params::parse(query, schema, &limits).unwrap();
+        c.bench_function(name, |b| {
+            b.iter(|| rt.block_on(state.executor.page(&loaded, &q)).unwrap())
+        });
+    }
+}
+
+criterion_group!(benches, parse, plan, resident, encode, parquet);
 criterion_main!(benches);

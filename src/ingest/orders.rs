@@ -11,7 +11,6 @@ use std::sync::Arc;
 use futures::TryStreamExt;
 use object_store::buffered::BufWriter;
 use parquet::arrow::arrow_reader::ArrowReaderMetadata;
-use parquet::arrow::arrow_reader::statistics::StatisticsConverter;
 use tokio::io::AsyncWriteExt;
 
 use super::postings::{MIN_ROWS, column_stream, open_written};
@@ -113,106 +112,130 @@ async fn read_keys(
     column: &str,
     rows: u64,
 ) -> Result<(Pairs, Vec<u32>)> {
-    // Sized once: a vector grown by doubling would hold up to three times the pairs.
-    let mut pairs = match key_range(&meta, column)? {
-        Some((low, high)) if high - low <= u64::from(u32::MAX) => {
-            Pairs::Narrow(low, Vec::with_capacity(rows as usize))
-        }
-        _ => Pairs::Wide(Vec::with_capacity(rows as usize)),
-    };
+    // Sized once: a vector grown by doubling would hold up to three times the keys.
+    let mut keys: Vec<u64> = Vec::with_capacity(rows as usize);
+    // The rows of the keys, kept only once a row without a value made them differ from the
+    // keys' positions.
+    let mut rows_of: Option<Vec<u32>> = None;
     let mut stream = column_stream(file, meta, column)?;
     let mut nulls = Vec::new();
     let mut row = 0u32;
     while let Some(batch) = stream.try_next().await? {
         let values = batch.column(0);
-        let Some((keys, null)) = orders::keys(values)? else {
+        let Some((batch_keys, null)) = orders::keys(values)? else {
             return Err(Error::internal(format!("{column} cannot be ordered")));
         };
-        for (i, k) in keys.iter().enumerate() {
+        for (i, k) in batch_keys.iter().enumerate() {
             if null.as_ref().is_none_or(|n| n.is_valid(i)) {
-                pairs.push(*k, row)?;
+                keys.push(*k);
+                if let Some(r) = rows_of.as_mut() {
+                    r.push(row);
+                }
             } else {
+                rows_of.get_or_insert_with(|| (0..row - nulls.len() as u32).collect());
                 nulls.push(row);
             }
             row += 1;
         }
     }
-    Ok((pairs, nulls))
+    Ok((Pairs::of(keys, rows_of), nulls))
 }
 
-/// The smallest and largest key of a column, from its row groups' statistics; `None` when they
-/// do not say (or for floats, whose statistics leave NaN out).
-fn key_range(meta: &ArrowReaderMetadata, column: &str) -> Result<Option<(u64, u64)>> {
-    let schema = meta.schema();
-    let file = meta.metadata();
-    if schema.field_with_name(column)?.data_type() == &arrow::datatypes::DataType::Float64 {
-        return Ok(None);
-    }
-    let parquet_schema = file.file_metadata().schema_descr();
-    let conv = StatisticsConverter::try_new(column, schema, parquet_schema)?;
-    let mins = conv.row_group_mins(file.row_groups().iter())?;
-    let maxes = conv.row_group_maxes(file.row_groups().iter())?;
-    let known = |a: &arrow::array::ArrayRef| a.null_count() == 0;
-    if !known(&mins) || !known(&maxes) {
-        return Ok(None);
-    }
-    let (Some((mins, _)), Some((maxes, _))) = (orders::keys(&mins)?, orders::keys(&maxes)?) else {
-        return Ok(None);
-    };
-    Ok(mins.iter().min().copied().zip(maxes.iter().max().copied()))
-}
+/// Distinct keys up to which a sort counts rather than compares (4 MiB of counts).
+const BUCKETS: u64 = 1 << 19;
 
-/// A column's keys paired with their rows, sorted by key then row: packed in 8 bytes a row when
-/// the keys span less than 2³² (dates, most integers), else 16.
+/// A column's keys paired with their rows, sorted by key then row: packed in 8 bytes a row
+/// when the keys, less the smallest and divided by their greatest common step, fit in 32 bits
+/// (dates, most integers, datetimes to the second or minute), else 16.
 enum Pairs {
-    /// `(key - base) << 32 | row`.
-    Narrow(u64, Vec<u64>),
+    /// `(key - base) / step << 32 | row`: `(base, step, pairs)`.
+    Narrow(u64, u64, Vec<u64>),
     /// `key << 32 | row`.
     Wide(Vec<u128>),
 }
 
 impl Pairs {
-    fn push(&mut self, key: u64, row: u32) -> Result<()> {
-        match self {
-            Pairs::Narrow(base, v) => {
-                let offset = key.checked_sub(*base).filter(|o| *o <= u64::from(u32::MAX));
-                let offset = offset.ok_or_else(|| {
-                    Error::internal("a value beyond the column's statistics while ordering it")
-                })?;
-                v.push(offset << 32 | u64::from(row));
+    /// Pairs of keys with their rows (their positions when `rows` is `None`), packed in the
+    /// keys' own vector when they fit.
+    fn of(mut keys: Vec<u64>, rows: Option<Vec<u32>>) -> Self {
+        let row = |i: usize| rows.as_ref().map_or(i as u32, |r| r[i]);
+        let low = keys.iter().min().copied().unwrap_or(0);
+        let high = keys.iter().max().copied().unwrap_or(0);
+        let mut step = 0u64;
+        for k in &keys {
+            step = gcd(step, k - low);
+            if step == 1 {
+                break;
             }
-            Pairs::Wide(v) => v.push(u128::from(key) << 32 | u128::from(row)),
         }
-        Ok(())
+        let step = step.max(1);
+        if (high - low) / step <= u64::from(u32::MAX) {
+            for (i, k) in keys.iter_mut().enumerate() {
+                *k = ((*k - low) / step) << 32 | u64::from(row(i));
+            }
+            return Pairs::Narrow(low, step, keys);
+        }
+        let wide = keys.iter().enumerate();
+        Pairs::Wide(
+            wide.map(|(i, k)| u128::from(*k) << 32 | u128::from(row(i)))
+                .collect(),
+        )
     }
 
     fn len(&self) -> usize {
         match self {
-            Pairs::Narrow(_, v) => v.len(),
+            Pairs::Narrow(_, _, v) => v.len(),
             Pairs::Wide(v) => v.len(),
         }
     }
 
+    /// Sorts by key, then row. Keys within [`BUCKETS`] of each other (dates, small integers)
+    /// are placed by counting: pairs were pushed in row order, so each key's rows stay in it.
     fn sort(&mut self) {
         match self {
-            Pairs::Narrow(_, v) => v.sort_unstable(),
+            Pairs::Narrow(_, _, v) => {
+                let span = v.iter().map(|p| p >> 32).max().map_or(0, |m| m + 1);
+                if span > BUCKETS {
+                    v.sort_unstable();
+                    return;
+                }
+                let mut starts = vec![0usize; span as usize + 1];
+                v.iter().for_each(|p| starts[(p >> 32) as usize + 1] += 1);
+                for i in 1..starts.len() {
+                    starts[i] += starts[i - 1];
+                }
+                let mut sorted = vec![0u64; v.len()];
+                for p in v.iter() {
+                    let at = &mut starts[(p >> 32) as usize];
+                    sorted[*at] = *p;
+                    *at += 1;
+                }
+                *v = sorted;
+            }
             Pairs::Wide(v) => v.sort_unstable(),
         }
     }
 
     fn key(&self, i: usize) -> u64 {
         match self {
-            Pairs::Narrow(base, v) => base + (v[i] >> 32),
+            Pairs::Narrow(base, step, v) => base + (v[i] >> 32) * step,
             Pairs::Wide(v) => (v[i] >> 32) as u64,
         }
     }
 
     fn row(&self, i: usize) -> u32 {
         match self {
-            Pairs::Narrow(_, v) => v[i] as u32,
+            Pairs::Narrow(_, _, v) => v[i] as u32,
             Pairs::Wide(v) => v[i] as u32,
         }
     }
+}
+
+fn gcd(mut a: u64, mut b: u64) -> u64 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
 }
 
 #[cfg(test)]
@@ -221,18 +244,34 @@ mod tests {
 
     #[test]
     fn pairs_sort_by_key_then_row_either_way() {
-        let keys = [(1u64 << 40) + 5, (1 << 40) + 2, (1 << 40) + 5, 1 << 40];
-        for mut pairs in [Pairs::Narrow(1 << 40, Vec::new()), Pairs::Wide(Vec::new())] {
-            for (row, k) in keys.iter().enumerate().rev() {
-                pairs.push(*k, row as u32).unwrap();
-            }
+        let k = 1u64 << 40;
+        // Keys a minute apart in microseconds pack narrow; one off the step makes them wide.
+        let minute = 60_000_000;
+        let narrow = vec![k + 5 * minute, k + 2 * minute, k + 5 * minute, k];
+        let mut wide = narrow.clone();
+        wide[3] += 1;
+        wide[0] += u64::from(u32::MAX) * 2;
+        for (keys, packed) in [(narrow, true), (wide, false)] {
+            let mut pairs = Pairs::of(keys.clone(), None);
+            assert_eq!(matches!(pairs, Pairs::Narrow(..)), packed);
             pairs.sort();
-            let got: Vec<(u64, u32)> = (0..pairs.len())
-                .map(|i| (pairs.key(i), pairs.row(i)))
-                .collect();
-            let k = 1u64 << 40;
-            assert_eq!(got, [(k, 3), (k + 2, 1), (k + 5, 0), (k + 5, 2)]);
+            let got: Vec<(u64, u32)> = (0..4).map(|i| (pairs.key(i), pairs.row(i))).collect();
+            let mut want: Vec<(u64, u32)> = keys.iter().zip(0..).map(|(k, r)| (*k, r)).collect();
+            want.sort_unstable();
+            assert_eq!(got, want);
         }
-        assert!(Pairs::Narrow(10, Vec::new()).push(9, 0).is_err());
+        // Rows given apart from positions (a row without a value came before).
+        let pairs = Pairs::of(vec![9, 3], Some(vec![4, 7]));
+        assert_eq!((pairs.key(1), pairs.row(1)), (3, 7));
+        // Counted and compared sorts agree.
+        let keys: Vec<u64> = (0..10_000u64).map(|r| r * 7_919 % 301).collect();
+        let mut counted = Pairs::of(keys.clone(), None);
+        counted.sort();
+        let mut compared: Vec<(u64, u32)> = keys.iter().zip(0..).map(|(k, r)| (*k, r)).collect();
+        compared.sort_unstable();
+        let got: Vec<(u64, u32)> = (0..10_000)
+            .map(|i| (counted.key(i), counted.row(i)))
+            .collect();
+        assert_eq!(got, compared);
     }
 }
