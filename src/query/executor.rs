@@ -128,18 +128,22 @@ pub(super) fn counted(q: &DataQuery) -> Option<&str> {
     }
 }
 
-/// The column and value of a page in file order filtered by one equality on text.
-pub(super) fn listed(q: &DataQuery) -> Option<(&str, &str)> {
+/// The column and values of a page in file order filtered by one equality or `in` on text.
+pub(super) fn listed(q: &DataQuery) -> Option<(&str, Vec<&str>)> {
     if !Resident::serves(q) || !q.groups.is_empty() {
         return None;
     }
-    match q.filters.as_slice() {
-        [f] if f.op == Op::Exact => match f.values.as_slice() {
-            [ScalarValue::Utf8(Some(v))] => Some((f.column.as_str(), v.as_str())),
-            _ => None,
-        },
-        _ => None,
+    let [f] = q.filters.as_slice() else {
+        return None;
+    };
+    if !matches!(f.op, Op::Exact | Op::In) {
+        return None;
     }
+    let values = f.values.iter().map(|v| match v {
+        ScalarValue::Utf8(Some(v)) => Some(v.as_str()),
+        _ => None,
+    });
+    Some((f.column.as_str(), values.collect::<Option<Vec<_>>>()?))
 }
 
 /// Whether a query is a page of rows in file order under filters (no `or=` groups).

@@ -87,11 +87,11 @@ impl Executor {
         }
     }
 
-    /// A page in file order under one equality on a text column with posting lists: the
+    /// A page in file order under one equality or `in` on a text column with posting lists: the
     /// total is the list's count, the rows are read from Parquet by position. `None` when the
     /// version has no lists for the column.
     pub(super) async fn listed_page(&self, v: &Loaded, q: &DataQuery) -> Result<Option<RowsPage>> {
-        let Some((column, value)) = listed(q) else {
+        let Some((column, values)) = listed(q) else {
             return Ok(None);
         };
         let postings = self.postings(v).await?;
@@ -102,10 +102,14 @@ impl Executor {
             return Ok(None);
         };
         let (after, skip) = q.start()?;
-        let (column, value) = (column.to_string(), value.to_string());
+        let column = column.to_string();
+        let values: Vec<String> = values.into_iter().map(str::to_string).collect();
         let (columns, size) = (output_columns(v, q), q.page_size as usize);
         let read = async move {
-            let Some(m) = postings.matches(&column, &value, after, skip, size).await? else {
+            let Some(m) = postings
+                .matches(&column, &values, after, skip, size)
+                .await?
+            else {
                 return Ok(None);
             };
             let batches = file.rows_at(&m.rows, &columns).await?;

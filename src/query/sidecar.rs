@@ -67,12 +67,13 @@ impl Postings {
         Ok(Some((head.values.clone(), head.counts.clone())))
     }
 
-    /// The rows holding `value` in `column`: the total, and the rows after `after` (a cursor's
-    /// row) or past the first `skip`, at most `take`. `None` when the column has no lists.
+    /// The rows holding any of `values` in `column`: the total, and the rows (ascending)
+    /// after `after` (a cursor's row) or past the first `skip`, at most `take`. `None` when the
+    /// column has no lists.
     pub async fn matches(
         &self,
         column: &str,
-        value: &str,
+        values: &[String],
         after: Option<i64>,
         skip: usize,
         take: usize,
@@ -81,24 +82,26 @@ impl Postings {
             return Ok(None);
         };
         let head = self.head(entry).await?;
-        let Some(i) = head.find(value) else {
-            return Ok(Some(Matches {
-                total: 0,
-                rows: Vec::new(),
-            }));
-        };
-        let total = head.counts[i];
-        let lists = entry.start + entry.head_len();
-        let (from, to) = (lists + head.offsets[i], lists + head.offsets[i + 1]);
-        // A row takes at most 5 bytes: read no more of the list than the page needs (all of
+        let mut found: Vec<usize> = values.iter().filter_map(|v| head.find(v)).collect();
+        found.sort_unstable();
+        found.dedup();
+        let total = found.iter().map(|i| head.counts[*i]).sum();
+        // A row takes at most 5 bytes: read no more of each list than the page needs (all of
         // it after a cursor, whose position in the list is not known).
         let needed = match after {
             Some(_) => usize::MAX,
             None => skip.saturating_add(take),
         };
-        let end = to.min(from.saturating_add((needed as u64).saturating_mul(5)));
-        let bytes = self.store.get_range(&self.path, from..end).await?;
-        let rows = decode(&bytes, needed);
+        let lists = entry.start + entry.head_len();
+        let mut rows = Vec::new();
+        for i in found {
+            let (from, to) = (lists + head.offsets[i], lists + head.offsets[i + 1]);
+            let end = to.min(from.saturating_add((needed as u64).saturating_mul(5)));
+            let bytes = self.store.get_range(&self.path, from..end).await?;
+            rows.extend(decode(&bytes, needed));
+        }
+        // The values' rows are disjoint: their union in order is their sort.
+        rows.sort_unstable();
         let first = match after {
             Some(row) => rows.partition_point(|r| i64::from(*r) <= row),
             None => skip.min(rows.len()),
