@@ -20,7 +20,6 @@ use super::prune;
 use super::request::DataQuery;
 use super::sidecar::Postings;
 use crate::dataset::manifest::Manifest;
-use crate::dataset::schema::arrow_schema;
 use crate::error::{Error, Result};
 use crate::storage::Storage;
 use datafusion::scalar::ScalarValue;
@@ -257,10 +256,11 @@ impl Executor {
         let Some(file) = self.file_rows(v).await? else {
             return Ok(None);
         };
-        let data_type = arrow_schema(&v.manifest.schema)
-            .field_with_name(&sort.key)?
-            .data_type()
-            .clone();
+        // The column's type, as the filter values were typed to it.
+        let column = v.manifest.schema.iter().find(|c| c.name == sort.key);
+        let Some(data_type) = column.map(|c| c.arrow_type()) else {
+            return Ok(None);
+        };
         let after = q.cursor.as_ref().and_then(|c| c.after.clone());
         let (_, skip) = q.start()?;
         let (q, columns) = (q.clone(), output_columns(v, q));

@@ -266,10 +266,12 @@ impl Walk<'_> {
         // Descending, index i walks the runs from the last; the positions the page's indexes
         // fall on, widened to whole runs, hold them all.
         let window = span.end - at.end..span.end - at.start;
-        let edge = self.keys(window.start..window.start + 1).await?;
-        let last = self.keys(window.end - 1..window.end).await?;
-        let from = self.bound(edge[0], false).await?.max(span.start);
-        let to = self.bound(last[0], true).await?.min(span.end);
+        let edges = self.keys(window.clone()).await?;
+        let (Some(first), Some(last)) = (edges.first(), edges.last()) else {
+            return Ok(Vec::new());
+        };
+        let from = self.bound(*first, false).await?.max(span.start);
+        let to = self.bound(*last, true).await?.min(span.end);
         let (keys, rows) = self.pairs(from..to).await?;
         let mut walked = Vec::with_capacity(keys.len());
         let mut end = keys.len();
