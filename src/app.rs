@@ -63,6 +63,7 @@ fn build(
         &storage,
         &settings.limits,
         settings.resident_bytes,
+        settings.page_cache_bytes,
     )?);
     let catalog = Catalog::new(
         specs,

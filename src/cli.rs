@@ -199,6 +199,7 @@ pub async fn run(cli: Cli, matches: ArgMatches) -> Result<ExitCode> {
             // Nothing is served from this process: versions are not read into memory.
             let settings = Settings {
                 resident_bytes: 0,
+                page_cache_bytes: 0,
                 ..settings
             };
             let state = app::state(settings, specs)?;

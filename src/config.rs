@@ -44,6 +44,9 @@ pub struct Settings {
     /// Byte budget of datasets held decoded in memory (0 serves every one from Parquet)
     #[arg(long, global = true, value_name = "N", default_value_t = 1024 * 1024 * 1024)]
     pub resident_bytes: u64,
+    /// Byte budget of decoded Parquet blocks kept for the pages read again (0 turns it off)
+    #[arg(long, global = true, value_name = "N", default_value_t = 64 * 1024 * 1024)]
+    pub page_cache_bytes: u64,
     #[command(flatten)]
     pub limits: Limits,
     #[command(flatten)]
@@ -452,7 +455,7 @@ mod tests {
     #[test]
     fn every_key_is_a_flag_and_an_environment_variable() {
         let keys = leaf_keys();
-        assert_eq!(keys.len(), 20, "{keys:?}");
+        assert_eq!(keys.len(), 21, "{keys:?}");
         assert_eq!(keys["limits.max_page_size"], "max_page_size");
         let cmd = <Defaults as clap::CommandFactory>::command();
         for id in keys.values() {

@@ -8,6 +8,78 @@ use axum::response::{IntoResponse, Response};
 
 use crate::state::AppState;
 
+/// The series `/metrics` gives besides the pages by route: name, type and help, in the order of
+/// their values in [`metrics`].
+const SERIES: [(&str, &str, &str); 15] = [
+    (
+        "qanat_cache_lookups_total",
+        "counter",
+        "Result cache lookups.",
+    ),
+    (
+        "qanat_cache_hits_total",
+        "counter",
+        "Lookups answered from the cache (or a computation under way).",
+    ),
+    (
+        "qanat_cache_misses_total",
+        "counter",
+        "Lookups whose body was computed.",
+    ),
+    (
+        "qanat_cache_evictions_total",
+        "counter",
+        "Bodies evicted to stay within the budget.",
+    ),
+    ("qanat_cache_entries", "gauge", "Bodies in the cache."),
+    (
+        "qanat_cache_bytes",
+        "gauge",
+        "Bytes the cached bodies weigh.",
+    ),
+    (
+        "qanat_cache_budget_bytes",
+        "gauge",
+        "The cache's byte budget (0: off).",
+    ),
+    ("qanat_datasets", "gauge", "Datasets in the catalog."),
+    (
+        "qanat_datasets_loaded",
+        "gauge",
+        "Datasets with a version being served.",
+    ),
+    (
+        "qanat_datasets_resident",
+        "gauge",
+        "Datasets whose version is held decoded in memory.",
+    ),
+    (
+        "qanat_resident_bytes",
+        "gauge",
+        "Bytes of the resident budget in use.",
+    ),
+    (
+        "qanat_page_cache_hits_total",
+        "counter",
+        "Decoded Parquet blocks found in the page cache.",
+    ),
+    (
+        "qanat_page_cache_misses_total",
+        "counter",
+        "Decoded Parquet blocks read because the page cache did not hold them.",
+    ),
+    (
+        "qanat_page_cache_bytes",
+        "gauge",
+        "Bytes the page cache's decoded blocks weigh.",
+    ),
+    (
+        "qanat_page_cache_budget_bytes",
+        "gauge",
+        "The page cache's byte budget (0: off).",
+    ),
+];
+
 /// Counters in the Prometheus text exposition format (version 0.0.4).
 #[utoipa::path(get, path = "/metrics", tag = "service",
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String)))]
@@ -21,79 +93,31 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         .collect();
     let loaded = currents.len();
     let resident = currents.iter().filter(|l| l.resident.is_some()).count();
+    let pc = state.executor.page_cache().stats();
+    let values: [u64; SERIES.len()] = [
+        c.lookups,
+        c.hits,
+        c.misses,
+        c.evictions,
+        c.entries,
+        c.bytes,
+        c.budget,
+        state.catalog.ids().len() as u64,
+        loaded as u64,
+        resident as u64,
+        state.executor.budget().used(),
+        pc.hits,
+        pc.misses,
+        pc.bytes,
+        pc.budget,
+    ];
     let mut out = String::new();
-    let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
+    for ((name, kind, help), value) in SERIES.iter().zip(values) {
         let _ = writeln!(
             out,
             "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
         );
-    };
-    metric(
-        "qanat_cache_lookups_total",
-        "counter",
-        "Result cache lookups.",
-        c.lookups,
-    );
-    metric(
-        "qanat_cache_hits_total",
-        "counter",
-        "Lookups answered from the cache (or a computation under way).",
-        c.hits,
-    );
-    metric(
-        "qanat_cache_misses_total",
-        "counter",
-        "Lookups whose body was computed.",
-        c.misses,
-    );
-    metric(
-        "qanat_cache_evictions_total",
-        "counter",
-        "Bodies evicted to stay within the budget.",
-        c.evictions,
-    );
-    metric(
-        "qanat_cache_entries",
-        "gauge",
-        "Bodies in the cache.",
-        c.entries,
-    );
-    metric(
-        "qanat_cache_bytes",
-        "gauge",
-        "Bytes the cached bodies weigh.",
-        c.bytes,
-    );
-    metric(
-        "qanat_cache_budget_bytes",
-        "gauge",
-        "The cache's byte budget (0: off).",
-        c.budget,
-    );
-    metric(
-        "qanat_datasets",
-        "gauge",
-        "Datasets in the catalog.",
-        state.catalog.ids().len() as u64,
-    );
-    metric(
-        "qanat_datasets_loaded",
-        "gauge",
-        "Datasets with a version being served.",
-        loaded as u64,
-    );
-    metric(
-        "qanat_datasets_resident",
-        "gauge",
-        "Datasets whose version is held decoded in memory.",
-        resident as u64,
-    );
-    metric(
-        "qanat_resident_bytes",
-        "gauge",
-        "Bytes of the resident budget in use.",
-        state.executor.budget().used(),
-    );
+    }
     let _ = writeln!(
         out,
         "# HELP qanat_pages_total JSON pages answered, by how they ran.\n# TYPE qanat_pages_total counter"

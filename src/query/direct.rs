@@ -1,13 +1,16 @@
 //! Pages in file order with no filter, read straight from a version's Parquet file by row-group
 //! arithmetic: row numbers are positions in the file, so page `p` is rows `(p-1)·size ..`, found
 //! in the row groups' row counts and read through a row selection that touches only the pages
-//! holding them. The file's footer and page index are read once per version and kept.
+//! holding them. The file's footer and page index are read once per version and kept; pages of
+//! a few blocks go through the [`PageCache`] of decoded blocks.
 
 use std::ops::Range;
 use std::sync::Arc;
 
-use arrow::array::{AsArray, BooleanArray};
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Int64Array};
+use arrow::compute::interleave;
 use arrow::datatypes::Int64Type;
+use arrow::datatypes::Schema;
 use datafusion::common::DFSchema;
 use datafusion::execution::context::ExecutionProps;
 use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
@@ -21,6 +24,7 @@ use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions, RowS
 use parquet::arrow::async_reader::ParquetRecordBatchStreamBuilder;
 use parquet::file::metadata::PageIndexPolicy;
 
+use super::page_cache::{BLOCK_ROWS, MAX_BLOCKS, PageCache};
 use super::plan::filter_expr;
 use super::prune;
 use super::request::Filter;
@@ -41,11 +45,18 @@ pub struct FileRows {
     starts: Vec<u64>,
     /// Page statistics of the columns filtered so far.
     stats: prune::StatsCache,
+    /// Decoded blocks, shared with every file; `id` is this file's identity there.
+    cache: Arc<PageCache>,
+    id: u64,
 }
 
 impl FileRows {
     /// Reads the footer and page index of a version stored as one file (`None` otherwise).
-    pub async fn open(storage: &Storage, manifest: &Manifest) -> Result<Option<Self>> {
+    pub async fn open(
+        storage: &Storage,
+        manifest: &Manifest,
+        cache: &Arc<PageCache>,
+    ) -> Result<Option<Self>> {
         let [file] = manifest.files.as_slice() else {
             return Ok(None);
         };
@@ -76,6 +87,8 @@ impl FileRows {
             meta,
             starts,
             stats: Default::default(),
+            id: cache.file_id(),
+            cache: Arc::clone(cache),
         }))
     }
 
@@ -92,6 +105,15 @@ impl FileRows {
         let end = total.min(start.saturating_add(len as u64));
         if start >= end {
             return Ok(Some(Vec::new()));
+        }
+        let blocks = (end - 1) / BLOCK_ROWS - start / BLOCK_ROWS + 1;
+        if let (Ok(last), true) = (u32::try_from(end - 1), blocks <= MAX_BLOCKS as u64) {
+            let positions: Vec<u32> = (start as u32..=last).collect();
+            match self.gather(&positions, columns).await? {
+                Through::Cache(batch) => return Ok(Some(vec![batch])),
+                Through::Unpositioned => return Ok(None),
+                Through::Around => {}
+            }
         }
         let batches = self
             .read(std::slice::from_ref(&(start..end)), columns, len)
@@ -118,6 +140,11 @@ impl FileRows {
             .collect();
         if ranges.is_empty() {
             return Ok(Some(Vec::new()));
+        }
+        match self.gather(positions, columns).await? {
+            Through::Cache(batch) => return Ok(Some(vec![batch])),
+            Through::Unpositioned => return Ok(None),
+            Through::Around => {}
         }
         let batches = self.read(&ranges, columns, positions.len()).await?;
         let mut read = Vec::with_capacity(positions.len());
@@ -149,7 +176,10 @@ impl FileRows {
         let mut columns: Vec<String> = filters.iter().map(|f| f.column.clone()).collect();
         columns.sort_unstable();
         columns.dedup();
-        let batches = self.read(ranges, &columns, READ_BATCH).await?;
+        let batches = match self.filter_blocks(ranges, &columns).await? {
+            Some(kept) => kept,
+            None => self.read(ranges, &columns, READ_BATCH).await?,
+        };
         let Some(first) = batches.first() else {
             return Ok(Vec::new());
         };
@@ -185,6 +215,153 @@ impl FileRows {
             }
         }
         Ok(positions)
+    }
+
+    /// The rows at `positions` (ascending) gathered from decoded blocks, the blocks not kept
+    /// read and kept, with the named columns and the row number last.
+    async fn gather(&self, positions: &[u32], columns: &[String]) -> Result<Through<RecordBatch>> {
+        let mut blocks: Vec<u32> = positions.iter().map(|p| p / BLOCK_ROWS as u32).collect();
+        blocks.dedup();
+        let schema = self.meta.schema();
+        let indices = columns
+            .iter()
+            .map(|c| schema.index_of(c))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let arrays = match self.blocks(&blocks, &indices).await? {
+            Through::Cache(arrays) => arrays,
+            Through::Around => return Ok(Through::Around),
+            Through::Unpositioned => return Ok(Through::Unpositioned),
+        };
+        let mut at = Vec::with_capacity(positions.len());
+        let mut b = 0;
+        for p in positions {
+            let block = p / BLOCK_ROWS as u32;
+            while blocks[b] != block {
+                b += 1;
+            }
+            at.push((b, (p - block * BLOCK_ROWS as u32) as usize));
+        }
+        let mut out = Vec::with_capacity(columns.len() + 1);
+        for j in 0..indices.len() {
+            let parts: Vec<&dyn Array> = arrays.iter().map(|block| block[j].as_ref()).collect();
+            out.push(interleave(&parts, &at)?);
+        }
+        let rows = positions.iter().map(|p| i64::from(*p));
+        out.push(Arc::new(Int64Array::from_iter_values(rows)));
+        let row_index = schema.index_of(ROW_COLUMN)?;
+        let fields = indices.iter().chain([&row_index]);
+        let fields: Vec<_> = fields.map(|i| schema.field(*i).clone()).collect();
+        let out_schema = Schema::new_with_metadata(fields, schema.metadata().clone());
+        Ok(Through::Cache(RecordBatch::try_new(
+            Arc::new(out_schema),
+            out,
+        )?))
+    }
+
+    /// The filter columns over the blocks holding `ranges`, one batch per block with the row
+    /// number last; `None` when they are too many to go through the cache. A block's rows
+    /// outside the ranges are in pages the index ruled out, so no filter passes them.
+    async fn filter_blocks(
+        &self,
+        ranges: &[Range<u64>],
+        columns: &[String],
+    ) -> Result<Option<Vec<RecordBatch>>> {
+        let mut blocks: Vec<u32> = Vec::new();
+        for r in ranges {
+            for b in r.start / BLOCK_ROWS..=(r.end - 1) / BLOCK_ROWS {
+                let Ok(b) = u32::try_from(b) else {
+                    return Ok(None);
+                };
+                if blocks.last() != Some(&b) {
+                    blocks.push(b);
+                }
+            }
+            if blocks.len() > MAX_BLOCKS {
+                return Ok(None);
+            }
+        }
+        let schema = self.meta.schema();
+        let indices = columns
+            .iter()
+            .map(|c| schema.index_of(c))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let Through::Cache(arrays) = self.blocks(&blocks, &indices).await? else {
+            return Ok(None);
+        };
+        let row_index = schema.index_of(ROW_COLUMN)?;
+        let projected = Arc::new(schema.project(&[indices.as_slice(), &[row_index]].concat())?);
+        let mut batches = Vec::with_capacity(blocks.len());
+        for (b, mut columns) in blocks.iter().zip(arrays) {
+            let r = self.block_range(*b);
+            columns.push(Arc::new(Int64Array::from_iter_values(
+                r.start as i64..r.end as i64,
+            )));
+            batches.push(RecordBatch::try_new(Arc::clone(&projected), columns)?);
+        }
+        Ok(Some(batches))
+    }
+
+    /// Whole blocks of the columns at schema positions `indices`, in that order per block: the
+    /// kept ones from the cache, the others read in one pass and kept.
+    async fn blocks(
+        &self,
+        blocks: &[u32],
+        indices: &[usize],
+    ) -> Result<Through<Vec<Vec<ArrayRef>>>> {
+        if !self.cache.enabled() || blocks.len() > MAX_BLOCKS {
+            return Ok(Through::Around);
+        }
+        let mut got: Vec<Vec<Option<ArrayRef>>> = blocks
+            .iter()
+            .map(|b| {
+                indices
+                    .iter()
+                    .map(|c| self.cache.get(self.id, *c, *b))
+                    .collect()
+            })
+            .collect();
+        let short: Vec<usize> = (0..blocks.len())
+            .filter(|i| got[*i].iter().any(Option::is_none))
+            .collect();
+        if !short.is_empty() {
+            let lacking: Vec<usize> = (0..indices.len())
+                .filter(|j| short.iter().any(|i| got[*i][*j].is_none()))
+                .collect();
+            let schema = self.meta.schema();
+            let names: Vec<String> = lacking
+                .iter()
+                .map(|j| schema.field(indices[*j]).name().clone())
+                .collect();
+            let ranges: Vec<Range<u64>> =
+                short.iter().map(|i| self.block_range(blocks[*i])).collect();
+            let read = self.read(&ranges, &names, BLOCK_ROWS as usize).await?;
+            let split = split(&read, ranges.iter().map(|r| (r.end - r.start) as usize))?;
+            for ((i, r), arrays) in short.iter().zip(&ranges).zip(split) {
+                let Some((row, values)) = arrays.split_last() else {
+                    return Err(Error::internal("a block read without its row numbers"));
+                };
+                if !positioned(row, r) {
+                    return Ok(Through::Unpositioned);
+                }
+                for (j, a) in lacking.iter().zip(values) {
+                    self.cache
+                        .put(self.id, indices[*j], blocks[*i], Arc::clone(a));
+                    got[*i][*j] = Some(Arc::clone(a));
+                }
+            }
+        }
+        let all = got
+            .into_iter()
+            .map(|b| b.into_iter().collect::<Option<Vec<_>>>());
+        Ok(Through::Cache(all.collect::<Option<Vec<_>>>().ok_or_else(
+            || Error::internal("a block neither kept nor read"),
+        )?))
+    }
+
+    /// The rows of block `b`.
+    fn block_range(&self, b: u32) -> Range<u64> {
+        let start = u64::from(b) * BLOCK_ROWS;
+        start..(start + BLOCK_ROWS).min(self.total())
     }
 
     /// Reads ascending, disjoint row ranges: only the row groups holding them, and within
@@ -248,6 +425,57 @@ impl FileRows {
             .map(|b| b.project(&order))
             .collect::<std::result::Result<_, _>>()?)
     }
+}
+
+/// How a read went through the page cache.
+enum Through<T> {
+    /// Gathered from decoded blocks.
+    Cache(T),
+    /// Too many blocks, or the cache is off: read around it.
+    Around,
+    /// The file's row numbers are not its positions (a sorted layout).
+    Unpositioned,
+}
+
+/// The columns of `read` (batches in row order) cut into consecutive runs of `lens` rows; a
+/// run that one batch holds is that batch's arrays, not a copy.
+fn split(read: &[RecordBatch], lens: impl Iterator<Item = usize>) -> Result<Vec<Vec<ArrayRef>>> {
+    let (mut b, mut offset) = (0, 0);
+    let mut runs = Vec::new();
+    for len in lens {
+        let mut parts = Vec::new();
+        let mut need = len;
+        while need > 0 {
+            let batch = read
+                .get(b)
+                .ok_or_else(|| Error::internal("a read gave fewer rows than its blocks hold"))?;
+            let n = (batch.num_rows() - offset).min(need);
+            parts.push(batch.slice(offset, n));
+            (offset, need) = (offset + n, need - n);
+            if offset == batch.num_rows() {
+                (b, offset) = (b + 1, 0);
+            }
+        }
+        let run = match parts.as_slice() {
+            [one] => one.clone(),
+            _ => arrow::compute::concat_batches(&read[0].schema(), &parts)?,
+        };
+        runs.push(run.columns().to_vec());
+    }
+    Ok(runs)
+}
+
+/// Whether a block's row numbers are its positions `r`.
+fn positioned(row: &ArrayRef, r: &Range<u64>) -> bool {
+    row.as_primitive_opt::<Int64Type>().is_some_and(|rows| {
+        rows.null_count() == 0
+            && rows.len() as u64 == r.end - r.start
+            && rows
+                .values()
+                .iter()
+                .zip(r.start..)
+                .all(|(v, p)| *v == p as i64)
+    })
 }
 
 /// The row number of row `i` of a batch whose last column holds them.

@@ -16,6 +16,7 @@ use super::cursor::{After, Cursor};
 use super::direct::{FileRows, row_at};
 use super::engine::{BatchStream, Chunk, Engine};
 use super::ordered::Orders;
+use super::page_cache::PageCache;
 use super::plan::{hidden_columns, plan};
 use super::request::DataQuery;
 use super::request::{Agg, Op};
@@ -164,16 +165,26 @@ pub struct Executor {
     pages: [std::sync::atomic::AtomicU64; ROUTES.len()],
     budget: Arc<Budget>,
     partitions: usize,
+    /// Decoded blocks of the Parquet files pages are read from.
+    pub(super) page_cache: Arc<PageCache>,
 }
 
 impl Executor {
-    pub fn new(storage: &Storage, limits: &Limits, resident_bytes: u64) -> Result<Self> {
+    /// An executor holding `resident_bytes` of versions decoded and `page_cache_bytes` of
+    /// decoded blocks of the others.
+    pub fn new(
+        storage: &Storage,
+        limits: &Limits,
+        resident_bytes: u64,
+        page_cache_bytes: u64,
+    ) -> Result<Self> {
         Ok(Executor {
             engine: Engine::new(storage, limits)?,
             storage: storage.clone(),
             pages: Default::default(),
             budget: Budget::new(resident_bytes),
             partitions: limits.query_threads,
+            page_cache: PageCache::new(page_cache_bytes),
         })
     }
 
@@ -191,6 +202,10 @@ impl Executor {
         if let Some(i) = ROUTES.iter().position(|r| *r == route) {
             self.pages[i].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
+    }
+
+    pub fn page_cache(&self) -> &PageCache {
+        &self.page_cache
     }
 
     pub fn budget(&self) -> &Arc<Budget> {

@@ -169,8 +169,9 @@ impl Executor {
 
     /// The version's Parquet file with its metadata, read once.
     pub(super) async fn file_rows(&self, v: &Loaded) -> Result<Option<Arc<FileRows>>> {
+        let cache = Arc::clone(&self.page_cache);
         self.read_once(&v.file, v, |storage, manifest| async move {
-            FileRows::open(&storage, &manifest).await
+            FileRows::open(&storage, &manifest, &cache).await
         })
         .await
     }

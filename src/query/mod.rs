@@ -17,6 +17,7 @@ pub mod executor;
 mod file_pages;
 pub mod groups;
 mod ordered;
+pub mod page_cache;
 pub mod params;
 pub mod plan;
 mod prune;

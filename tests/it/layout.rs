@@ -146,29 +146,33 @@ async fn pages_of_every_row_are_read_from_parquet_by_position() {
     let state = &app.state;
     let loaded = state.catalog.loaded("grouped").unwrap();
     // Straight from the file: rows 1,990 .. 2,010 straddle two row groups of 2,000.
-    let file = qanat::query::direct::FileRows::open(&state.storage, &loaded.manifest)
-        .await
-        .unwrap()
-        .expect("one file");
-    let columns = ["cat".to_string(), "seq".to_string()];
-    let batches = file
-        .rows(1_990, 20, &columns)
-        .await
-        .unwrap()
-        .expect("rows by position");
-    let seqs: Vec<i64> = batches
-        .iter()
-        .flat_map(|b| {
-            let seq = b
-                .column(1)
-                .as_any()
-                .downcast_ref::<arrow::array::Int64Array>()
-                .unwrap();
-            seq.values().to_vec()
-        })
-        .collect();
-    assert_eq!(seqs, (1_990..2_010).collect::<Vec<_>>());
-    assert_eq!(batches[0].schema().field(0).name(), "cat");
+    // With decoded blocks kept (block 1 holds rows of both groups) and with none.
+    for budget in [1 << 20, 0] {
+        let cache = qanat::query::page_cache::PageCache::new(budget);
+        let file = qanat::query::direct::FileRows::open(&state.storage, &loaded.manifest, &cache)
+            .await
+            .unwrap()
+            .expect("one file");
+        let columns = ["cat".to_string(), "seq".to_string()];
+        let batches = file
+            .rows(1_990, 20, &columns)
+            .await
+            .unwrap()
+            .expect("rows by position");
+        let seqs: Vec<i64> = batches
+            .iter()
+            .flat_map(|b| {
+                let seq = b
+                    .column(1)
+                    .as_any()
+                    .downcast_ref::<arrow::array::Int64Array>()
+                    .unwrap();
+                seq.values().to_vec()
+            })
+            .collect();
+        assert_eq!(seqs, (1_990..2_010).collect::<Vec<_>>());
+        assert_eq!(batches[0].schema().field(0).name(), "cat");
+    }
     // Over HTTP: pages by number, the last one short, one past the end empty, cursors.
     let seq_of = |rows: &[serde_json::Value]| -> Vec<i64> {
         rows.iter().map(|r| r["seq"].as_i64().unwrap()).collect()

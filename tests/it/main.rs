@@ -15,6 +15,7 @@ mod layout;
 mod memory;
 mod openapi;
 mod orders;
+mod page_cache;
 mod paging;
 mod publish;
 mod query;
