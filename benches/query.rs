@@ -64,15 +64,23 @@ fn parse(c: &mut Criterion) {
 
 /// A server state serving one CSV, ingested into memory storage.
 fn served(name: &str, text: &str) -> qanat::state::AppState {
+    let defaults = qanat::config::Settings::default();
     served_with(
         name,
         text,
-        qanat::config::Settings::default().resident_bytes,
+        defaults.resident_bytes,
+        defaults.page_cache_bytes,
     )
 }
 
-/// The same, with this resident budget (0 serves every version from Parquet).
-fn served_with(name: &str, text: &str, resident_bytes: u64) -> qanat::state::AppState {
+/// The same, with these resident and page cache budgets (0 serves every version from Parquet;
+/// 0 reads every page from the file).
+fn served_with(
+    name: &str,
+    text: &str,
+    resident_bytes: u64,
+    page_cache_bytes: u64,
+) -> qanat::state::AppState {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let csv = dir.path().join(format!("{name}.csv"));
@@ -80,6 +88,7 @@ fn served_with(name: &str, text: &str, resident_bytes: u64) -> qanat::state::App
     let mut settings = qanat::config::Settings {
         storage: "memory://".into(),
         resident_bytes,
+        page_cache_bytes,
         ..Default::default()
     };
     settings.datasets = dir.path().join("none");
@@ -211,11 +220,11 @@ fn parquet(c: &mut Criterion) {
             i % 97
         ));
     }
-    let state = served_with("sirene", &text, 0);
-    let loaded = state.catalog.loaded("sirene").unwrap();
-    assert!(loaded.resident.is_none(), "served from Parquet");
+    // Pages gathered from the page cache of decoded blocks (as a page asked again is), and
+    // read from the file each time.
+    let cached = served_with("sirene", &text, 0, 64 * 1024 * 1024);
+    let around = served_with("sirene", &text, 0, 0);
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let schema = &loaded.manifest.schema;
     let limits = Limits::default();
     let pages = [
         ("parquet first page, 250k rows", "page_size=20"),
@@ -236,11 +245,15 @@ fn parquet(c: &mut Criterion) {
             "commune__groupby&commune__count&page_size=20",
         ),
     ];
-    for (name, query) in pages {
-        let q = params::parse(query, schema, &limits).unwrap();
-        c.bench_function(name, |b| {
-            b.iter(|| rt.block_on(state.executor.page(&loaded, &q)).unwrap())
-        });
+    for (state, cache) in [(&cached, "page cache"), (&around, "no page cache")] {
+        let loaded = state.catalog.loaded("sirene").unwrap();
+        assert!(loaded.resident.is_none(), "served from Parquet");
+        for (name, query) in pages {
+            let q = params::parse(query, &loaded.manifest.schema, &limits).unwrap();
+            c.bench_function(&format!("{name}, {cache}"), |b| {
+                b.iter(|| rt.block_on(state.executor.page(&loaded, &q)).unwrap())
+            });
+        }
     }
 }
 

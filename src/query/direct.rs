@@ -308,7 +308,8 @@ impl FileRows {
         blocks: &[u32],
         indices: &[usize],
     ) -> Result<Through<Vec<Vec<ArrayRef>>>> {
-        if !self.cache.enabled() || blocks.len() > MAX_BLOCKS {
+        // With no column read, nothing would show whether row numbers are positions.
+        if !self.cache.enabled() || blocks.len() > MAX_BLOCKS || indices.is_empty() {
             return Ok(Through::Around);
         }
         let mut got: Vec<Vec<Option<ArrayRef>>> = blocks
