@@ -119,7 +119,12 @@ impl Resident {
         };
         for a in &q.aggregates {
             let column = self.all.column(self.schema.index_of(&a.column)?);
-            columns.push(table.compute(a.agg, column)?);
+            // Over every row by one column, a number column's sums were added at load.
+            let totals = match (&matched, q.group_by.as_slice()) {
+                (Matched::All, [g]) => self.totals.get(g).and_then(|t| t.get(&a.column)),
+                _ => None,
+            };
+            columns.push(table.compute(a.agg, column, totals)?);
         }
         let batch = RecordBatch::try_new(self.group_schema(q), columns)?;
         sort_groups(q, batch)
@@ -136,6 +141,66 @@ impl Resident {
             Field::new(a.output_name(), kind, a.agg != Agg::Count)
         });
         Arc::new(Schema::new(groups.chain(aggregates).collect::<Vec<_>>()))
+    }
+}
+
+/// Per-code sums and counts of a number column over every row, by one coded column: what a
+/// group-by without filters adds up, summed once when the version is read in so that such a
+/// group-by reads a row per group, not every row.
+pub(super) struct Totals {
+    /// Sums as floats, per code (the null code's last), added as a group-by adds them.
+    floats: Vec<f64>,
+    /// Wrapping integer sums, for an integer column.
+    ints: Option<Vec<i64>>,
+    /// Values (rows not null) per code.
+    counts: Vec<i64>,
+}
+
+impl Totals {
+    /// The totals of `column` by the codes `by`, or `None` for a column that is not a number.
+    pub fn of(by: &Codes, column: &ArrayRef) -> Option<Self> {
+        let rows = column.len();
+        let slot_of = Slots::One(&by.keys, by.values.len() as u32);
+        let table = Table {
+            slot_of: &slot_of,
+            slots: by.values.len() + 1,
+            present: &[],
+            rows_in: &[],
+            matched: &Matched::All,
+            rows,
+            lists: Some(&by.postings),
+        };
+        let nulls = column.logical_nulls();
+        let valid = |r: usize| nulls.as_ref().is_none_or(|n| n.is_valid(r));
+        let (floats, counts, ints) = match column.data_type() {
+            DataType::Int64 => {
+                let values = column.as_primitive::<Int64Type>().values();
+                let (floats, counts) = table.float_sums(valid, |r| values[r] as f64);
+                let mut ints = vec![0i64; table.slots];
+                table.each(|r, s| {
+                    if valid(r) {
+                        ints[s] = ints[s].wrapping_add(values[r]);
+                    }
+                });
+                (floats, counts, Some(ints))
+            }
+            DataType::Float64 => {
+                let values = column.as_primitive::<Float64Type>().values();
+                let (floats, counts) = table.float_sums(valid, |r| values[r]);
+                (floats, counts, None)
+            }
+            _ => return None,
+        };
+        Some(Totals {
+            floats,
+            ints,
+            counts,
+        })
+    }
+
+    pub fn bytes(&self) -> u64 {
+        let ints = self.ints.as_ref().map_or(0, Vec::len);
+        ((self.floats.len() + self.counts.len() + ints) * 8) as u64
     }
 }
 
@@ -187,7 +252,12 @@ impl Table<'_> {
     /// One aggregate of a column, per group present, as DataFusion computes it: sums wrap
     /// like its integer sums, averages are float sums over counts, nulls are skipped and a
     /// group without a value gets null.
-    fn compute(&self, agg: Agg, column: &ArrayRef) -> Result<ArrayRef> {
+    fn compute(&self, agg: Agg, column: &ArrayRef, totals: Option<&Totals>) -> Result<ArrayRef> {
+        if let Some(t) = totals
+            && let Some(done) = self.read_totals(agg, column.data_type(), t)
+        {
+            return Ok(done);
+        }
         let nulls = column.logical_nulls();
         let valid = |r: usize| nulls.as_ref().is_none_or(|n| n.is_valid(r));
         let mut counts = vec![0i64; self.slots];
@@ -248,6 +318,27 @@ impl Table<'_> {
                 let rows: UInt32Array = self.present.iter().map(|s| best[*s]).collect();
                 take(column.as_ref(), &rows, None)?
             }
+        })
+    }
+
+    /// A count, sum or average read from totals summed at load, as [`Self::compute`] gives it.
+    fn read_totals(&self, agg: Agg, kind: &DataType, t: &Totals) -> Option<ArrayRef> {
+        let present = self.present.iter();
+        Some(match (agg, kind, &t.ints) {
+            (Agg::Count, ..) => Arc::new(present.map(|s| t.counts[*s]).collect::<Int64Array>()),
+            (Agg::Sum, DataType::Int64, Some(ints)) => {
+                let sums = present.map(|s| (t.counts[*s] > 0).then_some(ints[*s]));
+                Arc::new(sums.collect::<Int64Array>())
+            }
+            (Agg::Sum | Agg::Avg, DataType::Int64 | DataType::Float64, _) => {
+                let avg = agg == Agg::Avg;
+                let out = present.map(|s| {
+                    let (sum, n) = (t.floats[*s], t.counts[*s]);
+                    (n > 0).then(|| if avg { sum / n as f64 } else { sum })
+                });
+                Arc::new(out.collect::<Float64Array>())
+            }
+            _ => return None,
         })
     }
 

@@ -5,7 +5,8 @@
 //! without planning anything: an index turns a selective filter into a row list, or one pass
 //! over the filter columns gives the exact total and the page's rows together, and a cursor
 //! seeks to its row directly. A page sorted on one column walks that column's order; counted
-//! groups of coded columns are counted by code ([`groups`]). Everything else runs in DataFusion
+//! groups of coded columns are counted by code ([`groups`]), and over every row read from sums
+//! and counts by code added up at load. Everything else runs in DataFusion
 //! over the same rows (a `MemTable`).
 
 mod codes;
@@ -18,7 +19,7 @@ use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch};
 use arrow::buffer::BooleanBuffer;
-use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{DataType, SchemaRef};
 use datafusion::catalog::TableProvider;
 use datafusion::common::DFSchema;
 use datafusion::datasource::MemTable;
@@ -32,9 +33,10 @@ use super::engine::Chunk;
 use super::plan::{condition_expr, filter_expr};
 use super::request::DataQuery;
 use crate::dataset::manifest::Manifest;
-use crate::dataset::schema::{ColumnType, file_order};
+use crate::dataset::schema::{ColumnType, ROW_COLUMN, file_order};
 use crate::error::Result;
 use codes::{CodeTest, Codes, NULL_CODE};
+use groups::Totals;
 pub use groups::{group_page, stream_groups};
 pub use order::stream_sorted;
 use order::{Order, Runs, Sorted};
@@ -60,6 +62,9 @@ pub struct Resident {
     /// Rows in value order, for sortable columns without codes (coded columns' posting lists
     /// are their order).
     orders: HashMap<String, Sorted>,
+    /// Sums and counts of each number column by the codes of each coded column with few
+    /// enough values: `totals[group column][number column]`.
+    totals: HashMap<String, HashMap<String, Totals>>,
     _reservation: Reservation,
 }
 
@@ -156,6 +161,12 @@ impl Resident {
                 Built::Order(None) => {}
             }
         }
+        let totals = group_totals(&all, &schema, &codes);
+        bytes += totals
+            .values()
+            .flat_map(|t| t.values())
+            .map(Totals::bytes)
+            .sum::<u64>();
         let ReservationTicket(mut reservation) = ticket;
         reservation.resize(bytes)?;
         Some(Resident {
@@ -166,6 +177,7 @@ impl Resident {
             rows,
             codes,
             orders,
+            totals,
             _reservation: reservation,
         })
     }
@@ -696,6 +708,38 @@ fn contiguous(batches: Vec<RecordBatch>, schema: &SchemaRef) -> Option<RecordBat
         columns.push(column);
     }
     RecordBatch::try_new(Arc::clone(schema), columns).ok()
+}
+
+/// Coded columns with at most this many values get [`Totals`] of the number columns.
+const TOTALS_CODES: usize = 4096;
+
+/// The [`Totals`] of every number column by every coded column with few enough values, on
+/// every core.
+fn group_totals(
+    all: &RecordBatch,
+    schema: &SchemaRef,
+    codes: &HashMap<String, Codes>,
+) -> HashMap<String, HashMap<String, Totals>> {
+    let numbers = schema.fields().iter().enumerate().filter(|(_, f)| {
+        matches!(f.data_type(), DataType::Int64 | DataType::Float64) && f.name() != ROW_COLUMN
+    });
+    let numbers: Vec<(usize, &String)> = numbers.map(|(i, f)| (i, f.name())).collect();
+    let pairs: Vec<(&String, &Codes, usize, &String)> = codes
+        .iter()
+        .filter(|(_, c)| c.values.len() <= TOTALS_CODES)
+        .flat_map(|(g, c)| numbers.iter().map(move |(i, n)| (g, c, *i, *n)))
+        .collect();
+    let built = on_every_core(&pairs, |(_, c, i, _)| Totals::of(c, all.column(*i)));
+    let mut totals: HashMap<String, HashMap<String, Totals>> = HashMap::new();
+    for ((g, _, _, n), t) in pairs.iter().zip(built) {
+        if let Some(t) = t {
+            totals
+                .entry((*g).clone())
+                .or_default()
+                .insert((*n).clone(), t);
+        }
+    }
+    totals
 }
 
 /// Runs `work` on each item, on every core, keeping the items' order.
