@@ -10,7 +10,7 @@ use std::sync::Arc;
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Int64Array};
 use arrow::compute::interleave;
 use arrow::datatypes::Int64Type;
-use arrow::datatypes::Schema;
+use arrow::datatypes::SchemaRef;
 use datafusion::common::DFSchema;
 use datafusion::execution::context::ExecutionProps;
 use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
@@ -222,11 +222,7 @@ impl FileRows {
     async fn gather(&self, positions: &[u32], columns: &[String]) -> Result<Through<RecordBatch>> {
         let mut blocks: Vec<u32> = positions.iter().map(|p| p / BLOCK_ROWS as u32).collect();
         blocks.dedup();
-        let schema = self.meta.schema();
-        let indices = columns
-            .iter()
-            .map(|c| schema.index_of(c))
-            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let (indices, projected) = self.projection(columns)?;
         let arrays = match self.blocks(&blocks, &indices).await? {
             Through::Cache(arrays) => arrays,
             Through::Around => return Ok(Through::Around),
@@ -248,14 +244,7 @@ impl FileRows {
         }
         let rows = positions.iter().map(|p| i64::from(*p));
         out.push(Arc::new(Int64Array::from_iter_values(rows)));
-        let row_index = schema.index_of(ROW_COLUMN)?;
-        let fields = indices.iter().chain([&row_index]);
-        let fields: Vec<_> = fields.map(|i| schema.field(*i).clone()).collect();
-        let out_schema = Schema::new_with_metadata(fields, schema.metadata().clone());
-        Ok(Through::Cache(RecordBatch::try_new(
-            Arc::new(out_schema),
-            out,
-        )?))
+        Ok(Through::Cache(RecordBatch::try_new(projected, out)?))
     }
 
     /// The filter columns over the blocks holding `ranges`, one batch per block with the row
@@ -280,16 +269,10 @@ impl FileRows {
                 return Ok(None);
             }
         }
-        let schema = self.meta.schema();
-        let indices = columns
-            .iter()
-            .map(|c| schema.index_of(c))
-            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let (indices, projected) = self.projection(columns)?;
         let Through::Cache(arrays) = self.blocks(&blocks, &indices).await? else {
             return Ok(None);
         };
-        let row_index = schema.index_of(ROW_COLUMN)?;
-        let projected = Arc::new(schema.project(&[indices.as_slice(), &[row_index]].concat())?);
         let mut batches = Vec::with_capacity(blocks.len());
         for (b, mut columns) in blocks.iter().zip(arrays) {
             let r = self.block_range(*b);
@@ -357,6 +340,18 @@ impl FileRows {
         Ok(Through::Cache(all.collect::<Option<Vec<_>>>().ok_or_else(
             || Error::internal("a block neither kept nor read"),
         )?))
+    }
+
+    /// The schema positions of the named columns, and the schema of those columns with the
+    /// row number last (as [`Self::read`] gives them).
+    fn projection(&self, columns: &[String]) -> Result<(Vec<usize>, SchemaRef)> {
+        let schema = self.meta.schema();
+        let indices = columns
+            .iter()
+            .map(|c| schema.index_of(c))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let with_row = [indices.as_slice(), &[schema.index_of(ROW_COLUMN)?]].concat();
+        Ok((indices, Arc::new(schema.project(&with_row)?)))
     }
 
     /// The rows of block `b`.

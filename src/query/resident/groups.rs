@@ -1,6 +1,7 @@
 //! Aggregations answered from memory: groups of coded columns, aggregated in a table indexed
 //! by their codes, in the order DataFusion gives them.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use arrow::array::{
@@ -176,13 +177,7 @@ impl Totals {
             DataType::Int64 => {
                 let values = column.as_primitive::<Int64Type>().values();
                 let (floats, counts) = table.float_sums(valid, |r| values[r] as f64);
-                let mut ints = vec![0i64; table.slots];
-                table.each(|r, s| {
-                    if valid(r) {
-                        ints[s] = ints[s].wrapping_add(values[r]);
-                    }
-                });
-                (floats, counts, Some(ints))
+                (floats, counts, Some(table.int_sums(valid, values).0))
             }
             DataType::Float64 => {
                 let values = column.as_primitive::<Float64Type>().values();
@@ -253,33 +248,36 @@ impl Table<'_> {
     /// like its integer sums, averages are float sums over counts, nulls are skipped and a
     /// group without a value gets null.
     fn compute(&self, agg: Agg, column: &ArrayRef, totals: Option<&Totals>) -> Result<ArrayRef> {
-        if let Some(t) = totals
-            && let Some(done) = self.read_totals(agg, column.data_type(), t)
-        {
-            return Ok(done);
-        }
         let nulls = column.logical_nulls();
         let valid = |r: usize| nulls.as_ref().is_none_or(|n| n.is_valid(r));
-        let mut counts = vec![0i64; self.slots];
         let per_group = |v: &[i64]| -> Int64Array {
             let out: Vec<i64> = self.present.iter().map(|s| v[*s]).collect();
             out.into()
         };
+        // Totals summed at load stand for the pass over the rows.
         Ok(match (agg, column.data_type()) {
             (Agg::Count, _) if nulls.is_none() => Arc::new(per_group(self.rows_in)),
             (Agg::Count, _) => {
-                self.each(|r, s| counts[s] += i64::from(valid(r)));
+                let counts = match totals {
+                    Some(t) => Cow::Borrowed(t.counts.as_slice()),
+                    None => {
+                        let mut counts = vec![0i64; self.slots];
+                        self.each(|r, s| counts[s] += i64::from(valid(r)));
+                        Cow::Owned(counts)
+                    }
+                };
                 Arc::new(per_group(&counts))
             }
             (Agg::Sum, DataType::Int64) => {
-                let values = column.as_primitive::<Int64Type>().values();
-                let mut sums = vec![0i64; self.slots];
-                self.each(|r, s| {
-                    if valid(r) {
-                        sums[s] = sums[s].wrapping_add(values[r]);
-                        counts[s] += 1;
+                let (sums, counts) = match totals.and_then(|t| Some((t.ints.as_ref()?, &t.counts)))
+                {
+                    Some((s, c)) => (Cow::Borrowed(s.as_slice()), Cow::Borrowed(c.as_slice())),
+                    None => {
+                        let values = column.as_primitive::<Int64Type>().values();
+                        let (s, c) = self.int_sums(valid, values);
+                        (Cow::Owned(s), Cow::Owned(c))
                     }
-                });
+                };
                 let out = self
                     .present
                     .iter()
@@ -287,14 +285,20 @@ impl Table<'_> {
                 Arc::new(out.collect::<Int64Array>())
             }
             (Agg::Sum | Agg::Avg, kind) => {
-                let (sums, counts) = match kind {
-                    DataType::Int64 => {
+                let (sums, counts) = match (totals, kind) {
+                    (Some(t), _) => (
+                        Cow::Borrowed(t.floats.as_slice()),
+                        Cow::Borrowed(t.counts.as_slice()),
+                    ),
+                    (None, DataType::Int64) => {
                         let values = column.as_primitive::<Int64Type>().values();
-                        self.float_sums(valid, |r| values[r] as f64)
+                        let (s, c) = self.float_sums(valid, |r| values[r] as f64);
+                        (Cow::Owned(s), Cow::Owned(c))
                     }
-                    _ => {
+                    (None, _) => {
                         let values = column.as_primitive::<Float64Type>().values();
-                        self.float_sums(valid, |r| values[r])
+                        let (s, c) = self.float_sums(valid, |r| values[r]);
+                        (Cow::Owned(s), Cow::Owned(c))
                     }
                 };
                 let avg = agg == Agg::Avg;
@@ -321,25 +325,17 @@ impl Table<'_> {
         })
     }
 
-    /// A count, sum or average read from totals summed at load, as [`Self::compute`] gives it.
-    fn read_totals(&self, agg: Agg, kind: &DataType, t: &Totals) -> Option<ArrayRef> {
-        let present = self.present.iter();
-        Some(match (agg, kind, &t.ints) {
-            (Agg::Count, ..) => Arc::new(present.map(|s| t.counts[*s]).collect::<Int64Array>()),
-            (Agg::Sum, DataType::Int64, Some(ints)) => {
-                let sums = present.map(|s| (t.counts[*s] > 0).then_some(ints[*s]));
-                Arc::new(sums.collect::<Int64Array>())
+    /// Wrapping integer sums of values, and the number of values, per group.
+    fn int_sums(&self, valid: impl Fn(usize) -> bool, values: &[i64]) -> (Vec<i64>, Vec<i64>) {
+        let mut sums = vec![0i64; self.slots];
+        let mut counts = vec![0i64; self.slots];
+        self.each(|r, s| {
+            if valid(r) {
+                sums[s] = sums[s].wrapping_add(values[r]);
+                counts[s] += 1;
             }
-            (Agg::Sum | Agg::Avg, DataType::Int64 | DataType::Float64, _) => {
-                let avg = agg == Agg::Avg;
-                let out = present.map(|s| {
-                    let (sum, n) = (t.floats[*s], t.counts[*s]);
-                    (n > 0).then(|| if avg { sum / n as f64 } else { sum })
-                });
-                Arc::new(out.collect::<Float64Array>())
-            }
-            _ => return None,
-        })
+        });
+        (sums, counts)
     }
 
     /// Sums of values as floats, and the number of values, per group.
