@@ -1,6 +1,7 @@
 //! Micro-benchmarks of the request path's parts: parsing the filter grammar, planning a query
 //! with DataFusion, answering pages from resident rows and from Parquet (by position, the page
-//! index and the sidecars), and encoding results as JSON and CSV. `cargo bench` runs them; end-to-end
+//! index and the sidecars), encoding results as JSON and CSV, and a cached page routed and
+//! replayed. `cargo bench` runs them; end-to-end
 //! figures against the peers come from `../shared/bench/serve`.
 
 use std::sync::Arc;
@@ -257,5 +258,37 @@ fn parquet(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, parse, plan, resident, encode, parquet);
+/// A page answered from the result cache: through the router (route, parse, ETag, cache) and
+/// through the served application, where a repeated request is replayed before routing.
+fn cached(c: &mut Criterion) {
+    use tower::ServiceExt;
+    let mut text = String::from("trip_id,stop_sequence,category\n");
+    for i in 0..10_000 {
+        text.push_str(&format!("CAS-{i},{},Tramway\n", i % 40));
+    }
+    let state = served("stops", &text);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let uri = "/api/datasets/stops/data?stop_sequence__greater=20&page_size=100";
+    let get = || {
+        axum::http::Request::builder()
+            .uri(uri)
+            .header("host", "qanat.test")
+            .body(axum::body::Body::empty())
+            .unwrap()
+    };
+    let router = qanat::http::router(state.clone());
+    let service = qanat::http::service(state);
+    for _ in 0..2 {
+        let resp = rt.block_on(service.clone().oneshot(get())).unwrap();
+        assert_eq!(resp.status(), 200);
+    }
+    c.bench_function("cached page of 100 rows, routed", |b| {
+        b.iter(|| rt.block_on(router.clone().oneshot(get())).unwrap())
+    });
+    c.bench_function("cached page of 100 rows, replayed", |b| {
+        b.iter(|| rt.block_on(service.clone().oneshot(get())).unwrap())
+    });
+}
+
+criterion_group!(benches, parse, plan, resident, encode, parquet, cached);
 criterion_main!(benches);

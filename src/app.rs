@@ -89,8 +89,8 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
-    let router = crate::http::router(state);
-    axum::serve(listener, router)
+    let service = crate::http::service(state);
+    axum::serve(listener, axum::ServiceExt::into_make_service(service))
         .with_graceful_shutdown(shutdown)
         .await?;
     Ok(())

@@ -22,6 +22,8 @@ pub struct Counters {
     /// Lookups whose body had to be computed (a waiter on a computation under way is a hit).
     misses: AtomicU64,
     evictions: AtomicU64,
+    /// Hits answered before routing, by URL and host (see `http::replay`).
+    replays: AtomicU64,
 }
 
 /// A snapshot of the cache's counters and size.
@@ -31,6 +33,7 @@ pub struct CacheStats {
     pub hits: u64,
     pub misses: u64,
     pub evictions: u64,
+    pub replays: u64,
     pub entries: u64,
     pub bytes: u64,
     pub budget: u64,
@@ -77,6 +80,7 @@ impl ResponseCache {
             hits: lookups.saturating_sub(misses),
             misses,
             evictions: c.evictions.load(Ordering::Relaxed),
+            replays: c.replays.load(Ordering::Relaxed),
             entries,
             bytes,
             budget,
@@ -102,6 +106,27 @@ impl ResponseCache {
             self.counters.misses.fetch_add(1, Ordering::Relaxed);
         }
         hit
+    }
+
+    /// The cached body for `key` if there is one, counted as a lookup and a hit; nothing is
+    /// counted on a miss (the caller then asks through [`Self::get`] or
+    /// [`Self::get_or_compute`], which counts it).
+    pub async fn peek(&self, key: &str) -> Option<Bytes> {
+        let hit = self.inner.as_ref()?.get(key).await;
+        if hit.is_some() {
+            self.counters.lookups.fetch_add(1, Ordering::Relaxed);
+        }
+        hit
+    }
+
+    /// Counts a hit answered before routing.
+    pub fn count_replay(&self) {
+        self.counters.replays.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Whether bodies are kept at all.
+    pub fn enabled(&self) -> bool {
+        self.inner.is_some()
     }
 
     /// Stores a body computed after a [`Self::get`] miss.

@@ -36,14 +36,19 @@ impl Catalog {
         let entry = self.entry(id)?;
         self.opened(&entry).await?;
         let loaded = self.loaded_of(&entry)?;
-        entry.last_used.store(
-            self.clock.fetch_add(1, Ordering::Relaxed),
-            Ordering::Relaxed,
-        );
+        self.touch(&entry);
         if loaded.resident.is_none() && self.wants_resident(&loaded) {
             self.promote(entry);
         }
         Ok(loaded)
+    }
+
+    /// Marks the entry as just used: the least recently used resident datasets make room first.
+    pub(super) fn touch(&self, entry: &Entry) {
+        entry.last_used.store(
+            self.clock.fetch_add(1, Ordering::Relaxed),
+            Ordering::Relaxed,
+        );
     }
 
     /// Opens the entry's current version if nothing has yet (a metadata request reads it

@@ -122,3 +122,29 @@ impl Catalog {
         Ok(true)
     }
 }
+
+impl Catalog {
+    /// Whether a request for `version` of dataset `id` would read that version now, known
+    /// without waiting: it is the current one (or, for a request that names its version, an
+    /// older one opened and still kept), the dataset is not retired, and the dataset files
+    /// were not read again since `generation`. Counts as a use of the dataset, as a request
+    /// does. `false` only means "ask the full path", never an error.
+    pub fn answers(&self, id: &str, version: &str, pinned: bool, generation: u64) -> bool {
+        if self.generation() != generation {
+            return false;
+        }
+        let Ok(entry) = self.entry(id) else {
+            return false;
+        };
+        if entry.spec.retired().is_some() {
+            return false;
+        }
+        let current = entry
+            .current()
+            .is_some_and(|c| c.manifest.version == version);
+        if current {
+            self.touch(&entry);
+        }
+        current || (pinned && entry.older(version).is_some())
+    }
+}

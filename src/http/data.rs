@@ -9,6 +9,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use utoipa::ToSchema;
 
+use super::replay::Replayable;
 use super::{base_url, etag, not_modified, not_modified_response, set_cache_headers};
 use crate::encode::{self, BodyWriter, Format};
 use crate::error::{Problem, Result};
@@ -129,6 +130,7 @@ pub async fn page(
         HeaderValue::from_static("application/json"),
     );
     set_cache_headers(resp.headers_mut(), &p.etag, p.pinned);
+    Replayable::new(&state, &p.etag, &p.loaded, p.pinned).mark(&mut resp);
     Ok(resp)
 }
 
@@ -277,6 +279,7 @@ impl Download<'_> {
             h.insert(header::CONTENT_DISPOSITION, v);
         }
         set_cache_headers(h, self.etag, self.pinned);
+        Replayable::new(state, self.etag, loaded, self.pinned).mark(&mut resp);
         Ok(resp)
     }
 }

@@ -10,7 +10,7 @@ use crate::state::AppState;
 
 /// The series `/metrics` gives besides the pages by route: name, type and help, in the order of
 /// their values in [`metrics`].
-const SERIES: [(&str, &str, &str); 15] = [
+const SERIES: [(&str, &str, &str); 16] = [
     (
         "qanat_cache_lookups_total",
         "counter",
@@ -30,6 +30,11 @@ const SERIES: [(&str, &str, &str); 15] = [
         "qanat_cache_evictions_total",
         "counter",
         "Bodies evicted to stay within the budget.",
+    ),
+    (
+        "qanat_cache_replays_total",
+        "counter",
+        "Hits answered before routing: the URL and host of an earlier answer, on a version still served.",
     ),
     ("qanat_cache_entries", "gauge", "Bodies in the cache."),
     (
@@ -99,6 +104,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         c.hits,
         c.misses,
         c.evictions,
+        c.replays,
         c.entries,
         c.bytes,
         c.budget,

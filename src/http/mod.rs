@@ -5,6 +5,7 @@ pub mod data;
 pub mod datasets;
 pub mod health;
 pub mod metrics;
+pub mod replay;
 pub mod tabular;
 
 use axum::Router;
@@ -72,6 +73,12 @@ pub fn router(state: AppState) -> Router {
         .layer(cors())
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// The application as it is served: [`router`] behind the replay of repeated requests from the
+/// result cache.
+pub fn service(state: AppState) -> replay::Replay<Router> {
+    replay::Replay::new(router(state.clone()), state)
 }
 
 /// CKAN's action API and DataStore dump, which follow CKAN's documentation rather than this

@@ -320,6 +320,7 @@ pub async fn data(
         HeaderValue::from_static("application/json"),
     );
     set_cache_headers(resp.headers_mut(), &p.etag, false);
+    super::replay::Replayable::new(&state, &p.etag, &p.loaded, false).mark(&mut resp);
     Ok(resp)
 }
 

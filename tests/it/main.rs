@@ -19,6 +19,7 @@ mod page_cache;
 mod paging;
 mod publish;
 mod query;
+mod replay;
 mod resident;
 mod sheets;
 mod sidecar;

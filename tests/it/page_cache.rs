@@ -79,15 +79,7 @@ async fn pages_from_parquet_are_gathered_from_kept_blocks() {
     assert_eq!(rows[99]["word"], format!("w{}", (1_099 * 7_919) % 613));
 
     // A new version of the dataset: its pages, not the old version's kept blocks.
-    let path = cached.dir.path().join("datasets").join("t.csv");
-    std::fs::write(&path, csv("v")).unwrap();
-    let results = cached
-        .state
-        .catalog
-        .ingest_and_load(&["t".into()], true)
-        .await
-        .unwrap();
-    assert!(results[0].1.is_ok(), "{:?}", results[0].1);
+    cached.republish("t", &csv("v")).await;
     let rows = cached.rows(QUERIES[0]).await;
     assert_eq!(rows[99]["word"], format!("v{}", (1_099 * 7_919) % 613));
 }

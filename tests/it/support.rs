@@ -20,8 +20,12 @@ pub fn repo_path(rel: &str) -> PathBuf {
 pub struct TestApp {
     pub dir: tempfile::TempDir,
     pub state: AppState,
-    pub router: Router,
+    /// The application as `serve` runs it: the router behind the replay of repeated requests.
+    pub router: App,
 }
+
+/// What `qanat::http::service` builds.
+pub type App = qanat::http::replay::Replay<Router>;
 
 pub struct Reply {
     pub status: StatusCode,
@@ -105,7 +109,7 @@ impl TestApp {
                 eprintln!("ingest of {id} failed: {e}");
             }
         }
-        let router = qanat::http::router(state.clone());
+        let router = qanat::http::service(state.clone());
         TestApp { dir, state, router }
     }
 
@@ -130,6 +134,19 @@ impl TestApp {
         r.json()["meta"]["total"].as_u64().unwrap()
     }
 
+    /// Writes `text` as the CSV of dataset `id` and publishes it as a new version.
+    pub async fn republish(&self, id: &str, text: &str) {
+        let path = self.dir.path().join("datasets").join(format!("{id}.csv"));
+        std::fs::write(&path, text).unwrap();
+        let results = self
+            .state
+            .catalog
+            .ingest_and_load(&[id.into()], true)
+            .await
+            .unwrap();
+        assert!(results[0].1.is_ok(), "{:?}", results[0].1);
+    }
+
     pub fn storage_dir(&self) -> PathBuf {
         self.dir.path().join("storage")
     }
@@ -145,8 +162,18 @@ pub fn build_state(root: &Path, datasets: &Path, extra_settings: &str) -> AppSta
     qanat::app::state(settings, specs).unwrap()
 }
 
-pub async fn request(router: &Router, uri: &str, headers: &[(&str, &str)]) -> Reply {
-    let mut req = Request::builder().uri(uri).header("host", "qanat.test");
+pub async fn request<S>(router: &S, uri: &str, headers: &[(&str, &str)]) -> Reply
+where
+    S: tower::Service<
+            Request<Body>,
+            Response = axum::response::Response,
+            Error = std::convert::Infallible,
+        > + Clone,
+{
+    let mut req = Request::builder().uri(uri);
+    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+        req = req.header("host", "qanat.test");
+    }
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
