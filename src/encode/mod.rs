@@ -1,6 +1,7 @@
 //! Writers that turn Arrow batches into JSON, NDJSON and CSV bytes, one batch at a time.
 
 mod body;
+mod decimal;
 mod rows;
 
 pub use body::{BodyWriter, Relabel};

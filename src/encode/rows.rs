@@ -13,6 +13,8 @@ use arrow::datatypes::{DataType, Date32Type, Float64Type, Int64Type, TimeUnit};
 use chrono::{Datelike, NaiveDate, Timelike};
 use serde::Serializer as _;
 
+use super::decimal::Decimals;
+
 /// Days from 0001-01-01 (chrono's day 1) to 1970-01-01.
 const EPOCH_DAYS_FROM_CE: i32 = 719_163;
 
@@ -34,6 +36,8 @@ struct Column<'a> {
     col: Col<'a>,
     nulls: Option<&'a NullBuffer>,
     memo: Memo,
+    /// How the column's floats were last written as delimited text.
+    decimals: Decimals,
 }
 
 impl Column<'_> {
@@ -70,6 +74,7 @@ fn columns(batch: &RecordBatch) -> Option<Vec<Column<'_>>> {
                 col,
                 nulls: a.nulls(),
                 memo,
+                decimals: Decimals::default(),
             })
         })
         .collect()
@@ -132,9 +137,9 @@ pub fn delimited_rows(
                 Col::Text(a) => field(&mut out, a.value(row).as_bytes(), &special, lone),
                 Col::Float(a) => {
                     let v = a.value(row);
-                    c.memo.write(&mut out, v.to_bits(), |out| {
-                        out.extend_from_slice(ryu::Buffer::new().format(v).as_bytes())
-                    });
+                    let decimals = &mut c.decimals;
+                    c.memo
+                        .write(&mut out, v.to_bits(), |out| decimals.write(out, v));
                 }
                 _ => scalar(&mut out, c, row),
             }
