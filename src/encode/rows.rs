@@ -582,6 +582,8 @@ mod tests {
             Just(String::new()),
             "[a-z ]{0,8}",
             "[,;\"\t\r\n\\\\a-zé\u{0}-\u{1f}فاس]{0,10}",
+            // Over a word, and over the length searched with vector instructions.
+            "[a-z0-9]{0,40}[,;\"\r\n]?[a-z]{0,12}",
         ])
     }
 
