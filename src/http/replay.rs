@@ -6,6 +6,11 @@
 //! SHA-256 for its ETag before the cache is even asked; here it costs two map lookups. Anything
 //! unusual (a conditional request, a switched version, a body no longer cached) goes the full
 //! way, which is always right.
+//!
+//! The key is the host and the path with its query because the marked handlers read nothing else
+//! of a request but `If-None-Match` (which bypasses this). A layer or handler whose answer comes
+//! to depend on another header (`Accept-Encoding`, credentials) must add it to [`key_of`] or
+//! bypass the replay.
 
 use std::convert::Infallible;
 use std::sync::Arc;
