@@ -24,7 +24,7 @@ mkdir -p qempty logs results
 # Stores ingested once, so that the servers start on a known version (the cursor queries name it).
 prepare() { # STORE FILE PORT
   rm -rf "$1"
-  timeout 300 "$Q" --storage "$1" --datasets qempty --addr "127.0.0.1:$3" serve "$2" > "logs/prep_$3.log" 2>&1 &
+  timeout 300 "$Q" --storage "$1" --datasets qempty --rate-limit 0 --addr "127.0.0.1:$3" serve "$2" > "logs/prep_$3.log" 2>&1 &
   local pid=$!
   for _ in $(seq 1 600); do curl -sf -o /dev/null "http://127.0.0.1:$3/health" && break; sleep 0.5; done
   kill "$pid"; wait "$pid" || true
@@ -64,7 +64,7 @@ done
 for mode in nocache cache; do
   extra=""; [ $mode = nocache ] && extra="--cache-bytes 0"
   $PY bench_serve.py --label "qanat_$mode" --queries queries/qanat.json --port 8090 --ready-path /health \
-    --cmd "$Q --storage $WORK/qstore --datasets qempty --addr 127.0.0.1:{PORT} $extra serve data/stop_times.csv" \
+    --cmd "$Q --storage $WORK/qstore --datasets qempty --rate-limit 0 --addr 127.0.0.1:{PORT} $extra serve data/stop_times.csv" \
     --duration 5 --runs 3 --conc 1,16 2>"logs/serve_qanat_$mode.log"
 done
 $PY report.py --labels nginx,roapi_parquet,datasette,qanat_nocache,qanat_cache > results/RESULTS_q.md
@@ -91,7 +91,7 @@ S=real_gtfs_us_nyc_subway_2024
 for mode in nocache cache; do
   extra=""; [ $mode = nocache ] && extra="--cache-bytes 0"
   $PY bench_serve.py --label "qanat_${mode}__$S" --queries queries/nyc/qanat.json --port 8096 --ready-path /health \
-    --cmd "$Q --storage $WORK/qstore_nyc --datasets qempty --addr 127.0.0.1:{PORT} $extra serve $NYC" \
+    --cmd "$Q --storage $WORK/qstore_nyc --datasets qempty --rate-limit 0 --addr 127.0.0.1:{PORT} $extra serve $NYC" \
     --duration 5 --runs 3 --conc 1,16 2>"logs/serve_qanat_${mode}_nyc.log"
 done
 $PY report.py --labels "roapi_parquet__$S,datasette__$S,qanat_nocache__$S,qanat_cache__$S" > results/RESULTS_nyc.md

@@ -59,9 +59,14 @@ fn build(
     source: Option<SpecSource>,
 ) -> Result<AppState> {
     let storage = Storage::open(&settings.storage)?;
+    let gate = crate::query::gate::Gate::new(
+        settings.server.max_queries,
+        std::time::Duration::from_millis(settings.server.queue_wait_ms),
+    );
     let executor = Arc::new(Executor::new(
         &storage,
         &settings.limits,
+        gate,
         settings.resident_bytes,
         settings.page_cache_bytes,
     )?);
@@ -77,22 +82,27 @@ fn build(
         executor,
         storage,
         cache: ResponseCache::new(settings.cache_bytes),
+        rates: crate::rates::Rates::new(&settings.server).map(Arc::new),
+        admin: match &settings.server.admin_keys {
+            Some(path) => Some(Arc::new(crate::keys::AdminKeys::load(path)?)),
+            None => None,
+        },
         settings: Arc::new(settings),
         started_at: chrono::Utc::now(),
         openapi: Arc::default(),
     }))
 }
 
-/// Serves until `shutdown` completes.
+/// Serves until `shutdown` completes, then lets running requests finish within
+/// `server.drain_ms`.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
+    let server = state.settings.server.clone();
     let service = crate::http::service(state);
-    axum::serve(listener, axum::ServiceExt::into_make_service(service))
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    crate::http::listen::serve(listener, service, &server, shutdown).await?;
     Ok(())
 }
 
@@ -125,27 +135,7 @@ pub fn spawn_harvests(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> {
 }
 
 async fn harvest_once(state: &AppState, source: &crate::config::HarvestSource) {
-    let (settings, catalog, source) = (
-        Arc::clone(&state.settings),
-        Arc::clone(&state.catalog),
-        source.clone(),
-    );
-    let url = source.url.clone();
-    let work = async move {
-        let progress = |line: &str| tracing::info!(portal = %source.url, "{line}");
-        let report = crate::harvest::run::harvest(&settings, &source, &progress).await;
-        (report, catalog.reload().await)
-    };
-    match state.executor.background(work).await {
-        Ok((Ok(report), reloaded)) => {
-            for line in report.lines() {
-                tracing::info!(portal = %url, "{line}");
-            }
-            if let Err(e) = reloaded {
-                tracing::warn!(portal = %url, error = %e, "the harvested dataset files could not be read");
-            }
-        }
-        Ok((Err(e), _)) => tracing::warn!(portal = %url, error = %e, "harvest failed"),
-        Err(e) => tracing::warn!(portal = %url, error = %e, "harvest task failed"),
+    if let Err(e) = state.catalog.harvest(&state.settings, source).await {
+        tracing::warn!(portal = %source.url, error = %e, "harvest failed");
     }
 }

@@ -122,9 +122,8 @@ impl Cli {
     }
 }
 
-/// Runs a parsed command line.
-pub async fn run(cli: Cli, matches: ArgMatches) -> Result<ExitCode> {
-    let settings = cli.settings(&matches)?;
+/// Runs a parsed command line with its settings.
+pub async fn run(cli: Cli, settings: Settings) -> Result<ExitCode> {
     match &cli.command {
         Command::Export {
             file,

@@ -51,6 +51,8 @@ pub struct Settings {
     pub limits: Limits,
     #[command(flatten)]
     pub ingest: IngestSettings,
+    #[command(flatten)]
+    pub server: ServerSettings,
     /// `[[harvest]]` entries: portals `serve` harvests on their `interval` (file only).
     #[arg(skip)]
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -114,6 +116,64 @@ pub struct IngestSettings {
     /// server over the same storage), in milliseconds; 0 never looks
     #[arg(long, global = true, value_name = "MS", default_value_t = 10_000)]
     pub watch_ms: u64,
+}
+
+/// How the server meets its clients: load, rates, request sizes, keys, shutdown, logs (the
+/// `[server]` table).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, clap::Args)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    /// Queries computed at once (pages, the start of exports); the next ones wait
+    /// queue_wait_ms for a turn, then answer 503 with Retry-After
+    #[arg(long, global = true, value_name = "N", default_value_t = 4 * cores())]
+    pub max_queries: usize,
+    /// How long a query waits for a turn among max_queries before it is shed, in milliseconds
+    #[arg(long, global = true, value_name = "MS", default_value_t = 30)]
+    pub queue_wait_ms: u64,
+    /// Requests a second one client may make, sustained (0 turns rate limits off)
+    #[arg(long, global = true, value_name = "N", default_value_t = 50)]
+    pub rate_limit: u32,
+    /// Requests one client may make at once, above the sustained rate
+    #[arg(long, global = true, value_name = "N", default_value_t = 500)]
+    pub rate_burst: u32,
+    /// Addresses or CIDR ranges of the reverse proxies whose `X-Forwarded-For` or `Forwarded`
+    /// header names the client (comma-separated; none by default: the peer is the client)
+    #[arg(long, global = true, value_name = "CIDRS", default_value = "")]
+    #[serde(deserialize_with = "list_text")]
+    pub trusted_proxies: String,
+    /// Longest request target (path and query) in bytes; longer answers 414
+    #[arg(long, global = true, value_name = "N", default_value_t = 8 * 1024)]
+    pub max_uri_bytes: usize,
+    /// Largest total of request header names and values in bytes; larger answers 431
+    #[arg(long, global = true, value_name = "N", default_value_t = 16 * 1024)]
+    pub max_header_bytes: usize,
+    /// Largest request body in bytes (CKAN's action API, admin routes); larger answers 413
+    #[arg(long, global = true, value_name = "N", default_value_t = 1024 * 1024)]
+    pub max_body_bytes: usize,
+    /// How long a client may take to send a request's head, in milliseconds; a slower
+    /// connection is closed
+    #[arg(long, global = true, value_name = "MS", default_value_t = 10_000)]
+    pub header_timeout_ms: u64,
+    /// On SIGTERM, how long running requests and exports may go on before the server closes,
+    /// in milliseconds
+    #[arg(long, global = true, value_name = "MS", default_value_t = 30_000)]
+    pub drain_ms: u64,
+    /// A file of SHA-256 hashes (hex, one a line) of the keys the admin routes accept; without
+    /// it the admin routes are off
+    #[arg(long, global = true, value_name = "FILE")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin_keys: Option<PathBuf>,
+    /// Log lines as text or as JSON objects (one a line)
+    #[arg(long, global = true, value_name = "FORMAT", default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 /// The API a portal speaks.
@@ -205,6 +265,45 @@ impl Default for Limits {
     fn default() -> Self {
         Settings::default().limits
     }
+}
+
+impl ServerSettings {
+    /// The trusted proxies' ranges; [`Settings::validate`] refused any that does not parse.
+    pub fn proxies(&self) -> Vec<ipnet::IpNet> {
+        self.trusted_proxies
+            .split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .filter_map(|t| parse_net(t).ok())
+            .collect()
+    }
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Settings::default().server
+    }
+}
+
+/// An address (`10.0.0.1`, one host) or a range (`10.0.0.0/8`).
+fn parse_net(text: &str) -> std::result::Result<ipnet::IpNet, String> {
+    text.parse::<ipnet::IpNet>()
+        .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| format!("`{text}` is not an address or a CIDR range such as 10.0.0.0/8"))
+}
+
+/// A list setting written as one comma-separated text or as a TOML array of texts.
+fn list_text<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<String, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match Either::deserialize(d)? {
+        Either::One(text) => text,
+        Either::Many(list) => list.join(","),
+    })
 }
 
 impl IngestSettings {
@@ -312,6 +411,29 @@ impl Settings {
         if self.ingest.keep_versions == 0 {
             return bad("ingest.keep_versions must be at least 1".into());
         }
+        let server = &self.server;
+        if server.header_timeout_ms == 0 {
+            return bad("server.header_timeout_ms must be at least 1".into());
+        }
+        if server.max_queries == 0 {
+            return bad("server.max_queries must be at least 1".into());
+        }
+        if server.rate_limit > 0 && server.rate_burst == 0 {
+            return bad("server.rate_burst must be at least 1 when rate_limit is set".into());
+        }
+        if server.max_uri_bytes < 256 || server.max_header_bytes < 1024 {
+            return bad(
+                "server.max_uri_bytes must be at least 256 and max_header_bytes at least 1024"
+                    .into(),
+            );
+        }
+        for net in server.trusted_proxies.split(',').map(str::trim) {
+            if !net.is_empty()
+                && let Err(e) = parse_net(net)
+            {
+                return bad(format!("server.trusted_proxies: {e}"));
+            }
+        }
         for (n, h) in self.harvest.iter().enumerate() {
             if h.interval.as_deref().and_then(parse_duration).is_none() {
                 return bad(format!(
@@ -347,6 +469,7 @@ fn leaf_keys() -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     // `public_url` is unset by default, and absent from the serialised form: added by name.
     out.insert("public_url".into(), "public_url".into());
+    out.insert("server.admin_keys".into(), "admin_keys".into());
     if let Ok(dict) = Figment::from(Serialized::defaults(Settings::default())).data()
         && let Some(root) = dict.values().next()
     {
@@ -455,7 +578,7 @@ mod tests {
     #[test]
     fn every_key_is_a_flag_and_an_environment_variable() {
         let keys = leaf_keys();
-        assert_eq!(keys.len(), 21, "{keys:?}");
+        assert_eq!(keys.len(), 33, "{keys:?}");
         assert_eq!(keys["limits.max_page_size"], "max_page_size");
         let cmd = <Defaults as clap::CommandFactory>::command();
         for id in keys.values() {
@@ -516,5 +639,33 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("cache_bytes"), "{e}");
+    }
+
+    #[test]
+    fn trusted_proxies_are_a_list_or_a_text_and_must_parse() {
+        let s = Settings::from_toml_str(
+            "[server]\ntrusted_proxies = ['10.0.0.0/8', '::1']\nrate_limit = 5\n",
+        )
+        .unwrap();
+        assert_eq!(s.server.trusted_proxies, "10.0.0.0/8,::1");
+        let nets: Vec<String> = s.server.proxies().iter().map(|n| n.to_string()).collect();
+        assert_eq!(nets, ["10.0.0.0/8", "::1/128"]);
+        let s = Settings::layered(Layers {
+            env: env(&[("QANAT_TRUSTED_PROXIES", "192.0.2.1, 198.51.100.0/24")]),
+            ..Layers::default()
+        })
+        .unwrap();
+        assert_eq!(s.server.proxies().len(), 2);
+        let e = Settings::from_toml_str("[server]\ntrusted_proxies = '10.0.0.0/33'\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("server.trusted_proxies: `10.0.0.0/33` is not"),
+            "{e}"
+        );
+        let e = Settings::from_toml_str("[server]\nmax_queries = 0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("server.max_queries must be at least 1"), "{e}");
     }
 }

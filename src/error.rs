@@ -33,6 +33,25 @@ pub enum Error {
     /// `503`: the query ran past its deadline or its memory budget; the server itself is fine.
     #[error("{0}")]
     Overloaded(String),
+    /// `503` with `Retry-After`: the server is computing as many queries as it may at once and
+    /// none finished within the wait; this one was shed.
+    #[error("{0}")]
+    Shed(String),
+    /// `429` with `Retry-After`: the client made more requests than its rate allows.
+    #[error("{detail}")]
+    RateLimited { detail: String, retry_after: u64 },
+    /// `401`: an admin route asked without a key.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// `403`: an admin route asked with a key that is not one of the configured keys.
+    #[error("{0}")]
+    Forbidden(String),
+    /// `414`: the request target is longer than `server.max_uri_bytes`.
+    #[error("{0}")]
+    UriTooLong(String),
+    /// `431`: the request headers are larger than `server.max_header_bytes`.
+    #[error("{0}")]
+    HeadersTooLarge(String),
     /// `503`: the dataset exists but has no version to serve (never ingested, or its ingest failed).
     #[error("{0}")]
     Unavailable(String),
@@ -132,6 +151,12 @@ impl Error {
             }
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::Shed(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Error::Forbidden(_) => StatusCode::FORBIDDEN,
+            Error::UriTooLong(_) => StatusCode::URI_TOO_LONG,
+            Error::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Error::Gone(_) => StatusCode::GONE,
             Error::Overloaded(_) | Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
@@ -145,7 +170,13 @@ impl Error {
                 "urn:qanat:problem:bad-request"
             }
             Error::NotFound(_) => "urn:qanat:problem:not-found",
-            Error::TooLarge(_) => "urn:qanat:problem:over-limit",
+            Error::TooLarge(_) | Error::UriTooLong(_) | Error::HeadersTooLarge(_) => {
+                "urn:qanat:problem:over-limit"
+            }
+            Error::Shed(_) => "urn:qanat:problem:shed",
+            Error::RateLimited { .. } => "urn:qanat:problem:rate-limited",
+            Error::Unauthorized(_) => "urn:qanat:problem:unauthorized",
+            Error::Forbidden(_) => "urn:qanat:problem:forbidden",
             Error::Gone(_) => "urn:qanat:problem:version-gone",
             Error::Overloaded(_) => "urn:qanat:problem:overloaded",
             Error::Unavailable(_) => "urn:qanat:problem:unavailable",
@@ -167,7 +198,27 @@ impl Error {
     /// Whether the message may be shown to a client: everything but internal failures.
     fn is_public(&self) -> bool {
         !self.status().is_server_error()
-            || matches!(self.kind(), Error::Overloaded(_) | Error::Unavailable(_))
+            || matches!(
+                self.kind(),
+                Error::Overloaded(_) | Error::Unavailable(_) | Error::Shed(_)
+            )
+    }
+
+    /// `Retry-After` on a response, for the errors that say when to ask again (whatever the
+    /// shape of the body: problem+json, api-tabular's or CKAN's).
+    pub fn set_retry_after(&self, headers: &mut axum::http::HeaderMap) {
+        if let Some(secs) = self.retry_after() {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+    }
+
+    /// Seconds a client should wait before asking again, for the errors that say so.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self.kind() {
+            Error::Shed(_) => Some(1),
+            Error::RateLimited { retry_after, .. } => Some(*retry_after),
+            _ => None,
+        }
     }
 }
 
@@ -189,7 +240,15 @@ pub const PROBLEM_JSON: &str = "application/problem+json";
 
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
-        problem_response(self.status(), self.problem_type(), self.public_detail())
+        let mut resp = problem_response(self.status(), self.problem_type(), self.public_detail());
+        self.set_retry_after(resp.headers_mut());
+        if matches!(self.kind(), Error::Unauthorized(_)) {
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"qanat admin\""),
+            );
+        }
+        resp
     }
 }
 

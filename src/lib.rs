@@ -10,7 +10,8 @@
 //! - [`harvest`]: a portal's catalog (CKAN, udata) into dataset files, ingested and retired.
 //! - [`query`]: request parameters → validated query → the executor (memory or DataFusion).
 //! - [`catalog`]: the datasets served, their versions, ingests and refreshes.
-//! - [`encode`]: JSON, NDJSON and CSV writers; [`cache`]: the result cache.
+//! - [`encode`]: JSON, NDJSON and CSV writers; [`cache`]: the result cache; [`rates`]: the
+//!   requests each client may make; [`keys`]: the keys of the admin routes.
 //! - [`openapi`]: the frame of the OpenAPI document; [`http`]: the routes, one file per feature,
 //!   which complete it.
 //! - [`state`], [`app`]: assembling and running the server; [`cli`]: the commands.
@@ -26,8 +27,10 @@ pub mod error;
 pub mod harvest;
 pub mod http;
 pub mod ingest;
+pub mod keys;
 pub mod openapi;
 pub mod query;
+pub mod rates;
 pub mod state;
 pub mod storage;
 pub mod values;

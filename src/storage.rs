@@ -49,6 +49,9 @@ pub struct Storage {
     pub root: Path,
     /// The store's base URL as registered with DataFusion (`file:///`, `memory:///`, `s3://bucket/`).
     pub base_url: Url,
+    /// The directory of a local store: what a killed write leaves there (staging files) is
+    /// invisible to the store's listings and is found on the disk.
+    local: Option<std::path::PathBuf>,
 }
 
 impl Storage {
@@ -75,12 +78,14 @@ impl Storage {
                     ),
                     root,
                     base_url: Url::parse("file:///").expect("static URL"),
+                    local: Some(dir),
                 })
             }
             Some("memory") => Ok(Storage {
                 store: Arc::new(object_store::memory::InMemory::new()),
                 root: Path::default(),
                 base_url: Url::parse("memory:///").expect("static URL"),
+                local: None,
             }),
             Some("s3") => {
                 let url = parsed.expect("matched above");
@@ -94,6 +99,9 @@ impl Storage {
                     root: Path::from(url.path().trim_matches('/')),
                     base_url: Url::parse(&format!("s3://{bucket}/"))
                         .map_err(|e| bad(e.to_string()))?,
+                    // An S3 upload a killed ingest left unfinished is the bucket's lifecycle
+                    // rule's to abort (AbortIncompleteMultipartUpload).
+                    local: None,
                 })
             }
             Some(other) => Err(bad(format!(
@@ -279,6 +287,22 @@ impl Storage {
     /// Deletes every object under a version directory.
     pub async fn delete_version(&self, id: &str, version: &str) -> Result<()> {
         self.delete_under(&self.version_dir(id, version)).await
+    }
+
+    /// Deletes a partial version: what the store lists under it, then, in a local store, the
+    /// staging files a killed write left (`part-00000.parquet#1`), which no listing shows.
+    pub async fn delete_partial(&self, id: &str, version: &str) -> Result<()> {
+        self.delete_version(id, version).await?;
+        if let Some(dir) = &self.local
+            && !version.is_empty()
+            && !version.contains(['/', '\\', '.'])
+        {
+            match std::fs::remove_dir_all(dir.join(id).join(version)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+                _ => {}
+            }
+        }
+        Ok(())
     }
 
     /// Deletes every version of a dataset and its pointer (a retired dataset whose versions

@@ -223,6 +223,8 @@ pub struct Catalog {
     on_demand: std::sync::atomic::AtomicBool,
     /// Ticks once per query, to order datasets by last use.
     clock: std::sync::atomic::AtomicU64,
+    /// Ingests under way: dataset, what started it, since when.
+    running: Mutex<BTreeMap<String, (&'static str, chrono::DateTime<chrono::Utc>)>>,
 }
 
 impl Catalog {
@@ -247,6 +249,7 @@ impl Catalog {
             ingest,
             on_demand: Default::default(),
             clock: Default::default(),
+            running: Default::default(),
         })
     }
 

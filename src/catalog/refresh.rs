@@ -9,7 +9,40 @@ use crate::error::{Error, Result};
 use crate::ingest::{self, Outcome};
 use crate::storage::PointerRead;
 
+/// An ingest under way, listed by [`Catalog::running`] until dropped.
+pub struct Running<'a> {
+    catalog: &'a Catalog,
+    id: String,
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.catalog.running.lock().remove(&self.id);
+    }
+}
+
 impl Catalog {
+    /// Notes that an ingest of `id` started, for `why`.
+    fn start(&self, id: &str, why: &'static str) -> Running<'_> {
+        self.running
+            .lock()
+            .insert(id.to_string(), (why, chrono::Utc::now()));
+        Running {
+            catalog: self,
+            id: id.to_string(),
+        }
+    }
+
+    /// The ingests under way: dataset, what started it (`ingest`, `forced`, `refresh`), since
+    /// when.
+    pub fn running(&self) -> Vec<(String, &'static str, chrono::DateTime<chrono::Utc>)> {
+        self.running
+            .lock()
+            .iter()
+            .map(|(id, (why, since))| (id.clone(), *why, *since))
+            .collect()
+    }
+
     /// Ingests the named datasets (all when `ids` is empty) one after another, then serves what
     /// each has: a failed ingest leaves the previous version served and records the error.
     pub async fn ingest_and_load(
@@ -38,6 +71,7 @@ impl Catalog {
     /// Ingests one dataset, then serves the stored current version, whatever happened: the
     /// outer error is a failure to serve, the inner one the ingest's.
     pub(super) async fn ingest_one(&self, entry: &Entry, force: bool) -> Result<Result<Outcome>> {
+        let _running = self.start(&entry.spec.id, if force { "forced" } else { "ingest" });
         let outcome = ingest::ingest(&entry.spec, &self.storage, &self.ingest, force).await;
         self.load_current(entry).await?;
         Ok(match outcome {
@@ -96,6 +130,7 @@ impl Catalog {
     /// One refresh of one dataset.
     pub async fn refresh(&self, entry: &Entry) {
         let id = &entry.spec.id;
+        let _running = self.start(id, "refresh");
         match ingest::ingest(&entry.spec, &self.storage, &self.ingest, false).await {
             // An unchanged source may still have a version newer than the one served, published
             // by another process: the stored current version is what is served either way.
@@ -199,5 +234,34 @@ impl Catalog {
             }
         }
         switched
+    }
+}
+
+impl Catalog {
+    /// Harvests one portal on the query runtime, then reads the dataset files again: the new
+    /// datasets are served, the changed ones switched, the retired ones answer 410. The report's
+    /// lines, each also logged.
+    pub async fn harvest(
+        self: &Arc<Self>,
+        settings: &Arc<crate::config::Settings>,
+        source: &crate::config::HarvestSource,
+    ) -> Result<Vec<String>> {
+        let (settings, catalog, source) = (Arc::clone(settings), Arc::clone(self), source.clone());
+        let url = source.url.clone();
+        let work = async move {
+            let progress = |line: &str| tracing::info!(portal = %source.url, "{line}");
+            let report = crate::harvest::run::harvest(&settings, &source, &progress).await;
+            (report, catalog.reload().await)
+        };
+        let (report, reloaded) = self.executor.background(work).await?;
+        let lines = report?.lines();
+        for line in &lines {
+            tracing::info!(portal = %url, "{line}");
+        }
+        if let Err(e) = reloaded {
+            tracing::warn!(portal = %url, error = %e, "the harvested dataset files could not be read");
+            return Err(e);
+        }
+        Ok(lines)
     }
 }

@@ -10,7 +10,7 @@ use crate::state::AppState;
 
 /// The series `/metrics` gives besides the pages by route: name, type and help, in the order of
 /// their values in [`metrics`].
-const SERIES: [(&str, &str, &str); 16] = [
+const SERIES: [(&str, &str, &str); 21] = [
     (
         "qanat_cache_lookups_total",
         "counter",
@@ -83,6 +83,31 @@ const SERIES: [(&str, &str, &str); 16] = [
         "gauge",
         "The page cache's byte budget (0: off).",
     ),
+    (
+        "qanat_queries_running",
+        "gauge",
+        "Queries computing now (at most server.max_queries).",
+    ),
+    (
+        "qanat_queries_waited_total",
+        "counter",
+        "Queries that waited for a turn among server.max_queries.",
+    ),
+    (
+        "qanat_queries_shed_total",
+        "counter",
+        "Queries answered 503 because no turn came within server.queue_wait_ms.",
+    ),
+    (
+        "qanat_rate_limited_total",
+        "counter",
+        "Requests answered 429: over their client's rate.",
+    ),
+    (
+        "qanat_rate_limited_clients",
+        "gauge",
+        "Clients with a rate-limit bucket (those not seen lately are forgotten).",
+    ),
 ];
 
 /// Counters in the Prometheus text exposition format (version 0.0.4).
@@ -99,6 +124,8 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     let loaded = currents.len();
     let resident = currents.iter().filter(|l| l.resident.is_some()).count();
     let pc = state.executor.page_cache().stats();
+    let gate = state.executor.gate();
+    let (waited, shed) = gate.counts();
     let values: [u64; SERIES.len()] = [
         c.lookups,
         c.hits,
@@ -116,6 +143,11 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         pc.misses,
         pc.bytes,
         pc.budget,
+        gate.running() as u64,
+        waited,
+        shed,
+        state.rates.as_ref().map_or(0, |r| r.limited()),
+        state.rates.as_ref().map_or(0, |r| r.clients() as u64),
     ];
     let mut out = String::new();
     for ((name, kind, help), value) in SERIES.iter().zip(values) {

@@ -1,9 +1,12 @@
 //! The HTTP surface, one file per feature, and the router that joins them.
 
+pub mod admin;
 pub mod ckan;
 pub mod data;
 pub mod datasets;
+pub mod guard;
 pub mod health;
+pub mod listen;
 pub mod metrics;
 pub mod replay;
 pub mod tabular;
@@ -14,7 +17,6 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{Any, CorsLayer};
-use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -61,8 +63,11 @@ pub fn openapi_document(
 /// The whole application: API routes, `/openapi.json`, `/docs` (with every dataset's own
 /// document to switch to), problem+json for unknown routes and for panics.
 pub fn router(state: AppState) -> Router {
-    let (routes, _) = api_router().split_for_parts();
+    let (mut routes, _) = api_router().split_for_parts();
     let ids = state.catalog.ids();
+    if state.admin.is_some() {
+        routes = routes.merge(admin::routes());
+    }
     routes
         .merge(ckan_routes())
         .route("/openapi.json", axum::routing::get(openapi_json))
@@ -71,14 +76,25 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(CatchPanicLayer::custom(panicked))
         .layer(cors())
-        .layer(TraceLayer::new_for_http())
+        .layer(axum::extract::DefaultBodyLimit::max(
+            state.settings.server.max_body_bytes,
+        ))
         .with_state(state)
 }
 
 /// The application as it is served: [`router`] behind the replay of repeated requests from the
-/// result cache.
-pub fn service(state: AppState) -> replay::Replay<Router> {
-    replay::Replay::new(router(state.clone()), state)
+/// result cache, behind the guard (request ids, size and rate limits, security headers), which
+/// must stay outermost: a replayed answer is limited and marked like any other.
+pub type App = guard::Guard<replay::Replay<Router>>;
+
+pub fn service(state: AppState) -> App {
+    let rates = state.rates.clone();
+    let settings = state.settings.server.clone();
+    guard::Guard::new(
+        replay::Replay::new(router(state.clone()), state),
+        &settings,
+        rates,
+    )
 }
 
 /// CKAN's action API and DataStore dump, which follow CKAN's documentation rather than this

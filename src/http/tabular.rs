@@ -71,7 +71,9 @@ impl IntoResponse for Failure {
                 detail,
             }],
         };
-        (status, Json(body)).into_response()
+        let mut resp = (status, Json(body)).into_response();
+        self.0.set_retry_after(resp.headers_mut());
+        resp
     }
 }
 

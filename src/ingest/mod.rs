@@ -614,31 +614,52 @@ fn recount(reason: &str, n: u64) -> String {
     }
 }
 
-/// Keeps the current version and the `keep - 1` before it; older ones are deleted. Failures
-/// here cost only space, so they are logged, not raised.
+/// Keeps the current version and the `keep - 1` complete ones before it; older ones are
+/// deleted, and so are the partial versions of ingests that were killed (no manifest) once they
+/// are older than `keep_replaced_ms`: an ingest still writing one in another process would be
+/// younger. Failures here cost only space, so they are logged, not raised.
 async fn prune(storage: &Storage, id: &str, current: &str, settings: &IngestSettings) {
     let Ok(versions) = storage.versions(id).await else {
         return;
     };
-    let older: Vec<&String> = versions.iter().filter(|v| v.as_str() < current).collect();
-    let excess = older
-        .len()
-        .saturating_sub(settings.keep_versions.saturating_sub(1));
     let now = chrono::Utc::now();
     let keep_for = chrono::Duration::milliseconds(
         i64::try_from(settings.keep_replaced_ms).unwrap_or(i64::MAX),
     );
+    let expired = |t: Option<chrono::DateTime<chrono::Utc>>| {
+        t.is_some_and(|t| now.signed_duration_since(t) >= keep_for)
+    };
+    let mut older = Vec::new();
+    for v in versions.iter().filter(|v| v.as_str() != current) {
+        match storage.manifest(id, v).await {
+            Ok(Some(_)) if v.as_str() < current => older.push(v),
+            Ok(Some(_)) => {}
+            Ok(None) if expired(version_time(v)) => {
+                tracing::info!(dataset = id, version = %v, "deleting a partial version an interrupted ingest left");
+                if let Err(e) = storage.delete_partial(id, v).await {
+                    tracing::warn!(dataset = id, version = %v, error = %e, "could not delete a partial version");
+                }
+            }
+            Ok(None) | Err(_) => {}
+        }
+    }
+
+    let excess = older
+        .len()
+        .saturating_sub(settings.keep_versions.saturating_sub(1));
     for (i, v) in older.iter().enumerate().take(excess) {
         // A version was replaced when the next one was written; readers may still ask for it
         // for a while after that.
         let next = older.get(i + 1).map_or(current, |n| n.as_str());
-        let replaced = version_time(next);
-        if replaced.is_none_or(|t| now.signed_duration_since(t) < keep_for) {
-            continue;
+        if expired(version_time(next)) {
+            delete_version(storage, id, v).await;
         }
-        if let Err(e) = storage.delete_version(id, v).await {
-            tracing::warn!(dataset = id, version = %v, error = %e, "could not delete an old version");
-        }
+    }
+}
+
+async fn delete_version(storage: &Storage, id: &str, v: &str) {
+    if let Err(e) = storage.delete_version(id, v).await {
+        tracing::warn!(dataset = id, version = %v, error = %e, "could not delete an old version");
     }
 }
 

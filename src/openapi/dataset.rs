@@ -343,6 +343,20 @@ fn errors(api: Api, into: &mut Map<String, Value>) {
         "304".into(),
         json!({"description": "Not modified (If-None-Match matched the ETag)"}),
     );
+    // Answered in front of every route, whatever its API, as problem+json.
+    let problem =
+        json!({"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}});
+    let seconds = json!({"schema": {"type": "integer"}});
+    into.insert(
+        "429".into(),
+        json!({"description": "Over the client's rate: Retry-After says when to ask again",
+            "content": problem, "headers": {"Retry-After": seconds, "RateLimit-Limit": seconds,
+            "RateLimit-Remaining": seconds, "RateLimit-Reset": seconds}}),
+    );
+    into.insert(
+        "414".into(),
+        json!({"description": "The request target is longer than the server accepts", "content": problem}),
+    );
 }
 
 fn page_responses(api: Api) -> Value {

@@ -28,8 +28,8 @@ The query grammar is data.gouv.fr's tabular API: `column__operator=value`.",
 pub struct ApiDoc;
 
 /// Completes the routed document: the dataset ids as the `id` parameter's allowed values (and
-/// the resource ids as `rid`'s), so that generated clients know them, and page bounds as
-/// configured.
+/// the resource ids as `rid`'s), so that generated clients know them, page bounds as
+/// configured, and the answers of the guard in front of every route but the monitor's.
 pub fn finish(
     mut api: utoipa::openapi::OpenApi,
     ids: &[String],
@@ -55,8 +55,12 @@ pub fn finish(
             .maximum(Some(max))
             .into()
     };
-    for item in api.paths.paths.values_mut() {
+    for (path, item) in api.paths.paths.iter_mut() {
+        let monitored = matches!(path.as_str(), "/health" | "/health/" | "/metrics");
         for op in [&mut item.get].into_iter().flatten() {
+            if !monitored {
+                guard_responses(&mut op.responses);
+            }
             for param in op.parameters.iter_mut().flatten() {
                 let RefOr::T(param) = param else { continue };
                 param.schema = match param.name.as_str() {
@@ -70,4 +74,50 @@ pub fn finish(
         }
     }
     api
+}
+
+/// `414` and `429`, which the guard answers before any route, as problem+json.
+fn guard_responses(responses: &mut utoipa::openapi::Responses) {
+    use utoipa::openapi::header::HeaderBuilder;
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    let problem = || {
+        ContentBuilder::new()
+            .schema(Some(Ref::from_schema_name("Problem")))
+            .build()
+    };
+    let integer =
+        || HeaderBuilder::new().schema(Some(ObjectBuilder::new().schema_type(Type::Integer)));
+    let limited = ResponseBuilder::new()
+        .description("Over the client's rate: Retry-After says when to ask again")
+        .content("application/problem+json", problem())
+        .header(
+            "Retry-After",
+            integer().description(Some("Seconds to wait")).build(),
+        )
+        .header(
+            "RateLimit-Limit",
+            integer()
+                .description(Some("Requests a client may make at once"))
+                .build(),
+        )
+        .header("RateLimit-Remaining", integer().build())
+        .header(
+            "RateLimit-Reset",
+            integer()
+                .description(Some("Seconds until the client's budget is whole again"))
+                .build(),
+        )
+        .build();
+    let long = ResponseBuilder::new()
+        .description("The request target is longer than the server accepts")
+        .content("application/problem+json", problem())
+        .build();
+    responses
+        .responses
+        .entry("429".into())
+        .or_insert(RefOr::T(limited));
+    responses
+        .responses
+        .entry("414".into())
+        .or_insert(RefOr::T(long));
 }

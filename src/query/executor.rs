@@ -15,6 +15,7 @@ use super::budget::Budget;
 use super::cursor::{After, Cursor};
 use super::direct::{FileRows, row_at};
 use super::engine::{BatchStream, Chunk, Engine};
+use super::gate::Gate;
 use super::ordered::Orders;
 use super::page_cache::PageCache;
 use super::plan::{hidden_columns, plan};
@@ -167,14 +168,17 @@ pub struct Executor {
     partitions: usize,
     /// Decoded blocks of the Parquet files pages are read from.
     pub(super) page_cache: Arc<PageCache>,
+    /// Turns for the queries computed at once.
+    gate: Gate,
 }
 
 impl Executor {
     /// An executor holding `resident_bytes` of versions decoded and `page_cache_bytes` of
-    /// decoded blocks of the others.
+    /// decoded blocks of the others, computing as many queries at once as `gate` lets through.
     pub fn new(
         storage: &Storage,
         limits: &Limits,
+        gate: Gate,
         resident_bytes: u64,
         page_cache_bytes: u64,
     ) -> Result<Self> {
@@ -185,7 +189,13 @@ impl Executor {
             budget: Budget::new(resident_bytes),
             partitions: limits.query_threads,
             page_cache: PageCache::new(page_cache_bytes),
+            gate,
         })
+    }
+
+    /// The bound on queries computed at once.
+    pub fn gate(&self) -> &Gate {
+        &self.gate
     }
 
     /// The DataFusion engine underneath (its runtime, metrics and caches).
@@ -267,6 +277,7 @@ impl Executor {
 
     /// A page of the query's result, its exact total, and the cursor of the next page.
     pub async fn page(&self, v: &Loaded, q: &DataQuery) -> Result<Page> {
+        let _turn = self.gate.enter().await?;
         let route = route(v, q);
         let mut answered = route.name();
         let (batches, total, after) = match route {
@@ -340,7 +351,12 @@ impl Executor {
 
     /// The query's result as a stream of batches: the whole result, or one page when the query
     /// names one. The first batch has arrived (within the deadline) when this returns.
+    ///
+    /// The query holds a turn of the gate until then: sorting, grouping and planning happen
+    /// before the first batch, and the later batches are paced by the client reading them, so
+    /// that a few slow downloads cannot shed everyone else's queries.
     pub async fn stream(&self, v: &Loaded, q: &DataQuery) -> Result<BatchStream> {
+        let _turn = self.gate.enter().await?;
         match route(v, q) {
             Route::Rows(r) => resident::stream(&self.engine, r, q.clone()).await,
             Route::Sorted(r) => resident::stream_sorted(&self.engine, r, q.clone()).await,

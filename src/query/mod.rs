@@ -6,7 +6,8 @@
 //!   of the next page.
 //! - [`executor`]: the one place a query is routed and run; [`plan`]: DataFusion plans of a
 //!   query; [`resident`]: versions held in memory, within the [`budget`]; [`engine`]: the
-//!   DataFusion session and the runtime queries execute on.
+//!   DataFusion session and the runtime queries execute on; [`gate`]: the bound on queries
+//!   computed at once, beyond which they are shed.
 
 pub mod budget;
 pub mod cursor;
@@ -15,6 +16,7 @@ pub mod direct;
 pub mod engine;
 pub mod executor;
 mod file_pages;
+pub mod gate;
 pub mod groups;
 mod ordered;
 pub mod page_cache;

@@ -182,11 +182,29 @@ async fn a_killed_ingest_leaves_the_previous_version_served() {
     let loaded = state.catalog.loaded("k").unwrap();
     assert_eq!(loaded.manifest.rows, 1);
     assert_eq!(loaded.versions.len(), 1);
-    // The next ingest completes and switches.
-    let out = qanat(&["ingest", "k"]).output().unwrap();
+    // The next ingest completes and switches, and deletes the partial version the killed one
+    // left (older than keep_replaced_ms, here 0); the previous complete version is kept.
+    let out = qanat(&["ingest", "k"])
+        .env("QANAT_INGEST__KEEP_REPLACED_MS", "0")
+        .output()
+        .unwrap();
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("1000000 rows read, 1000000 stored"),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    let mut dirs: Vec<String> = std::fs::read_dir(storage.join("k"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    dirs.sort();
+    assert_eq!(dirs.len(), 2, "{dirs:?}");
+    for d in &dirs {
+        assert!(
+            storage.join("k").join(d).join("manifest.json").is_file(),
+            "{d} is partial"
+        );
+    }
 }

@@ -1,5 +1,6 @@
 //! One integration-test binary (faster to link than one per file), a module per feature.
 
+mod admin;
 mod blocks;
 mod catalog;
 mod ckan;
@@ -8,6 +9,7 @@ mod corpus;
 mod differential;
 mod errors;
 mod failures;
+mod guard;
 mod harvest;
 mod harvest_run;
 mod ingest;
@@ -22,6 +24,7 @@ mod query;
 mod replay;
 mod resident;
 mod sheets;
+mod shutdown;
 mod sidecar;
 mod socket;
 mod sources;

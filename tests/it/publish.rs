@@ -35,6 +35,8 @@ async fn a_version_ingested_by_another_process_is_served_within_the_interval() {
             .env("QANAT_DATASETS", &datasets)
             .env("QANAT_STORAGE", &storage)
             .env("QANAT_WATCH_MS", "200")
+            // A request loop from one client, on purpose.
+            .env("QANAT_RATE_LIMIT", "0")
             .args(args);
         c
     };

@@ -32,7 +32,7 @@ async fn fetch(
     let mut headers: Vec<(String, String)> = r
         .headers
         .iter()
-        .filter(|(k, _)| k.as_str() != "date")
+        .filter(|(k, _)| !matches!(k.as_str(), "date" | "x-request-id"))
         .map(|(k, v)| (k.to_string(), v.to_str().unwrap().to_string()))
         .collect();
     headers.sort();

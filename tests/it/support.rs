@@ -3,7 +3,6 @@
 
 use std::path::{Path, PathBuf};
 
-use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, Request, StatusCode};
 use http_body_util::BodyExt;
@@ -25,7 +24,7 @@ pub struct TestApp {
 }
 
 /// What `qanat::http::service` builds.
-pub type App = qanat::http::replay::Replay<Router>;
+pub type App = qanat::http::App;
 
 pub struct Reply {
     pub status: StatusCode,
@@ -154,6 +153,10 @@ impl TestApp {
 
 pub fn build_state(root: &Path, datasets: &Path, extra_settings: &str) -> AppState {
     let mut settings = Settings::from_toml_str(extra_settings).unwrap();
+    // The suite is one client asking thousands of times: rate limits are tested on their own.
+    if !extra_settings.contains("rate_limit") {
+        settings.server.rate_limit = 0;
+    }
     settings.datasets = datasets.to_path_buf();
     if !extra_settings.contains("storage") {
         settings.storage = root.join("storage").display().to_string();
@@ -170,7 +173,29 @@ where
             Error = std::convert::Infallible,
         > + Clone,
 {
-    let mut req = Request::builder().uri(uri);
+    send(router, "GET", uri, headers, None, Body::empty()).await
+}
+
+/// A request with any method and body, from `peer` when given (as the socket would say).
+pub async fn send<S>(
+    router: &S,
+    method: &str,
+    uri: &str,
+    headers: &[(&str, &str)],
+    peer: Option<std::net::SocketAddr>,
+    body: Body,
+) -> Reply
+where
+    S: tower::Service<
+            Request<Body>,
+            Response = axum::response::Response,
+            Error = std::convert::Infallible,
+        > + Clone,
+{
+    let mut req = Request::builder().method(method).uri(uri);
+    if let Some(peer) = peer {
+        req = req.extension(axum::extract::ConnectInfo(peer));
+    }
     if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
         req = req.header("host", "qanat.test");
     }
@@ -179,7 +204,7 @@ where
     }
     let resp = router
         .clone()
-        .oneshot(req.body(Body::empty()).unwrap())
+        .oneshot(req.body(body).unwrap())
         .await
         .unwrap();
     let status = resp.status();

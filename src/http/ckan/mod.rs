@@ -98,7 +98,9 @@ pub async fn action(
         Err(Failure::Action(e)) => {
             let (status, error) = error_body(&e);
             let body = json!({"help": help, "success": false, "error": error});
-            (status, Json(body)).into_response()
+            let mut resp = (status, Json(body)).into_response();
+            e.set_retry_after(resp.headers_mut());
+            resp
         }
     }
 }
