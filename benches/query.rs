@@ -93,6 +93,8 @@ fn served_with(
         ..Default::default()
     };
     settings.datasets = dir.path().join("none");
+    // One client asking millions of times: limited, it would be timing 429s.
+    settings.server.rate_limit = 0;
     let specs = qanat::app::specs(&settings, std::slice::from_ref(&csv)).unwrap();
     let state = qanat::app::state(settings, specs).unwrap();
     rt.block_on(state.catalog.ingest_and_load(&[], false))
@@ -290,5 +292,25 @@ fn cached(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, parse, plan, resident, encode, parquet, cached);
+/// An admin key checked: the right key and a wrong one cost the same (a hash, then every stored
+/// hash compared in constant time).
+fn admin_key(c: &mut Criterion) {
+    use sha2::{Digest, Sha256};
+    let hashes: String = ["first", "second", "the-key", "fourth"]
+        .iter()
+        .map(|k| format!("{}\n", hex::encode(Sha256::digest(k.as_bytes()))))
+        .collect();
+    let keys = qanat::keys::AdminKeys::parse(&hashes).unwrap();
+    assert!(keys.accepts("the-key") && !keys.accepts("the-kez"));
+    c.bench_function("admin key, accepted", |b| {
+        b.iter(|| keys.accepts(std::hint::black_box("the-key")))
+    });
+    c.bench_function("admin key, refused", |b| {
+        b.iter(|| keys.accepts(std::hint::black_box("the-kez")))
+    });
+}
+
+criterion_group!(
+    benches, parse, plan, resident, encode, parquet, cached, admin_key
+);
 criterion_main!(benches);
