@@ -15,8 +15,10 @@ status=0
 for t in "${targets[@]}"; do
   mkdir -p "corpus/$t" "artifacts/$t"
   log=$(mktemp)
-  # -timeout: an input taking 10 s is a hang; -rss_limit_mb: one using 4 GiB is a leak.
-  if cargo +nightly fuzz run "$t" "corpus/$t" -- -max_total_time="$secs" -timeout=10 \
+  # No sanitizer: qanat forbids unsafe code, and what is looked for is a panic (debug assertions
+  # and overflow checks are on), an abort, a hang or a runaway allocation. -timeout: an input
+  # taking 10 s is a hang; -rss_limit_mb: one using 4 GiB is a leak.
+  if cargo +nightly fuzz run -s none "$t" "corpus/$t" -- -max_total_time="$secs" -timeout=10 \
       -rss_limit_mb=4096 -print_final_stats=1 >"$log" 2>&1; then
     verdict="no crash"
   else

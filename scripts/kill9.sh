@@ -6,13 +6,10 @@
 #
 #   scripts/kill9.sh [RUNS=100] [ROWS=1000000]      (QANAT=path/to/qanat to skip the build)
 set -euo pipefail
-repo=$(cd "$(dirname "$0")/.." && pwd)
+. "$(dirname "$0")/lib.sh"
 runs=${1:-100}
 rows=${2:-1000000}
-if [ -z "${QANAT:-}" ]; then
-  (cd "$repo" && cargo build --profile fast -q)
-  QANAT=$repo/target/fast/qanat
-fi
+qanat_binary
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 venv=${QANAT_TOOLS:-$repo/target/tools}/kill9-venv
@@ -20,7 +17,8 @@ venv=${QANAT_TOOLS:-$repo/target/tools}/kill9-venv
 py=$venv/bin/python
 mkdir -p "$work/datasets"
 printf 'title = "kill -9"\nsource = "k.csv"\nlicence = "CC0-1.0"\n' > "$work/datasets/k.toml"
-export QANAT_DATASETS=$work/datasets QANAT_STORAGE=$work/storage QANAT_CONFIG=
+export QANAT_DATASETS=$work/datasets QANAT_STORAGE=$work/storage
+unset QANAT_CONFIG
 unset QANAT_LOG
 
 # Generation g of the source: id, a label, a value that depends on g, and g itself.

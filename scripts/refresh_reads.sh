@@ -6,30 +6,20 @@
 #
 #   scripts/refresh_reads.sh [ROWS=1000000] [SECONDS=20]   (QANAT=path/to/qanat to skip the build)
 set -euo pipefail
-repo=$(cd "$(dirname "$0")/.." && pwd)
+. "$(dirname "$0")/lib.sh"
 rows=${1:-1000000}
 secs=${2:-20}
-if [ -z "${QANAT:-}" ]; then
-  (cd "$repo" && cargo build --profile fast -q)
-  QANAT=$repo/target/fast/qanat
-fi
+qanat_binary
 command -v wrk >/dev/null || apt-get install -y -qq wrk >/dev/null
 work=$(mktemp -d)
 pid=""
-trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$work"' EXIT
+trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; rm -rf "$work"' EXIT
 mkdir -p "$work/datasets"
-python3 - "$work/datasets/trips.csv" "$rows" <<'PY'
-import sys
-path, rows = sys.argv[1], int(sys.argv[2])
-with open(path, "w") as f:
-    f.write("id,route,stop,minutes,day\n")
-    f.writelines(f"{i},R{i % 97},S{(i * 31) % 9973},{(i * 13) % 1440},2026-{i % 12 + 1:02d}-{i % 28 + 1:02d}\n"
-                 for i in range(rows))
-PY
+trips_csv "$work/datasets/trips.csv" "$rows"
 printf 'title = "trips"\nsource = "trips.csv"\nlicence = "CC0-1.0"\n' > "$work/datasets/trips.toml"
 key=reads-during-refresh
 printf %s "$key" | sha256sum | cut -d' ' -f1 > "$work/admin.keys"
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+port=$(free_port)
 base=http://127.0.0.1:$port
 "$QANAT" --datasets "$work/datasets" --storage "$work/storage" --addr "127.0.0.1:$port" \
   --cache-bytes 0 --rate-limit 0 --admin-keys "$work/admin.keys" \
@@ -47,6 +37,8 @@ run() {
   sock=$(grep -c "Socket errors" "$work/$1.txt" || true)
   echo "$1: $rps req/s, p99 $p99, non-2xx $non2xx, socket-error lines $sock"
 }
+# The version read into memory and the caches warm before anything is timed.
+wrk -t1 -c4 -d5s "$url" >/dev/null
 run baseline
 published=0
 ( while :; do

@@ -7,26 +7,16 @@
 #
 #   scripts/shed.sh [ROWS=1000000] [SECONDS=20]     (QANAT=path/to/qanat to skip the build)
 set -euo pipefail
-repo=$(cd "$(dirname "$0")/.." && pwd)
+. "$(dirname "$0")/lib.sh"
 rows=${1:-1000000}
 secs=${2:-20}
-if [ -z "${QANAT:-}" ]; then
-  (cd "$repo" && cargo build --profile fast -q)
-  QANAT=$repo/target/fast/qanat
-fi
+qanat_binary
 command -v wrk >/dev/null || apt-get install -y -qq wrk >/dev/null
 work=$(mktemp -d)
 pid=""
-trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$work"' EXIT
-python3 - "$work/trips.csv" "$rows" <<'PY'
-import sys
-path, rows = sys.argv[1], int(sys.argv[2])
-with open(path, "w") as f:
-    f.write("id,route,stop,minutes,day\n")
-    f.writelines(f"{i},R{i % 97},S{(i * 31) % 9973},{(i * 13) % 1440},2026-{i % 12 + 1:02d}-{i % 28 + 1:02d}\n"
-                 for i in range(rows))
-PY
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; rm -rf "$work"' EXIT
+trips_csv "$work/trips.csv" "$rows"
+port=$(free_port)
 base=http://127.0.0.1:$port
 mkdir -p "$work/datasets"
 "$QANAT" --datasets "$work/datasets" --storage "$work/storage" --addr "127.0.0.1:$port" \

@@ -107,7 +107,7 @@ pub async fn serve(
 }
 
 /// Runs each `[[harvest]]` entry of the settings on its `interval` (the first run at
-/// start), on the query runtime, then reads the dataset files again: the new datasets are
+/// start), on the background runtime, then reads the dataset files again: the new datasets are
 /// served, the changed ones switched, the retired ones answer 410.
 pub fn spawn_harvests(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> {
     state

@@ -1,6 +1,7 @@
 //! Ingesting the catalog's sources and keeping them fresh. Every ingest (first ingests, forced
-//! ones and scheduled refreshes) runs on the query runtime, never on the threads that serve
-//! sockets: reading files, encoding Parquet, profiling and sorting are long CPU and I/O work.
+//! ones and scheduled refreshes) runs on the background runtime (threads of their own, at a
+//! lower priority than queries), never on the threads that serve sockets: reading files,
+//! encoding Parquet, profiling and sorting are long CPU and I/O work.
 
 use std::sync::Arc;
 
@@ -115,7 +116,7 @@ impl Catalog {
                     return;
                 };
                 let c = Arc::clone(&catalog);
-                // The timer lives here; the work on the query runtime.
+                // The timer lives here; the work on the background runtime.
                 if let Err(err) = catalog
                     .executor
                     .background(async move { c.refresh(&entry).await })
@@ -238,7 +239,7 @@ impl Catalog {
 }
 
 impl Catalog {
-    /// Harvests one portal on the query runtime, then reads the dataset files again: the new
+    /// Harvests one portal on the background runtime, then reads the dataset files again: the new
     /// datasets are served, the changed ones switched, the retired ones answer 410. The report's
     /// lines, each also logged.
     pub async fn harvest(

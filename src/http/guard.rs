@@ -115,7 +115,7 @@ where
             if resp.status().is_server_error() {
                 tracing::warn!(status, ms, "answered");
             } else {
-                tracing::debug!(status, ms, "answered");
+                tracing::info!(status, ms, "answered");
             }
             Ok(resp)
         })

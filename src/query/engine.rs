@@ -50,7 +50,25 @@ impl Drop for QueryRuntime {
 pub struct Engine {
     ctx: SessionContext,
     runtime: QueryRuntime,
+    /// Where ingests and refreshes run: threads of their own, at a lower scheduling priority,
+    /// so that publishing a version takes the CPU queries leave rather than half of it.
+    background: QueryRuntime,
     deadline: Duration,
+}
+
+/// The `nice` of the background runtime's threads (0 is normal, 19 the lowest): when queries
+/// and an ingest both want every core, the ingest gets about a tenth.
+const BACKGROUND_NICE: i32 = 10;
+
+/// Lowers the calling thread's scheduling priority; threads it starts inherit it. Where that is
+/// not allowed the thread keeps its priority, which costs only the latency of queries.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    if let Err(e) =
+        rustix::process::setpriority_process(Some(rustix::thread::gettid()), BACKGROUND_NICE)
+    {
+        tracing::debug!(error = %e, "background threads keep their priority");
+    }
 }
 
 impl Engine {
@@ -85,9 +103,16 @@ impl Engine {
             .thread_name("qanat-query")
             .enable_all()
             .build()?;
+        let background = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(limits.query_threads)
+            .thread_name("qanat-ingest")
+            .on_thread_start(lower_priority)
+            .enable_all()
+            .build()?;
         Ok(Engine {
             ctx,
             runtime: QueryRuntime::new(runtime),
+            background: QueryRuntime::new(background),
             deadline: limits.query_timeout(),
         })
     }
@@ -141,20 +166,22 @@ impl Engine {
             .map_err(Error::from_engine)
     }
 
-    /// Runs a query to completion with no deadline (loading a version into memory).
+    /// Runs a query to completion with no deadline (loading a version into memory), on the
+    /// background runtime: bulk work that queries come before.
     pub async fn collect_all(&self, df: DataFrame) -> Result<Vec<RecordBatch>> {
-        let task = AbortOnDrop(self.handle().spawn(df.collect()));
+        let task = AbortOnDrop(self.background.handle.spawn(df.collect()));
         task.join().await?.map_err(Error::from_engine)
     }
 
-    /// Runs work that must stay off the threads serving sockets (ingests, refreshes) on the
-    /// query runtime, with no deadline; dropping the returned future cancels it.
+    /// Runs work that must stay off the threads serving sockets and out of the way of queries
+    /// (ingests, refreshes, harvests) on the background runtime, with no deadline; dropping the
+    /// returned future cancels it.
     pub async fn background<F>(&self, work: F) -> Result<F::Output>
     where
         F: std::future::Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        AbortOnDrop(self.handle().spawn(work)).join().await
+        AbortOnDrop(self.background.handle.spawn(work)).join().await
     }
 
     /// Runs CPU-bound work on the query runtime, within the deadline.

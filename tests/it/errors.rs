@@ -242,7 +242,7 @@ async fn health_answers_while_a_heavy_query_runs() {
     assert_eq!(done.text().lines().count(), 200_001);
 }
 
-/// Ingests run on the query runtime, never on the threads that serve sockets: while a forced
+/// Ingests run on the background runtime, never on the threads that serve sockets: while a forced
 /// re-ingest parses, encodes, profiles and sorts 300,000 rows, the test's own single-threaded
 /// runtime (standing for the socket runtime) stays nearly idle and `/health` answers at once.
 /// With the ingest put back on the calling runtime, that runtime is busy for most of the

@@ -665,3 +665,52 @@ async fn serve_harvests_the_portals_of_its_configuration_on_their_interval() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("7 packages seen"), "{stderr}");
 }
+
+#[tokio::test]
+async fn the_admin_route_harvests_the_configured_portals_now() {
+    use sha2::{Digest, Sha256};
+    let Some((_shared, base)) = ckan_replayed().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("datasets")).unwrap();
+    let keys = dir.path().join("admin.keys");
+    std::fs::write(&keys, hex::encode(Sha256::digest(b"harvest-key"))).unwrap();
+    let mut settings = Settings::from_toml_str(&format!(
+        "[ingest]\nallow_private_sources = true\n[server]\nadmin_keys = '{}'\n\n[[harvest]]\nkind = 'ckan'\nurl = '{base}'\nrows = 3\ninterval = '1d'\n",
+        keys.display()
+    ))
+    .unwrap();
+    settings.datasets = dir.path().join("datasets");
+    settings.storage = dir.path().join("storage").display().to_string();
+    let state = qanat::app::watched_state(settings, &[]).unwrap();
+    let app = qanat::http::service(state);
+    let post = |key: &'static str| {
+        let app = app.clone();
+        async move {
+            let auth = format!("Bearer {key}");
+            crate::support::send(
+                &app,
+                "POST",
+                "/api/harvest",
+                &[("authorization", &auth)],
+                None,
+                axum::body::Body::empty(),
+            )
+            .await
+        }
+    };
+    assert_eq!(post("not-the-key").await.status, 403);
+    let r = post("harvest-key").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v = r.json();
+    assert_eq!(v["portals"][0]["portal"], base.as_str(), "{v}");
+    assert_eq!(v["portals"][0]["ok"], true, "{v}");
+    let summary = v["portals"][0]["report"][0].as_str().unwrap();
+    assert!(summary.starts_with(&format!("harvest {base}")), "{summary}");
+    // What the harvest found is served at once.
+    let served = v["datasets"].as_u64().unwrap();
+    assert!(served >= 5, "{v}");
+    let list = crate::support::request(&app, "/api/datasets?page_size=100", &[]).await;
+    assert_eq!(list.json()["meta"]["total"].as_u64(), Some(served));
+}

@@ -77,14 +77,26 @@ fn free_port() -> u16 {
 
 /// Starts `qanat serve` and waits until it answers.
 fn start(dir: &std::path::Path, port: u16, drain_ms: u64) -> Server {
+    start_with(
+        dir,
+        port,
+        &["--drain-ms", &drain_ms.to_string()],
+        Stdio::null(),
+    )
+}
+
+fn start_with(dir: &std::path::Path, port: u16, flags: &[&str], stderr: Stdio) -> Server {
     let child = Command::new(env!("CARGO_BIN_EXE_qanat"))
         .env_remove("QANAT_CONFIG")
+        // An access line for every request.
+        .env("QANAT_LOG", "info")
         .env("QANAT_DATASETS", dir.join("datasets"))
         .env("QANAT_STORAGE", dir.join("storage"))
         .args(["--addr", &format!("127.0.0.1:{port}")])
-        .args(["--drain-ms", &drain_ms.to_string(), "serve"])
+        .args(flags)
+        .arg("serve")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(stderr)
         .spawn()
         .unwrap();
     let server = Server(child);
@@ -173,4 +185,46 @@ fn sigterm_lets_a_running_export_finish_within_the_drain_time() {
     sigterm(&server);
     let took = exits_cleanly(&mut server);
     assert!(took >= Duration::from_millis(300), "{took:?}");
+}
+
+#[test]
+fn json_logs_carry_each_requests_id() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("datasets")).unwrap();
+    let port = free_port();
+    let mut server = start_with(dir.path(), port, &["--log-format", "json"], Stdio::piped());
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.write_all(b"GET /a/failing/route HTTP/1.1\r\nHost: x\r\nX-Request-Id: trace-77\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 404"), "{answer}");
+    assert!(
+        answer
+            .to_ascii_lowercase()
+            .contains("x-request-id: trace-77")
+    );
+    sigterm(&server);
+    exits_cleanly(&mut server);
+    let mut logs = String::new();
+    server
+        .0
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut logs)
+        .unwrap();
+    // Every line is a JSON object; the 404's line names the request it was written for.
+    let lines: Vec<serde_json::Value> = logs
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert!(!lines.is_empty(), "{logs}");
+    let answered = lines
+        .iter()
+        .find(|v| v["fields"]["message"] == "answered")
+        .unwrap_or_else(|| panic!("no `answered` line: {logs}"));
+    assert_eq!(answered["span"]["id"], "trace-77", "{answered}");
+    assert_eq!(answered["fields"]["status"], 404);
 }

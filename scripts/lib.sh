@@ -1,0 +1,27 @@
+# Shared by the scripts here (sourced): the binary, a synthetic table, a free port.
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+# The qanat binary: $QANAT, or the `fast` profile's, built when missing or stale.
+qanat_binary() {
+  if [ -z "${QANAT:-}" ]; then
+    (cd "$repo" && cargo build --profile fast -q)
+    QANAT=$repo/target/fast/qanat
+  fi
+}
+
+# A timetable-like table of ROWS rows, written by us: id, route (97), stop (9973), minutes, day.
+trips_csv() {
+  python3 - "$1" "$2" <<'PY'
+import sys
+path, rows = sys.argv[1], int(sys.argv[2])
+with open(path, "w") as f:
+    f.write("id,route,stop,minutes,day\n")
+    f.writelines(f"{i},R{i % 97},S{(i * 31) % 9973},{(i * 13) % 1440},2026-{i % 12 + 1:02d}-{i % 28 + 1:02d}\n"
+                 for i in range(rows))
+PY
+}
+
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
