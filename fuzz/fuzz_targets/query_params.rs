@@ -1,5 +1,8 @@
-//! The query-string grammar, both dialects, `or=` groups included: any bytes either parse into a
-//! query whose canonical form parses again to the same query, or are refused with an error.
+//! The query-string grammar, both dialects, `or=` groups included: any bytes either parse or are
+//! refused with an error, never a panic; a query of the native routes has a canonical form (what
+//! the cache and the replay key on) that parses again to itself. (The tabular API's queries name
+//! published headers and the hidden row column, which its canonical form, in API names, does not:
+//! their canonical form is only a key.)
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -24,13 +27,13 @@ fn schema() -> Vec<Column> {
 fuzz_target!(|data: &[u8]| {
     let raw = String::from_utf8_lossy(data);
     let (schema, limits) = (schema(), Limits::default());
-    for dialect in [Dialect::Native, Dialect::Tabular] {
-        if let Ok(q) = parse_in(dialect, &raw, &schema, &limits) {
-            // What a query is cached and replayed under reads back as the same query.
-            let canonical = q.canonical(true);
-            let again = parse_in(Dialect::Native, &canonical, &schema, &limits)
-                .unwrap_or_else(|e| panic!("canonical form `{canonical}` refused: {e}"));
-            assert_eq!(again.canonical(true), canonical);
-        }
+    if let Ok(q) = parse_in(Dialect::Native, &raw, &schema, &limits) {
+        let canonical = q.canonical(true);
+        let again = parse_in(Dialect::Native, &canonical, &schema, &limits)
+            .unwrap_or_else(|e| panic!("canonical form `{canonical}` refused: {e}"));
+        assert_eq!(again.canonical(true), canonical);
+    }
+    if let Ok(q) = parse_in(Dialect::Tabular, &raw, &schema, &limits) {
+        let _ = q.canonical(true);
     }
 });
