@@ -22,6 +22,19 @@ with open(path, "w") as f:
 PY
 }
 
+# wrk, a scratch directory $work, and on exit the server of $pid stopped and $work removed.
+scratch_for_a_server() {
+  command -v wrk >/dev/null || apt-get install -y -qq wrk >/dev/null
+  work=$(mktemp -d)
+  pid=""
+  trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; rm -rf "$work"' EXIT
+}
+
+# Waits until the server of $pid answers /health at $1 (fails if it exits).
+wait_ready() {
+  until curl -fsS "$1/health" >/dev/null 2>&1; do sleep 0.2; kill -0 "$pid"; done
+}
+
 free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }

@@ -10,10 +10,7 @@ set -euo pipefail
 rows=${1:-1000000}
 secs=${2:-20}
 qanat_binary
-command -v wrk >/dev/null || apt-get install -y -qq wrk >/dev/null
-work=$(mktemp -d)
-pid=""
-trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; rm -rf "$work"' EXIT
+scratch_for_a_server
 mkdir -p "$work/datasets"
 trips_csv "$work/datasets/trips.csv" "$rows"
 printf 'title = "trips"\nsource = "trips.csv"\nlicence = "CC0-1.0"\n' > "$work/datasets/trips.toml"
@@ -25,7 +22,7 @@ base=http://127.0.0.1:$port
   --cache-bytes 0 --rate-limit 0 --admin-keys "$work/admin.keys" \
   serve >"$work/server.log" 2>&1 &
 pid=$!
-until curl -fsS "$base/health" >/dev/null 2>&1; do sleep 0.2; kill -0 "$pid"; done
+wait_ready "$base"
 url="$base/api/datasets/trips/data?route__exact=R42&minutes__greater=600&page_size=50"
 curl -fsS "$url" >/dev/null
 run() {

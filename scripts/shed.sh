@@ -11,10 +11,7 @@ set -euo pipefail
 rows=${1:-1000000}
 secs=${2:-20}
 qanat_binary
-command -v wrk >/dev/null || apt-get install -y -qq wrk >/dev/null
-work=$(mktemp -d)
-pid=""
-trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; rm -rf "$work"' EXIT
+scratch_for_a_server
 trips_csv "$work/trips.csv" "$rows"
 port=$(free_port)
 base=http://127.0.0.1:$port
@@ -23,7 +20,7 @@ mkdir -p "$work/datasets"
   --resident-bytes 0 --cache-bytes 0 --page-cache-bytes 0 --rate-limit 0 \
   serve "$work/trips.csv" >"$work/server.log" 2>&1 &
 pid=$!
-until curl -fsS "$base/health" >/dev/null 2>&1; do sleep 0.2; kill -0 "$pid"; done
+wait_ready "$base"
 turns=$(nproc)
 turns=$((turns * 4))
 url="$base/api/datasets/trips/data?route__groupby&minutes__avg&stop__count&page_size=100"

@@ -100,9 +100,13 @@ impl Rates {
         }
     }
 
-    /// Requests a client may make at once.
-    pub fn burst(&self) -> u32 {
-        self.burst
+    /// Where a client refused for `retry_after` seconds stands: nothing left until then.
+    pub fn exhausted(&self, retry_after: u64) -> Standing {
+        Standing {
+            limit: self.burst,
+            remaining: 0,
+            reset: retry_after,
+        }
     }
 
     /// Requests answered `429` since the start.
@@ -145,15 +149,11 @@ impl Standing {
         headers.insert("ratelimit-remaining", HeaderValue::from(self.remaining));
         headers.insert("ratelimit-reset", HeaderValue::from(self.reset));
     }
+}
 
-    /// The headers of a `429`: nothing left until `retry_after`.
-    pub fn exhausted(limit: u32, retry_after: u64) -> Self {
-        Standing {
-            limit,
-            remaining: 0,
-            reset: retry_after,
-        }
-    }
+/// Routes a monitor polls: never limited (nor shed, since they run no query).
+pub fn unlimited(path: &str) -> bool {
+    matches!(path, "/health" | "/health/" | "/metrics")
 }
 
 /// IPv4 clients by address, IPv6 clients by their /64.

@@ -19,9 +19,9 @@ use tower::Service;
 use tracing::Instrument;
 
 use super::listen;
-use crate::config::ServerSettings;
 use crate::error::{Error, PROBLEM_JSON};
-use crate::rates::{Rates, Standing};
+use crate::rates::{self, Rates, Standing};
+use crate::state::AppState;
 
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -46,14 +46,15 @@ struct Shared {
 }
 
 impl<S> Guard<S> {
-    pub fn new(inner: S, settings: &ServerSettings, rates: Option<Arc<Rates>>) -> Self {
+    pub fn new(inner: S, state: &AppState) -> Self {
+        let settings = &state.settings.server;
         Guard {
             inner,
             shared: Arc::new(Shared {
                 max_uri: settings.max_uri_bytes,
                 max_headers: settings.max_header_bytes,
                 max_body: settings.max_body_bytes,
-                rates,
+                rates: state.rates.clone(),
                 ids: Ids::new(),
             }),
         }
@@ -79,7 +80,7 @@ where
     fn call(&mut self, req: Request<Body>) -> Self::Future {
         let shared = Arc::clone(&self.shared);
         let id = shared.ids.of(req.headers());
-        let span = tracing::info_span!("request", id = %String::from_utf8_lossy(id.as_bytes()),
+        let span = tracing::info_span!("request", id = id.to_str().unwrap_or_default(),
             method = %req.method(), path = %req.uri().path());
         let admitted = shared.admit(&req);
         // The clone that was made ready is the one called; the fresh clone waits its turn.
@@ -96,11 +97,15 @@ where
                     resp
                 }
                 Err(e) => {
-                    let limited = matches!(e, Error::RateLimited { .. });
-                    let retry = e.retry_after();
+                    let standing = match (&e, &shared.rates) {
+                        (Error::RateLimited { retry_after, .. }, Some(rates)) => {
+                            Some(rates.exhausted(*retry_after))
+                        }
+                        _ => None,
+                    };
                     let mut resp = e.into_response();
-                    if let (true, Some(secs), Some(rates)) = (limited, retry, &shared.rates) {
-                        Standing::exhausted(rates.burst(), secs).write(resp.headers_mut());
+                    if let Some(s) = standing {
+                        s.write(resp.headers_mut());
                     }
                     resp
                 }
@@ -155,17 +160,12 @@ impl Shared {
         let Some(rates) = &self.rates else {
             return Ok(None);
         };
-        if unlimited(req.uri().path()) {
+        if rates::unlimited(req.uri().path()) {
             return Ok(None);
         }
         let client = rates.client(listen::peer(req), req.headers());
         rates.check(client).map(Some)
     }
-}
-
-/// Routes a monitor polls, never limited (nor shed).
-fn unlimited(path: &str) -> bool {
-    matches!(path, "/health" | "/health/" | "/metrics")
 }
 
 fn body_too_large(max: usize) -> Error {

@@ -88,13 +88,8 @@ pub fn router(state: AppState) -> Router {
 pub type App = guard::Guard<replay::Replay<Router>>;
 
 pub fn service(state: AppState) -> App {
-    let rates = state.rates.clone();
-    let settings = state.settings.server.clone();
-    guard::Guard::new(
-        replay::Replay::new(router(state.clone()), state),
-        &settings,
-        rates,
-    )
+    let replay = replay::Replay::new(router(state.clone()), state.clone());
+    guard::Guard::new(replay, &state)
 }
 
 /// CKAN's action API and DataStore dump, which follow CKAN's documentation rather than this

@@ -643,7 +643,6 @@ async fn prune(storage: &Storage, id: &str, current: &str, settings: &IngestSett
             Ok(None) | Err(_) => {}
         }
     }
-
     let excess = older
         .len()
         .saturating_sub(settings.keep_versions.saturating_sub(1));
@@ -651,15 +650,11 @@ async fn prune(storage: &Storage, id: &str, current: &str, settings: &IngestSett
         // A version was replaced when the next one was written; readers may still ask for it
         // for a while after that.
         let next = older.get(i + 1).map_or(current, |n| n.as_str());
-        if expired(version_time(next)) {
-            delete_version(storage, id, v).await;
+        if expired(version_time(next))
+            && let Err(e) = storage.delete_version(id, v).await
+        {
+            tracing::warn!(dataset = id, version = %v, error = %e, "could not delete an old version");
         }
-    }
-}
-
-async fn delete_version(storage: &Storage, id: &str, v: &str) {
-    if let Err(e) = storage.delete_version(id, v).await {
-        tracing::warn!(dataset = id, version = %v, error = %e, "could not delete an old version");
     }
 }
 

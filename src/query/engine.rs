@@ -24,22 +24,22 @@ use crate::storage::Storage;
 
 /// A runtime that is shut down without blocking when dropped (dropping a runtime inside another
 /// runtime's task would otherwise panic).
-struct QueryRuntime {
+struct OwnedRuntime {
     runtime: Option<tokio::runtime::Runtime>,
     handle: tokio::runtime::Handle,
 }
 
-impl QueryRuntime {
+impl OwnedRuntime {
     fn new(runtime: tokio::runtime::Runtime) -> Self {
         let handle = runtime.handle().clone();
-        QueryRuntime {
+        OwnedRuntime {
             runtime: Some(runtime),
             handle,
         }
     }
 }
 
-impl Drop for QueryRuntime {
+impl Drop for OwnedRuntime {
     fn drop(&mut self) {
         if let Some(rt) = self.runtime.take() {
             rt.shutdown_background();
@@ -49,10 +49,10 @@ impl Drop for QueryRuntime {
 
 pub struct Engine {
     ctx: SessionContext,
-    runtime: QueryRuntime,
+    runtime: OwnedRuntime,
     /// Where ingests and refreshes run: threads of their own, at a lower scheduling priority,
     /// so that publishing a version takes the CPU queries leave rather than half of it.
-    background: QueryRuntime,
+    background: OwnedRuntime,
     deadline: Duration,
 }
 
@@ -111,8 +111,8 @@ impl Engine {
             .build()?;
         Ok(Engine {
             ctx,
-            runtime: QueryRuntime::new(runtime),
-            background: QueryRuntime::new(background),
+            runtime: OwnedRuntime::new(runtime),
+            background: OwnedRuntime::new(background),
             deadline: limits.query_timeout(),
         })
     }

@@ -424,7 +424,8 @@ impl Executor {
         tokio::try_join!(rows, total)
     }
 
-    /// Runs work that must stay off the threads serving sockets on the background runtime (ingests, refreshes, harvests, at a lower priority than queries).
+    /// Runs work that must stay off the threads serving sockets on the background runtime
+    /// (ingests, refreshes, harvests, at a lower priority than queries).
     pub async fn background<F>(&self, work: F) -> Result<F::Output>
     where
         F: std::future::Future + Send + 'static,
