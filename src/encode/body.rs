@@ -8,6 +8,7 @@ use arrow::array::{ArrayRef, AsArray, Int64Array};
 use arrow::datatypes::{Field, Int64Type, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 
+use super::binary::{Binary, Kind};
 use super::{Format, csv, json_array, ndjson};
 use crate::error::Result;
 
@@ -78,6 +79,8 @@ pub struct BodyWriter {
     /// What opens and closes a body of rows separated by commas.
     open: Vec<u8>,
     close: Vec<u8>,
+    /// The Parquet or Arrow writer of a binary body.
+    binary: Option<Binary>,
 }
 
 impl BodyWriter {
@@ -88,6 +91,11 @@ impl BodyWriter {
             first: true,
             open: b"[".to_vec(),
             close: b"]\n".to_vec(),
+            binary: match format {
+                Format::Parquet => Some(Binary::new(Kind::Parquet)),
+                Format::Arrow => Some(Binary::new(Kind::Arrow)),
+                _ => None,
+            },
         }
     }
 
@@ -118,6 +126,12 @@ impl BodyWriter {
         };
         let first = std::mem::replace(&mut self.first, false);
         match self.format {
+            Format::Parquet | Format::Arrow => match &mut self.binary {
+                Some(w) => w.batch(batch),
+                None => Err(crate::error::Error::internal(
+                    "binary body without its writer",
+                )),
+            },
             Format::Csv => csv(batch, first),
             Format::Ndjson | Format::Json => ndjson(batch),
             Format::Tsv => super::delimited(batch, first, b'\t'),
@@ -139,7 +153,7 @@ impl BodyWriter {
     /// renames columns or a column has a type only Arrow's writers write (then the rows are
     /// gathered into a batch for [`Self::batch`]).
     pub fn rows(&mut self, table: &RecordBatch, rows: &[u32]) -> Option<Vec<u8>> {
-        if self.relabel.is_some() {
+        if self.relabel.is_some() || self.binary.is_some() {
             return None;
         }
         let each = rows.iter().map(|r| *r as usize);
@@ -150,6 +164,7 @@ impl BodyWriter {
             Format::Ndjson | Format::Json => {
                 super::rows::json_rows(table, each, super::rows::Json::Objects, b"", b"\n")?
             }
+            Format::Parquet | Format::Arrow => return None,
             Format::JsonArray | Format::JsonLists => {
                 let shape = match self.format {
                     Format::JsonLists => super::rows::Json::Lists,
@@ -184,6 +199,10 @@ impl BodyWriter {
             None => Ok(Arc::clone(schema)),
         };
         match self.format {
+            Format::Parquet | Format::Arrow => match &mut self.binary {
+                Some(w) => w.finish(&schema()?),
+                None => Ok(Vec::new()),
+            },
             Format::Csv if first => csv(&RecordBatch::new_empty(schema()?), true),
             Format::Tsv if first => {
                 super::delimited(&RecordBatch::new_empty(schema()?), true, b'\t')

@@ -1,5 +1,7 @@
-//! Writers that turn Arrow batches into JSON, NDJSON and CSV bytes, one batch at a time.
+//! Writers that turn Arrow batches into JSON, NDJSON, CSV, Parquet and Arrow IPC bytes, one batch
+//! at a time.
 
+mod binary;
 mod body;
 mod decimal;
 mod rows;
@@ -29,6 +31,10 @@ pub enum Format {
     /// Rows as JSON arrays of values, comma-separated, inside a frame the caller gives (CKAN's
     /// `lists` records and JSON dumps).
     JsonLists,
+    /// A Parquet file.
+    Parquet,
+    /// An Arrow IPC stream.
+    Arrow,
 }
 
 impl Format {
@@ -38,6 +44,8 @@ impl Format {
             Format::Tsv => "text/tab-separated-values; charset=utf-8",
             Format::Csv => "text/csv; charset=utf-8",
             Format::Ndjson => "application/x-ndjson",
+            Format::Parquet => "application/vnd.apache.parquet",
+            Format::Arrow => "application/vnd.apache.arrow.stream",
         }
     }
 
@@ -49,7 +57,36 @@ impl Format {
             Format::JsonArray => "json-array",
             Format::Tsv => "tsv",
             Format::JsonLists => "json-lists",
+            Format::Parquet => "parquet",
+            Format::Arrow => "arrow",
         }
+    }
+
+    /// The download format a request's `Accept` header prefers (highest `q`, then first listed)
+    /// among the formats the data routes stream; `None` when it prefers JSON, any type, or none
+    /// it knows (the route's own format then).
+    pub fn accepted(accept: &str) -> Option<Format> {
+        let mut best: Option<(f32, Option<Format>)> = None;
+        for item in accept.split(',') {
+            let mut parts = item.split(';');
+            let media = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+            let q = parts
+                .filter_map(|p| p.trim().strip_prefix("q="))
+                .find_map(|q| q.trim().parse::<f32>().ok())
+                .unwrap_or(1.0);
+            let format = match media.as_str() {
+                "application/vnd.apache.parquet" | "application/x-parquet" => Some(Format::Parquet),
+                "application/vnd.apache.arrow.stream" => Some(Format::Arrow),
+                "text/csv" => Some(Format::Csv),
+                "application/x-ndjson" | "application/ndjson" => Some(Format::Ndjson),
+                "application/json" | "*/*" | "application/*" => None,
+                _ => continue,
+            };
+            if q > 0.0 && best.is_none_or(|(b, _)| q > b) {
+                best = Some((q, format));
+            }
+        }
+        best.and_then(|(_, f)| f)
     }
 }
 
@@ -214,6 +251,24 @@ mod tests {
         assert_eq!(v[0]["tz"], "1970-01-01T00:00:00+00:00");
         assert_eq!(v[1]["n"], serde_json::Value::Null);
         assert_eq!(json_array(&[]).unwrap(), b"[]");
+    }
+
+    #[test]
+    fn accept_picks_the_preferred_download_format() {
+        let f = Format::accepted;
+        assert_eq!(f("application/vnd.apache.parquet"), Some(Format::Parquet));
+        assert_eq!(
+            f("application/json;q=0.5, application/vnd.apache.arrow.stream"),
+            Some(Format::Arrow)
+        );
+        assert_eq!(f("application/json, text/csv"), None);
+        assert_eq!(
+            f("text/csv;q=0, application/x-ndjson;q=0.2"),
+            Some(Format::Ndjson)
+        );
+        assert_eq!(f("text/html,application/xhtml+xml,*/*;q=0.8"), None);
+        assert_eq!(f("image/png"), None);
+        assert_eq!(f(""), None);
     }
 
     #[test]

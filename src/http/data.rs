@@ -1,5 +1,6 @@
-//! The data routes: a page of rows as JSON, and the whole (or paged) result streamed as CSV or
-//! NDJSON.
+//! The data routes: a page of rows as JSON, and the whole (or paged) result streamed as CSV,
+//! NDJSON, Parquet or an Arrow IPC stream (by the route's extension, or by `Accept` on the page
+//! route).
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, RawQuery, State};
@@ -113,6 +114,13 @@ pub async fn page(
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response> {
+    let asked = headers.get(header::ACCEPT).and_then(|a| a.to_str().ok());
+    if let Some(format) = asked.and_then(Format::accepted) {
+        let mut resp = export(State(state), Path(id), RawQuery(raw), headers, format).await?;
+        resp.headers_mut()
+            .insert(header::VARY, HeaderValue::from_static("accept"));
+        return Ok(resp);
+    }
     let raw = raw.unwrap_or_default();
     let base = base_url(&headers, &state.settings);
     let p = prepare(&state, &id, &raw, Format::Json, &base).await?;
@@ -129,6 +137,8 @@ pub async fn page(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
+    resp.headers_mut()
+        .insert(header::VARY, HeaderValue::from_static("accept"));
     set_cache_headers(resp.headers_mut(), &p.etag, p.pinned);
     Replayable::new(&state, &p.etag, &p.loaded, p.pinned).mark(&mut resp);
     Ok(resp)
@@ -162,61 +172,60 @@ fn page_body(base: &str, p: &Prepared, page: Page) -> Result<Bytes> {
     Ok(Bytes::from(encode::page(&data, &links, &meta)?))
 }
 
-/// The filtered result as CSV, streamed; the whole result unless `page`/`page_size` is given.
-#[utoipa::path(get, path = "/api/datasets/{id}/data.csv", tag = "data",
-    params(
-        ("id" = String, Path, description = "Dataset id; `id@version` pins a version (see `GET /api/datasets/{id}` for those kept), and the response is then immutable"),
-        ("page" = Option<u64>, Query, minimum = 1, description = "1-based page; without page or page_size the whole result"),
-        ("page_size" = Option<u64>, Query, minimum = 1, description = "Rows a page"),
-        ("cursor" = Option<String>, Query, description = "Opaque position written in `links.next`: the next page of the same query, on the same version, at the cost of a first page"),
-        ("columns" = Option<String>, Query, description = "Columns to return, comma-separated, in this order"),
-        ("or" = Option<String>, Query, description = OR_DOC),
-        ("filters" = Option<Object>, Query, style = Form, explode, description = FILTERS_DOC),
-    ),
-    responses(
-        (status = 200, description = "Rows as CSV with a header line", content_type = "text/csv", body = String),
-        (status = 304, description = "Not modified"),
-        (status = 400, description = "Bad request", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such dataset", body = Problem, content_type = "application/problem+json"),
-        (status = 410, description = "The version named by the cursor or the path is no longer kept", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Over the deadline or memory budget", body = Problem, content_type = "application/problem+json"),
-    ))]
-pub async fn csv(
-    state: State<AppState>,
-    id: Path<String>,
-    raw: RawQuery,
-    headers: HeaderMap,
-) -> Result<Response> {
-    export(state, id, raw, headers, Format::Csv).await
+/// A route streaming the filtered result in one format: its OpenAPI operation and handler.
+macro_rules! export_route {
+    ($(#[doc = $doc:literal])* $name:ident, $path:literal, $format:expr, $media:literal, $what:literal, $body:ty) => {
+        $(#[doc = $doc])*
+        #[utoipa::path(get, path = $path, tag = "data",
+            params(
+                ("id" = String, Path, description = "Dataset id; `id@version` pins a version (see `GET /api/datasets/{id}` for those kept), and the response is then immutable"),
+                ("page" = Option<u64>, Query, minimum = 1, description = "1-based page; without page or page_size the whole result"),
+                ("page_size" = Option<u64>, Query, minimum = 1, description = "Rows a page"),
+                ("cursor" = Option<String>, Query, description = "Opaque position written in `links.next`: the next page of the same query, on the same version, at the cost of a first page"),
+                ("columns" = Option<String>, Query, description = "Columns to return, comma-separated, in this order"),
+                ("or" = Option<String>, Query, description = OR_DOC),
+                ("filters" = Option<Object>, Query, style = Form, explode, description = FILTERS_DOC),
+            ),
+            responses(
+                (status = 200, description = $what, content_type = $media, body = $body),
+                (status = 304, description = "Not modified"),
+                (status = 400, description = "Bad request", body = Problem, content_type = "application/problem+json"),
+                (status = 404, description = "No such dataset", body = Problem, content_type = "application/problem+json"),
+                (status = 410, description = "The version named by the cursor or the path is no longer kept", body = Problem, content_type = "application/problem+json"),
+                (status = 503, description = "Over the deadline or memory budget", body = Problem, content_type = "application/problem+json"),
+            ))]
+        pub async fn $name(
+            state: State<AppState>,
+            id: Path<String>,
+            raw: RawQuery,
+            headers: HeaderMap,
+        ) -> Result<Response> {
+            export(state, id, raw, headers, $format).await
+        }
+    };
 }
 
-/// The filtered result as newline-delimited JSON, streamed.
-#[utoipa::path(get, path = "/api/datasets/{id}/data.ndjson", tag = "data",
-    params(
-        ("id" = String, Path, description = "Dataset id; `id@version` pins a version (see `GET /api/datasets/{id}` for those kept), and the response is then immutable"),
-        ("page" = Option<u64>, Query, minimum = 1, description = "1-based page; without page or page_size the whole result"),
-        ("page_size" = Option<u64>, Query, minimum = 1, description = "Rows a page"),
-        ("cursor" = Option<String>, Query, description = "Opaque position written in `links.next`: the next page of the same query, on the same version, at the cost of a first page"),
-        ("columns" = Option<String>, Query, description = "Columns to return, comma-separated, in this order"),
-        ("or" = Option<String>, Query, description = OR_DOC),
-        ("filters" = Option<Object>, Query, style = Form, explode, description = FILTERS_DOC),
-    ),
-    responses(
-        (status = 200, description = "One JSON object a line", content_type = "application/x-ndjson", body = String),
-        (status = 304, description = "Not modified"),
-        (status = 400, description = "Bad request", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such dataset", body = Problem, content_type = "application/problem+json"),
-        (status = 410, description = "The version named by the cursor or the path is no longer kept", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Over the deadline or memory budget", body = Problem, content_type = "application/problem+json"),
-    ))]
-pub async fn ndjson(
-    state: State<AppState>,
-    id: Path<String>,
-    raw: RawQuery,
-    headers: HeaderMap,
-) -> Result<Response> {
-    export(state, id, raw, headers, Format::Ndjson).await
-}
+export_route!(
+    /// The filtered result as CSV, streamed; the whole result unless `page`/`page_size` is given.
+    csv, "/api/datasets/{id}/data.csv", Format::Csv, "text/csv",
+    "Rows as CSV with a header line", String
+);
+export_route!(
+    /// The filtered result as newline-delimited JSON, streamed.
+    ndjson, "/api/datasets/{id}/data.ndjson", Format::Ndjson, "application/x-ndjson",
+    "One JSON object a line", String
+);
+export_route!(
+    /// The filtered result as a Parquet file, streamed a row group at a time.
+    parquet, "/api/datasets/{id}/data.parquet", Format::Parquet, "application/vnd.apache.parquet",
+    "A Parquet file of the rows (the columns' types kept; row groups of at most 65,536 rows, LZ4)",
+    Vec<u8>
+);
+export_route!(
+    /// The filtered result as an Arrow IPC stream, streamed a batch at a time.
+    arrow, "/api/datasets/{id}/data.arrow", Format::Arrow, "application/vnd.apache.arrow.stream",
+    "The rows as an Arrow IPC stream (the columns' types kept)", Vec<u8>
+);
 
 async fn export(
     State(state): State<AppState>,

@@ -37,6 +37,8 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(data::page))
         .routes(routes!(data::csv))
         .routes(routes!(data::ndjson))
+        .routes(routes!(data::parquet))
+        .routes(routes!(data::arrow))
         .routes(routes!(health::health))
         .routes(routes!(metrics::metrics))
         .routes(routes!(tabular::meta))

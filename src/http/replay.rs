@@ -7,10 +7,10 @@
 //! unusual (a conditional request, a switched version, a body no longer cached) goes the full
 //! way, which is always right.
 //!
-//! The key is the host and the path with its query because the marked handlers read nothing else
-//! of a request but `If-None-Match` (which bypasses this). A layer or handler whose answer comes
-//! to depend on another header (`Accept-Encoding`, credentials) must add it to [`key_of`] or
-//! bypass the replay.
+//! The key is the host, the path with its query and `Accept` (which picks a download format on
+//! the data route) because the marked handlers read nothing else of a request but
+//! `If-None-Match` (which bypasses this). A layer or handler whose answer comes to depend on
+//! another header (`Accept-Encoding`, credentials) must add it to [`key_of`] or bypass the replay.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -112,11 +112,17 @@ fn key_of(req: &Request<Body>) -> Option<String> {
         .headers()
         .get(header::HOST)
         .map_or(&b""[..], |h| h.as_bytes());
+    let accept = req
+        .headers()
+        .get(header::ACCEPT)
+        .map_or(&b""[..], |h| h.as_bytes());
     let target = req.uri().path_and_query()?.as_str();
-    let mut key = String::with_capacity(host.len() + target.len() + 1);
+    let mut key = String::with_capacity(host.len() + target.len() + accept.len() + 2);
     key.push_str(&String::from_utf8_lossy(host));
     key.push('\n');
     key.push_str(target);
+    key.push('\n');
+    key.push_str(&String::from_utf8_lossy(accept));
     Some(key)
 }
 

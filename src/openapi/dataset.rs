@@ -83,6 +83,16 @@ pub fn document(s: &Subject) -> Value {
     for (ext, media, what) in [
         ("csv", "text/csv", "The rows as CSV with a header line"),
         ("ndjson", "application/x-ndjson", "One JSON object a line"),
+        (
+            "parquet",
+            "application/vnd.apache.parquet",
+            "The rows as a Parquet file",
+        ),
+        (
+            "arrow",
+            "application/vnd.apache.arrow.stream",
+            "The rows as an Arrow IPC stream",
+        ),
     ] {
         paths.insert(
             format!("/api/datasets/{id}/data.{ext}"),

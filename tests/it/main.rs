@@ -7,6 +7,7 @@ mod ckan;
 mod cli;
 mod corpus;
 mod differential;
+mod downloads;
 mod errors;
 mod failures;
 mod guard;

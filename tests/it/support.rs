@@ -42,6 +42,35 @@ impl Reply {
         String::from_utf8(self.body.clone()).expect("UTF-8 body")
     }
 
+    /// The rows of a Parquet file or an Arrow IPC stream body, by its content type, as the
+    /// NDJSON text the server writes for the same batches.
+    pub fn decoded(&self) -> String {
+        let kind = self.headers["content-type"].to_str().unwrap();
+        let bytes = bytes::Bytes::from(self.body.clone());
+        let batches: Vec<arrow::record_batch::RecordBatch> = match kind {
+            "application/vnd.apache.parquet" => {
+                parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)
+                    .unwrap()
+                    .build()
+                    .unwrap()
+                    .map(Result::unwrap)
+                    .collect()
+            }
+            "application/vnd.apache.arrow.stream" => {
+                arrow::ipc::reader::StreamReader::try_new(&bytes[..], None)
+                    .unwrap()
+                    .map(Result::unwrap)
+                    .collect()
+            }
+            other => panic!("not a binary body: {other}"),
+        };
+        let mut text = Vec::new();
+        for b in &batches {
+            text.extend(qanat::encode::ndjson(b).unwrap());
+        }
+        String::from_utf8(text).unwrap()
+    }
+
     /// The `detail` of a problem+json body, after checking its shape.
     pub fn problem(&self, status: u16) -> String {
         assert_eq!(
