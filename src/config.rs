@@ -75,6 +75,13 @@ pub struct Limits {
     /// Values one `__in` list may hold
     #[arg(long, global = true, value_name = "N", default_value_t = 1000)]
     pub max_in_values: usize,
+    /// Facets one request may ask for (`facets=a,b,…`)
+    #[arg(long, global = true, value_name = "N", default_value_t = 10)]
+    pub max_facets: usize,
+    /// Time each facet of a page may take, in milliseconds; a facet past it is reported
+    /// `truncated` and the page answers without its counts
+    #[arg(long, global = true, value_name = "MS", default_value_t = 1000)]
+    pub facet_timeout_ms: u64,
     /// Deadline of one query, in milliseconds
     #[arg(long, global = true, value_name = "MS", default_value_t = 10_000)]
     pub query_timeout_ms: u64,
@@ -258,6 +265,10 @@ impl Default for Settings {
 impl Limits {
     pub fn query_timeout(&self) -> Duration {
         Duration::from_millis(self.query_timeout_ms)
+    }
+
+    pub fn facet_timeout(&self) -> Duration {
+        Duration::from_millis(self.facet_timeout_ms)
     }
 }
 
@@ -578,7 +589,7 @@ mod tests {
     #[test]
     fn every_key_is_a_flag_and_an_environment_variable() {
         let keys = leaf_keys();
-        assert_eq!(keys.len(), 33, "{keys:?}");
+        assert_eq!(keys.len(), 35, "{keys:?}");
         assert_eq!(keys["limits.max_page_size"], "max_page_size");
         let cmd = <Defaults as clap::CommandFactory>::command();
         for id in keys.values() {

@@ -14,6 +14,7 @@ use super::replay::Replayable;
 use super::{base_url, etag, not_modified, not_modified_response, set_cache_headers};
 use crate::encode::{self, BodyWriter, Format};
 use crate::error::{Problem, Result};
+use crate::query::facets::Counted;
 use crate::query::params;
 use crate::query::{BatchStream, Chunk, DataQuery, Loaded, Page};
 use crate::state::AppState;
@@ -46,6 +47,30 @@ pub struct PageMeta {
     /// Rows (or groups) matching the filters, exactly.
     pub total: u64,
     pub version: String,
+    /// With `facets=`: each facet's counts, keyed as asked (`col`, `col:month`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub facets: Option<std::collections::HashMap<String, FacetCounts>>,
+}
+
+/// What one facet found among the filtered rows.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FacetCounts {
+    /// The most frequent values, most frequent first, then by value.
+    pub values: Vec<FacetValue>,
+    /// Rows whose value is not listed (null when truncated).
+    pub others: Option<u64>,
+    /// Rows with no value (null when truncated).
+    pub nulls: Option<u64>,
+    /// The count ran past its time budget (`limits.facet_timeout_ms`); nothing is listed.
+    pub truncated: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FacetValue {
+    /// A value of the column, or a month `YYYY-MM` or year `YYYY` when counted so.
+    #[schema(value_type = Object)]
+    pub value: Value,
+    pub count: u64,
 }
 
 /// What the data routes share: the version, the parsed query, the ETag.
@@ -98,6 +123,8 @@ async fn prepare(
         ("cursor" = Option<String>, Query, description = "Opaque position written in `links.next`: the next page of the same query, on the same version, at the cost of a first page"),
         ("columns" = Option<String>, Query, description = "Columns to return, comma-separated, in this order"),
         ("or" = Option<String>, Query, description = OR_DOC),
+        ("facets" = Option<String>, Query, description = "Columns whose most frequent values among the filtered rows are counted in `meta.facets`, comma-separated; a date or datetime column by `col:month` or `col:year`; at most 10 unless configured"),
+        ("facet_size" = Option<u64>, Query, minimum = 1, maximum = 100, description = "Values each facet lists (default 30)"),
         ("filters" = Option<Object>, Query, style = Form, explode, description = FILTERS_DOC),
     ),
     responses(
@@ -144,13 +171,38 @@ pub async fn page(
     Ok(resp)
 }
 
+/// The page and its facets, counted at the same time.
 async fn render_page(state: &AppState, base: &str, p: &Prepared) -> Result<Bytes> {
-    let page = state.executor.page(&p.loaded, &p.query).await?;
-    page_body(base, p, page)
+    let (executor, budget) = (&state.executor, state.settings.limits.facet_timeout());
+    let (page, facets) = tokio::join!(
+        executor.page(&p.loaded, &p.query),
+        executor.facets(&p.loaded, &p.query, budget)
+    );
+    page_body(base, p, page?, &facets)
+}
+
+/// `meta.facets`: for each facet, in the order asked, its values with their counts, the rows
+/// with other values and with none, and whether it ran out of time.
+fn facets_meta(facets: &[Counted], total: u64) -> Result<Value> {
+    let mut meta = serde_json::Map::new();
+    for f in facets {
+        let values: Value = serde_json::from_slice(&encode::json_array(&f.values)?)?;
+        let entry = match f.truncated {
+            true => json!({"values": values, "others": null, "nulls": null, "truncated": true}),
+            false => json!({
+                "values": values,
+                "others": f.others(total),
+                "nulls": f.nulls,
+                "truncated": false,
+            }),
+        };
+        meta.insert(f.facet.text(), entry);
+    }
+    Ok(Value::Object(meta))
 }
 
 /// The JSON body of a page: rows, links that repeat the query, meta.
-fn page_body(base: &str, p: &Prepared, page: Page) -> Result<Bytes> {
+fn page_body(base: &str, p: &Prepared, page: Page, facets: &[Counted]) -> Result<Bytes> {
     let (m, q, id) = (&p.loaded.manifest, &p.query, &p.id);
     let data = encode::json_array(&page.batches)?;
     // A walk that started on a version stays on it: links of a pinned request name it.
@@ -168,7 +220,10 @@ fn page_body(base: &str, p: &Prepared, page: Page) -> Result<Bytes> {
         "profile": format!("{base}/api/datasets/{id}/profile"),
         "openapi": format!("{base}/api/datasets/{id}/openapi.json"),
     });
-    let meta = json!({"page": q.page, "page_size": q.page_size, "total": page.total, "version": m.version});
+    let mut meta = json!({"page": q.page, "page_size": q.page_size, "total": page.total, "version": m.version});
+    if !facets.is_empty() {
+        meta["facets"] = facets_meta(facets, page.total)?;
+    }
     Ok(Bytes::from(encode::page(&data, &links, &meta)?))
 }
 

@@ -14,7 +14,7 @@ use crate::config::Limits;
 use crate::dataset::manifest::{ColumnProfile, IngestReport, VersionInfo};
 use crate::dataset::schema::Column;
 use crate::error::{Error, Problem, Result};
-use crate::query::params;
+use crate::query::{facets, params};
 use crate::state::AppState;
 
 /// A dataset in the catalog listing.
@@ -65,6 +65,9 @@ pub struct DatasetDetail {
     pub versions: Vec<VersionInfo>,
     /// Why the last ingest failed, while the previous version (if any) is still served.
     pub last_error: Option<String>,
+    /// Facets worth asking for (`facets=` on the data route), from the profile: columns with
+    /// few distinct values that repeat, dates by `:month` or `:year`. Never computed unasked.
+    pub suggested_facets: Vec<String>,
 }
 
 /// `GET /api/datasets/{id}/profile`.
@@ -274,6 +277,7 @@ pub async fn get(
             .map(|l| l.versions.clone())
             .unwrap_or_default(),
         last_error: entry.last_error().map(|e| e.to_string()),
+        suggested_facets: m.map(facets::suggested).unwrap_or_default(),
     }))
 }
 

@@ -12,6 +12,7 @@ use serde_json::{Map, Value, json};
 use crate::config::Limits;
 use crate::dataset::manifest::{ColumnProfile, Manifest};
 use crate::dataset::schema::{Column, ColumnType, TABULAR_ID, published_keys};
+use crate::query::facets;
 use crate::query::params::{KEY_ONLY_VALUES, MAX_PAGE};
 use crate::query::request::{AGGS, Agg, OPS, Op};
 
@@ -58,6 +59,7 @@ pub fn document(s: &Subject) -> Value {
         schemas.insert(format!("{p}Page"), page_schema(api));
     }
     schemas.insert("Problem".into(), problem_schema());
+    schemas.insert("Facet".into(), facet_schema());
     schemas.insert(
         "Flag".into(),
         json!({"type": "string", "enum": KEY_ONLY_VALUES, "description": "Written without a value, or `true`"}),
@@ -71,12 +73,14 @@ pub fn document(s: &Subject) -> Value {
     let tabular = params(m, &tabular_keys, Api::Tabular, s.limits);
     let (id, rid) = (s.id, s.rid);
     let mut paths = Map::new();
+    let mut native_page = native.clone();
+    native_page.extend(facet_params(m));
     paths.insert(
         format!("/api/datasets/{id}/data"),
         operation(
             "get_rows",
             "A page of rows, filtered, sorted or aggregated",
-            &native,
+            &native_page,
             page_responses(Api::Native),
         ),
     );
@@ -293,6 +297,8 @@ fn page_schema(api: Api) -> Value {
                     "page_size": {"type": "integer", "minimum": 1},
                     "total": count,
                     "version": {"type": "string"},
+                    "facets": {"type": "object", "description": "With `facets=`: each facet's counts, keyed as asked",
+                        "additionalProperties": {"$ref": "#/components/schemas/Facet"}},
                 }},
             },
         }),
@@ -470,6 +476,50 @@ fn key_only(name: &str, description: String) -> Value {
 
 /// Every query parameter of a data route in one API: paging, `columns`, `or`, then per column
 /// each operator, the sort, the grouping and each aggregate its type takes.
+/// `facets` (this dataset's columns, dates and datetimes also by `:month` or `:year`) and
+/// `facet_size`, on the JSON page only.
+fn facet_params(m: &Manifest) -> Vec<Value> {
+    let mut names = Vec::new();
+    for c in &m.schema {
+        names.push(regex_escape(&c.name));
+        if matches!(c.kind, ColumnType::Date | ColumnType::Datetime) {
+            names.push(format!("{}:(month|year)", regex_escape(&c.name)));
+        }
+    }
+    let one = format!("({})", names.join("|"));
+    vec![
+        param(
+            "facets",
+            "Columns whose most frequent values among the filtered rows are counted in `meta.facets`, comma-separated; a date or datetime column by `:month` or `:year`".into(),
+            json!({"type": "string", "pattern": format!("^{one}(,{one})*$")}),
+        ),
+        param(
+            "facet_size",
+            format!("Values each facet lists (default {})", facets::DEFAULT_SIZE),
+            json!({"type": "integer", "minimum": 1, "maximum": facets::MAX_SIZE}),
+        ),
+    ]
+}
+
+/// What one facet found (`meta.facets.{facet}`).
+fn facet_schema() -> Value {
+    let count = json!({"type": "integer", "minimum": 0});
+    json!({
+        "type": "object",
+        "required": ["values", "others", "nulls", "truncated"],
+        "properties": {
+            "values": {"type": "array", "description": "The most frequent values, most frequent first, then by value",
+                "items": {"type": "object", "required": ["value", "count"], "properties": {
+                    "value": {"description": "A value of the column (a month `YYYY-MM` or a year `YYYY` when counted so)"},
+                    "count": count,
+                }}},
+            "others": {"type": ["integer", "null"], "minimum": 0, "description": "Rows whose value is not listed (null when truncated)"},
+            "nulls": {"type": ["integer", "null"], "minimum": 0, "description": "Rows with no value (null when truncated)"},
+            "truncated": {"type": "boolean", "description": "The count ran past its time budget; nothing is listed"},
+        },
+    })
+}
+
 fn params(m: &Manifest, keys: &[String], api: Api, limits: &Limits) -> Vec<Value> {
     let mut out = vec![
         param(

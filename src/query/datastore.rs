@@ -191,6 +191,7 @@ pub fn search(
         aggregates: Vec::new(),
         cursor: None,
         start: Some(offset),
+        facets: Default::default(),
     };
     Ok(Search {
         query,

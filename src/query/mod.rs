@@ -7,7 +7,7 @@
 //! - [`executor`]: the one place a query is routed and run; [`plan`]: DataFusion plans of a
 //!   query; [`resident`]: versions held in memory, within the [`budget`]; [`engine`]: the
 //!   DataFusion session and the runtime queries execute on; [`gate`]: the bound on queries
-//!   computed at once, beyond which they are shed.
+//!   computed at once, beyond which they are shed; [`facets`]: value counts beside a page.
 
 pub mod budget;
 pub mod cursor;
@@ -15,6 +15,7 @@ pub mod datastore;
 pub mod direct;
 pub mod engine;
 pub mod executor;
+pub mod facets;
 mod file_pages;
 pub mod gate;
 pub mod groups;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use datafusion::scalar::ScalarValue;
 
 use super::cursor::Cursor;
+use super::facets::Facets;
 use super::groups::{self, Leaf, Node};
 use super::request::{
     AGGS, Agg, Aggregate, Condition, DataQuery, Filter, OPS, Op, Sort, quote_item,
@@ -15,7 +16,15 @@ use crate::dataset::schema::{Column, ColumnType, ROW_COLUMN, TABULAR_ID, UTC, pu
 use crate::error::{Error, Result};
 use crate::values::{DateLayout, parse_date, parse_datetime};
 
-const RESERVED: [&str; 5] = ["columns", "page", "page_size", "cursor", "or"];
+const RESERVED: [&str; 7] = [
+    "columns",
+    "page",
+    "page_size",
+    "cursor",
+    "or",
+    "facets",
+    "facet_size",
+];
 
 /// The values a parameter written without one may carry: none (`col__isnull`), or `true`
 /// (what clients generated from api-tabular's documents send).
@@ -85,6 +94,9 @@ struct Parser<'a> {
     keys: Vec<String>,
     q: DataQuery,
     cursor: Option<String>,
+    /// `facets` and `facet_size` as given, read once the query is whole.
+    facets: Option<String>,
+    facet_size: Option<String>,
     page_given: bool,
     conditions: usize,
     /// Sort key, direction as written, and the parameter, for the error message.
@@ -114,7 +126,10 @@ impl<'a> Parser<'a> {
                 aggregates: Vec::new(),
                 cursor: None,
                 start: None,
+                facets: Facets::default(),
             },
+            facets: None,
+            facet_size: None,
             cursor: None,
             page_given: false,
             conditions: 0,
@@ -159,6 +174,14 @@ impl<'a> Parser<'a> {
                 Ok(())
             }
             "page_size" => self.page_size(value),
+            "facets" if self.dialect == Dialect::Native => {
+                self.facets = Some(value.to_string());
+                Ok(())
+            }
+            "facet_size" if self.dialect == Dialect::Native => {
+                self.facet_size = Some(value.to_string());
+                Ok(())
+            }
             "columns" => self.columns(value),
             "or" => self.group(value),
             _ => self.condition(key, value),
@@ -411,6 +434,17 @@ impl<'a> Parser<'a> {
             self.q.columns = Some(std::iter::once(ROW_COLUMN.to_string()).chain(all).collect());
         }
         check_aggregation(&self.q)?;
+        self.q.facets = Facets::parse(
+            self.facets.as_deref(),
+            self.facet_size.as_deref(),
+            self.schema,
+            self.limits.max_facets,
+        )?;
+        if !self.q.facets.is_empty() && self.q.is_aggregate() {
+            return Err(Error::bad_request(
+                "`facets` count rows, and this request aggregates them: ask for facets without `__groupby` or aggregates",
+            ));
+        }
         if let Some(text) = self.cursor.take() {
             if self.page_given {
                 return Err(Error::bad_request(

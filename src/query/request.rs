@@ -5,6 +5,7 @@
 use datafusion::scalar::ScalarValue;
 
 use super::cursor::Cursor;
+use super::facets::Facets;
 use crate::error::{Error, Result};
 
 /// Filter operators, by their name in `column__operator`.
@@ -178,6 +179,8 @@ pub struct DataQuery {
     /// Rows skipped before the page when a request gives an offset instead of a page (CKAN's
     /// `offset`).
     pub start: Option<u64>,
+    /// Columns whose values are counted beside the page.
+    pub facets: Facets,
 }
 
 impl DataQuery {
@@ -280,6 +283,7 @@ impl DataQuery {
                 if s.descending { "desc" } else { "asc" },
             );
         }
+        self.facets.append_to(&mut ser);
         ser
     }
 }

@@ -1,5 +1,5 @@
 //! A differential property test: random queries (filters of every operator, `or=` groups,
-//! sorts, columns, pages, cursors, aggregations, every format) asked of two servers over the
+//! sorts, columns, pages, cursors, aggregations, facets, every format) asked of two servers over the
 //! same stored version, one holding it in memory and one reading Parquet, get byte-identical bodies and
 //! equal ETags. The executor routes each query to the resident path or to DataFusion; this is
 //! where a difference between the two would show.
@@ -9,13 +9,13 @@ use proptest::test_runner::{Config, TestCaseError, TestRunner};
 
 use crate::support::{Reply, TestApp, build_state, request, toml_for};
 
-const ROWS: usize = 2_000;
-const CATEGORIES: [&str; 4] = ["Bus", "Tram", "Train", "Ferry"];
+pub const ROWS: usize = 2_000;
+pub const CATEGORIES: [&str; 4] = ["Bus", "Tram", "Train", "Ferry"];
 const CITIES: [&str; 5] = ["Fès", "Rabat", "Casablanca", "O'Brien", "Tanger, centre"];
 
 /// A table with a column of each type, nulls in each, repetitive text (held as codes in memory)
 /// and unique text, in file order by `id`.
-fn table() -> Vec<u8> {
+pub fn table() -> Vec<u8> {
     let mut s = String::from("id,cat,city,code,n,x,flag,day\n");
     for i in 0..ROWS {
         let cat = if i % 17 == 0 {
@@ -182,6 +182,8 @@ const AGGREGATES: [(&str, &str); 10] = [
     ("n", "min"),
 ];
 const GROUP_BY: [usize; 4] = [1, 2, 6, 7];
+/// Facets of row queries: text, integers with nulls, booleans, months and years.
+const FACETS: [&str; 6] = ["cat", "city", "n", "flag", "day:month", "day:year"];
 
 fn shape() -> impl Strategy<Value = Shape> {
     // Half the row queries are unsorted: those memory answers without a plan.
@@ -218,8 +220,9 @@ fn query() -> impl Strategy<Value = String> {
         shape(),
         proptest::option::of((1u64..4, 1u64..60)),
         proptest::sample::select(vec!["", ".csv", ".ndjson", ".parquet", ".arrow"]),
+        proptest::option::of(proptest::sample::subsequence(FACETS.to_vec(), 1..3)),
     )
-        .prop_map(|(filters, or, shape, page, format)| {
+        .prop_map(|(filters, or, shape, page, format, facets)| {
             let mut q = url::form_urlencoded::Serializer::new(String::new());
             for (k, v) in &filters {
                 if v.is_empty() {
@@ -240,6 +243,10 @@ fn query() -> impl Strategy<Value = String> {
                     if let Some(cols) = columns {
                         let names: Vec<&str> = cols.iter().map(|c| COLUMNS[*c].0).collect();
                         q.append_pair("columns", &names.join(","));
+                    }
+                    if let Some(facets) = facets {
+                        q.append_pair("facets", &facets.join(","));
+                        q.append_pair("facet_size", "3");
                     }
                 }
                 Shape::Groups {

@@ -9,6 +9,7 @@ mod corpus;
 mod differential;
 mod downloads;
 mod errors;
+mod facets;
 mod failures;
 mod guard;
 mod harvest;
