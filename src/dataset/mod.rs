@@ -1,6 +1,7 @@
 //! What a dataset is, independent of serving it: its dataset file ([`spec`]), the API names of
 //! its columns ([`names`]), its stored schema ([`schema`]) and the manifest of a stored version
-//! with its ingest report and profile ([`manifest`]).
+//! with its ingest report and profile ([`manifest`]), and the sidecars' formats ([`postings`],
+//! [`orders`], and [`words`], which also folds text as full-text search compares it).
 
 pub mod manifest;
 pub mod names;
@@ -8,3 +9,4 @@ pub mod orders;
 pub mod postings;
 pub mod schema;
 pub mod spec;
+pub mod words;

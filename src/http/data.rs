@@ -123,6 +123,8 @@ async fn prepare(
         ("cursor" = Option<String>, Query, description = "Opaque position written in `links.next`: the next page of the same query, on the same version, at the cost of a first page"),
         ("columns" = Option<String>, Query, description = "Columns to return, comma-separated, in this order"),
         ("or" = Option<String>, Query, description = OR_DOC),
+        ("q" = Option<String>, Query, description = Q_DOC),
+        ("q_sort" = Option<String>, Query, description = "`relevance` orders the rows a search found by relevance (not with sorts)"),
         ("facets" = Option<String>, Query, description = "Columns whose most frequent values among the filtered rows are counted in `meta.facets`, comma-separated; a date or datetime column by `col:month` or `col:year`; at most 10 unless configured"),
         ("facet_size" = Option<u64>, Query, minimum = 1, maximum = 100, description = "Values each facet lists (default 30)"),
         ("filters" = Option<Object>, Query, style = Form, explode, description = FILTERS_DOC),
@@ -239,6 +241,7 @@ macro_rules! export_route {
                 ("cursor" = Option<String>, Query, description = "Opaque position written in `links.next`: the next page of the same query, on the same version, at the cost of a first page"),
                 ("columns" = Option<String>, Query, description = "Columns to return, comma-separated, in this order"),
                 ("or" = Option<String>, Query, description = OR_DOC),
+                ("q" = Option<String>, Query, description = Q_DOC),
                 ("filters" = Option<Object>, Query, style = Form, explode, description = FILTERS_DOC),
             ),
             responses(
@@ -441,11 +444,15 @@ levels at most), lists as `col__in.(a,b)`, and a name or value holding `.` `,` `
 double quotes (a quote inside doubled). Several `or` parameters, and the other filters, all hold \
 together. Its conditions count toward the limit on filters.";
 
+const Q_DOC: &str = "Full-text search: every word somewhere in the row's text columns, case, \
+accents and Arabic diacritics ignored, Arabic alef forms, ta marbuta and alef maqsura as one; \
+`col__search=words` for one column";
+
 const FILTERS_DOC: &str = "Filters, sorts and aggregations, each `column__operator=value`: \
 `exact`, `differs`, `in` and `notin` (comma-separated; quote a value holding a comma), \
 `contains` and `notcontains` (case-insensitive, string columns), `less` and `greater` (inclusive), \
 `strictly_less` and `strictly_greater`, `isnull` and `isnotnull` (no value), `sort=asc|desc` \
-(several apply in order; nulls last), `groupby` (no value) and `count`, `sum`, `avg`, `min`, `max` \
+(several apply in order; nulls last), `search` (every word in that text column, as `q`), `groupby` (no value) and `count`, `sum`, `avg`, `min`, `max` \
 (output named `column__aggregate`). Values parse as the column's type: numbers with `.`, dates \
 `YYYY-MM-DD`, datetimes `YYYY-MM-DDTHH:MM:SS`, booleans `true`/`false`. Negative filters keep \
 rows whose value is null.";

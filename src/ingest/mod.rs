@@ -14,6 +14,7 @@ pub mod reader;
 pub mod sheet;
 pub mod sniff;
 pub mod source;
+mod words;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -361,13 +362,20 @@ async fn write_laid_out(
     }
     if let Written::Built(built, profile) = &written {
         let (columns, rows) = (&inferred.columns, built.rows_stored);
-        // Both read the file back column by column; the orders' sorts overlap the lists.
-        let (indexed, ordered) = tokio::try_join!(
+        // All read the file back column by column; the orders' sorts overlap the lists.
+        let started = Instant::now();
+        let (indexed, ordered, worded) = tokio::try_join!(
             postings::write(
                 storage, &spec.id, version, DATA_FILE, columns, profile, rows
             ),
             orders::write(storage, &spec.id, version, DATA_FILE, columns, rows),
+            words::write(storage, &spec.id, version, DATA_FILE, columns, rows),
         )?;
+        if !worded.is_empty() {
+            tracing::info!(dataset = %spec.id, columns = ?worded, "word index written");
+        }
+        tracing::info!(dataset = %spec.id, ms = started.elapsed().as_millis() as u64,
+            "sidecars written");
         if !indexed.is_empty() {
             tracing::info!(dataset = %spec.id, columns = ?indexed, "posting lists written");
         }

@@ -62,28 +62,59 @@ pub async fn write(
     let dir = storage.version_dir(id, version).clone();
     let (file, meta) = open_written(storage, &dir, data_file).await?;
     // Written section by section: memory holds one column's lists at a time.
-    let mut out = BufWriter::new(Arc::clone(&storage.store), dir.join(POSTINGS_FILE));
-    let mut at = 0u64;
-    let mut entries = Vec::new();
+    let mut out = Sections::new(storage, dir.join(POSTINGS_FILE));
     for column in &chosen {
         let (values, lists) = lists_of(file.clone(), meta.clone(), &column.name).await?;
-        entries.push(Entry {
-            column: column.name.clone(),
-            start: at,
+        out.add(&column.name, &values, lists).await?;
+    }
+    out.finish().await
+}
+
+/// A sidecar in the posting-list format being written, a column's section after the other.
+pub(super) struct Sections {
+    out: BufWriter,
+    at: u64,
+    entries: Vec<Entry>,
+}
+
+impl Sections {
+    pub(super) fn new(storage: &Storage, path: Path) -> Self {
+        Sections {
+            out: BufWriter::new(Arc::clone(&storage.store), path),
+            at: 0,
+            entries: Vec::new(),
+        }
+    }
+
+    /// A column's section: its values, in order, and each one's list.
+    pub(super) async fn add(
+        &mut self,
+        column: &str,
+        values: &[String],
+        lists: Vec<ListWriter>,
+    ) -> Result<()> {
+        self.entries.push(Entry {
+            column: column.to_string(),
+            start: self.at,
             values: values.len() as u64,
             values_len: values.iter().map(|v| 4 + v.len() as u64).sum(),
         });
-        let head = section_head(&values, &lists);
-        out.write_all(&head).await?;
-        at += head.len() as u64;
+        let head = section_head(values, &lists);
+        self.out.write_all(&head).await?;
+        self.at += head.len() as u64;
         for l in lists {
-            out.write_all(&l.bytes).await?;
-            at += l.bytes.len() as u64;
+            self.out.write_all(&l.bytes).await?;
+            self.at += l.bytes.len() as u64;
         }
+        Ok(())
     }
-    out.write_all(&contents(&entries)).await?;
-    out.shutdown().await?;
-    Ok(entries.into_iter().map(|e| e.column).collect())
+
+    /// The table of contents written and the file closed; the columns it holds.
+    pub(super) async fn finish(mut self) -> Result<Vec<String>> {
+        self.out.write_all(&contents(&self.entries)).await?;
+        self.out.shutdown().await?;
+        Ok(self.entries.into_iter().map(|e| e.column).collect())
+    }
 }
 
 /// A column's distinct values, in order, and each one's list (nulls are in none).

@@ -501,6 +501,11 @@ fn facet_params(m: &Manifest) -> Vec<Value> {
     ]
 }
 
+/// A search's words (a value with no letter or digit is a 400).
+fn search_schema() -> Value {
+    json!({"type": "string", "minLength": 1})
+}
+
 /// What one facet found (`meta.facets.{facet}`).
 fn facet_schema() -> Value {
     let count = json!({"type": "integer", "minimum": 0});
@@ -548,6 +553,18 @@ fn params(m: &Manifest, keys: &[String], api: Api, limits: &Limits) -> Vec<Value
         "Columns to return, comma-separated, in this order".into(),
         json!({"type": "string", "pattern": format!("^{one}(,{one})*$")}),
     ));
+    if api == Api::Native {
+        out.push(param(
+            "q",
+            "Every word somewhere in the row's text columns (case, accents and Arabic diacritics ignored)".into(),
+            search_schema(),
+        ));
+        out.push(param(
+            "q_sort",
+            "`relevance`: rows that hold the words most, in the least text, first (with `q` or `__search`; not with sorts)".into(),
+            json!({"type": "string", "enum": ["relevance"]}),
+        ));
+    }
     out.push(param(
         "or",
         "Conditions of which any must hold: `(col__op.value,col2__isnull,and(a__greater.1,b__less.5))`".into(),
@@ -589,6 +606,13 @@ fn params(m: &Manifest, keys: &[String], api: Api, limits: &Limits) -> Vec<Value
             format!("Sort by `{key}` ({order})"),
             json!({"$ref": "#/components/schemas/SortOrder"}),
         ));
+        if api == Api::Native && col.kind == ColumnType::String {
+            out.push(param(
+                &format!("{key}__search"),
+                format!("Every word in `{key}` (case, accents and Arabic diacritics ignored)"),
+                search_schema(),
+            ));
+        }
         if is_id {
             continue;
         }

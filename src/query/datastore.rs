@@ -192,6 +192,7 @@ pub fn search(
         cursor: None,
         start: Some(offset),
         facets: Default::default(),
+        search: Default::default(),
     };
     Ok(Search {
         query,

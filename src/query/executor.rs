@@ -43,6 +43,8 @@ pub struct Loaded {
     pub(super) postings: tokio::sync::OnceCell<Option<Arc<Postings>>>,
     /// The order sidecar, read on the first sorted query one could answer.
     pub(super) orders: tokio::sync::OnceCell<Option<Arc<Orders>>>,
+    /// The word index, read on the first search.
+    pub(super) words: tokio::sync::OnceCell<Option<Arc<Postings>>>,
 }
 
 /// A page of a query's result.
@@ -107,6 +109,10 @@ pub const ROUTES: [&str; 8] = [
 ];
 
 fn route(v: &Loaded, q: &DataQuery) -> Route {
+    // A search is an expression only plans evaluate.
+    if !q.search.is_empty() {
+        return Route::Planned;
+    }
     match &v.resident {
         Some(r) if Resident::serves(q) => Route::Rows(Arc::clone(r)),
         Some(r) if r.serves_sorted(q) => Route::Sorted(Arc::clone(r)),
@@ -248,6 +254,7 @@ impl Executor {
             file: tokio::sync::OnceCell::new(),
             postings: tokio::sync::OnceCell::new(),
             orders: tokio::sync::OnceCell::new(),
+            words: tokio::sync::OnceCell::new(),
         })
     }
 
@@ -278,6 +285,7 @@ impl Executor {
     /// A page of the query's result, its exact total, and the cursor of the next page.
     pub async fn page(&self, v: &Loaded, q: &DataQuery) -> Result<Page> {
         let _turn = self.gate.enter().await?;
+        let q = &*self.resolve(v, q).await?;
         let route = route(v, q);
         let mut answered = route.name();
         let (batches, total, after) = match route {
@@ -333,10 +341,11 @@ impl Executor {
             }
         };
         self.count_page(answered);
-        // Row pages continue after their last row; aggregations by page number, on the same
-        // version.
+        // Row pages continue after their last row; aggregations and rows ranked by relevance
+        // (a score, not a column a cursor could hold) by page number, on the same version.
+        let after = after.filter(|_| !q.search.ranked);
         let shown = q.page.saturating_mul(q.page_size);
-        let continues = after.is_some() || q.is_aggregate();
+        let continues = after.is_some() || q.is_aggregate() || q.search.ranked;
         let next = (shown < total && continues).then(|| Cursor {
             version: v.manifest.version.clone(),
             page: q.page + 1,
@@ -357,6 +366,7 @@ impl Executor {
     /// that a few slow downloads cannot shed everyone else's queries.
     pub async fn stream(&self, v: &Loaded, q: &DataQuery) -> Result<BatchStream> {
         let _turn = self.gate.enter().await?;
+        let q = &*self.resolve(v, q).await?;
         match route(v, q) {
             Route::Rows(r) => resident::stream(&self.engine, r, q.clone()).await,
             Route::Sorted(r) => resident::stream_sorted(&self.engine, r, q.clone()).await,

@@ -184,6 +184,17 @@ impl Executor {
     /// Every facet of the query, counted over the rows its filters keep, at once, each within
     /// `budget`.
     pub async fn facets(&self, v: &Loaded, q: &DataQuery, budget: Duration) -> Vec<Counted> {
+        if q.facets.is_empty() {
+            return Vec::new();
+        }
+        let resolved = match self.resolve(v, q).await {
+            Ok(resolved) => resolved,
+            Err(e) => {
+                tracing::warn!(error = %e, "search terms of facets not resolved");
+                std::borrow::Cow::Borrowed(q)
+            }
+        };
+        let q = &*resolved;
         let each = q.facets.list.iter().map(|facet| async move {
             let counted = tokio::time::timeout(budget, self.facet(v, q, facet)).await;
             match counted {

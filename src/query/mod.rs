@@ -7,7 +7,8 @@
 //! - [`executor`]: the one place a query is routed and run; [`plan`]: DataFusion plans of a
 //!   query; [`resident`]: versions held in memory, within the [`budget`]; [`engine`]: the
 //!   DataFusion session and the runtime queries execute on; [`gate`]: the bound on queries
-//!   computed at once, beyond which they are shed; [`facets`]: value counts beside a page.
+//!   computed at once, beyond which they are shed; [`facets`]: value counts beside a page; [`search`]: full-text
+//!   search terms, resolved against the word index.
 
 pub mod budget;
 pub mod cursor;
@@ -26,6 +27,7 @@ pub mod plan;
 mod prune;
 pub mod request;
 pub mod resident;
+pub mod search;
 pub mod sidecar;
 
 pub use engine::{BatchStream, Chunk, Engine};

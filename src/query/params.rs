@@ -11,12 +11,13 @@ use super::groups::{self, Leaf, Node};
 use super::request::{
     AGGS, Agg, Aggregate, Condition, DataQuery, Filter, OPS, Op, Sort, quote_item,
 };
+use super::search::Search;
 use crate::config::Limits;
 use crate::dataset::schema::{Column, ColumnType, ROW_COLUMN, TABULAR_ID, UTC, published_keys};
 use crate::error::{Error, Result};
 use crate::values::{DateLayout, parse_date, parse_datetime};
 
-const RESERVED: [&str; 7] = [
+const RESERVED: [&str; 9] = [
     "columns",
     "page",
     "page_size",
@@ -24,6 +25,8 @@ const RESERVED: [&str; 7] = [
     "or",
     "facets",
     "facet_size",
+    "q",
+    "q_sort",
 ];
 
 /// The values a parameter written without one may carry: none (`col__isnull`), or `true`
@@ -37,7 +40,7 @@ pub const MAX_PAGE: u64 = 1 << 32;
 fn op_list() -> String {
     OPS.iter()
         .map(|(n, _)| *n)
-        .chain(["sort", "groupby"])
+        .chain(["sort", "groupby", "search"])
         .chain(AGGS.iter().map(|(n, _)| *n))
         .collect::<Vec<_>>()
         .join(", ")
@@ -127,6 +130,7 @@ impl<'a> Parser<'a> {
                 cursor: None,
                 start: None,
                 facets: Facets::default(),
+                search: Search::default(),
             },
             facets: None,
             facet_size: None,
@@ -182,6 +186,10 @@ impl<'a> Parser<'a> {
                 self.facet_size = Some(value.to_string());
                 Ok(())
             }
+            "q" if self.dialect == Dialect::Native => {
+                self.q.search.add(None, value, key, self.schema)
+            }
+            "q_sort" if self.dialect == Dialect::Native => self.q.search.rank(value),
             "columns" => self.columns(value),
             "or" => self.group(value),
             _ => self.condition(key, value),
@@ -268,6 +276,9 @@ impl<'a> Parser<'a> {
             )));
         }
         match op_text {
+            "search" if self.dialect == Dialect::Native => {
+                self.q.search.add(Some(col), value, key, self.schema)?;
+            }
             "sort" => {
                 let sort = (col.name.clone(), value.to_string(), key.to_string());
                 self.sorts.push(sort);
@@ -434,6 +445,7 @@ impl<'a> Parser<'a> {
             self.q.columns = Some(std::iter::once(ROW_COLUMN.to_string()).chain(all).collect());
         }
         check_aggregation(&self.q)?;
+        (self.q.search).check(!self.q.sorts.is_empty(), self.q.is_aggregate())?;
         self.q.facets = Facets::parse(
             self.facets.as_deref(),
             self.facet_size.as_deref(),
@@ -459,9 +471,9 @@ impl<'a> Parser<'a> {
     }
 
     /// The columns a cursor of this query holds values of: its sort keys (`None` for an
-    /// aggregation, whose cursors hold a page number only).
+    /// aggregation or a ranking, whose cursors hold a page number only).
     fn cursor_keys(&self) -> Option<Vec<&'a Column>> {
-        if self.q.is_aggregate() {
+        if self.q.is_aggregate() || self.q.search.ranked {
             return None;
         }
         let keys = self.q.sorts.iter();

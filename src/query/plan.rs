@@ -108,7 +108,8 @@ pub fn condition_expr(c: &Condition) -> Expr {
 /// Every condition of a query (filters and groups) as one predicate, if there is any.
 pub fn predicate(q: &DataQuery) -> Option<Expr> {
     let filters = q.filters.iter().map(filter_expr);
-    conjunction(filters.chain(q.groups.iter().map(condition_expr)))
+    let groups = q.groups.iter().map(condition_expr);
+    conjunction(filters.chain(groups).chain(q.search.exprs()))
 }
 
 /// The plans one request needs.
@@ -186,7 +187,8 @@ pub fn plan(
             total: Some(groups),
         });
     }
-    let total = (!q.filters.is_empty() || !q.groups.is_empty()).then(|| filtered.clone());
+    let conditions = !q.filters.is_empty() || !q.groups.is_empty() || !q.search.is_empty();
+    let total = conditions.then(|| filtered.clone());
     let rows = ordered_rows(filtered, q, schema, paginate, keys)?;
     Ok(Planned { rows, total })
 }
@@ -222,10 +224,10 @@ fn aggregated(df: DataFrame, q: &DataQuery) -> Result<DataFrame> {
 
 /// The sorts a request asks for.
 fn requested_order(q: &DataQuery) -> Vec<SortExpr> {
+    let relevance = q.search.relevance().map(|r| r.sort(false, false));
     let sorts = q.sorts.iter();
-    sorts
-        .map(|s| ident(&s.key).sort(!s.descending, s.nulls_first))
-        .collect()
+    let sorts = sorts.map(|s| ident(&s.key).sort(!s.descending, s.nulls_first));
+    relevance.into_iter().chain(sorts).collect()
 }
 
 /// Filtered rows in the requested order (file order breaking ties, so that pages never

@@ -6,6 +6,7 @@ use datafusion::scalar::ScalarValue;
 
 use super::cursor::Cursor;
 use super::facets::Facets;
+use super::search::Search;
 use crate::error::{Error, Result};
 
 /// Filter operators, by their name in `column__operator`.
@@ -181,6 +182,8 @@ pub struct DataQuery {
     pub start: Option<u64>,
     /// Columns whose values are counted beside the page.
     pub facets: Facets,
+    /// Full-text search terms, and whether rows are ranked by relevance.
+    pub search: Search,
 }
 
 impl DataQuery {
@@ -283,6 +286,7 @@ impl DataQuery {
                 if s.descending { "desc" } else { "asc" },
             );
         }
+        self.search.append_to(&mut ser);
         self.facets.append_to(&mut ser);
         ser
     }

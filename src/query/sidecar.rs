@@ -30,7 +30,16 @@ impl Postings {
     /// The sidecar of a version, `None` when it has none (a small table, or written before
     /// sidecars were).
     pub async fn open(storage: &Storage, manifest: &Manifest) -> Result<Option<Self>> {
-        let Some((store, path, toc)) = contents_of(storage, manifest, POSTINGS_FILE).await? else {
+        Self::open_named(storage, manifest, POSTINGS_FILE).await
+    }
+
+    /// A sidecar of the same format under another name (the word index).
+    pub async fn open_named(
+        storage: &Storage,
+        manifest: &Manifest,
+        name: &str,
+    ) -> Result<Option<Self>> {
+        let Some((store, path, toc)) = contents_of(storage, manifest, name).await? else {
             return Ok(None);
         };
         Ok(Some(Postings {

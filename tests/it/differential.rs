@@ -1,5 +1,5 @@
 //! A differential property test: random queries (filters of every operator, `or=` groups,
-//! sorts, columns, pages, cursors, aggregations, facets, every format) asked of two servers over the
+//! sorts, columns, pages, cursors, aggregations, facets, searches, every format) asked of two servers over the
 //! same stored version, one holding it in memory and one reading Parquet, get byte-identical bodies and
 //! equal ETags. The executor routes each query to the resident path or to DataFusion; this is
 //! where a difference between the two would show.
@@ -182,6 +182,15 @@ const AGGREGATES: [(&str, &str); 10] = [
     ("n", "min"),
 ];
 const GROUP_BY: [usize; 4] = [1, 2, 6, 7];
+/// Full-text searches: words of several rows, of one, of none; all columns or one.
+const SEARCHES: [(&str, &str); 6] = [
+    ("q", "FÈS"),
+    ("q", "tanger CENTRE"),
+    ("q", "bus rabat"),
+    ("q", "c07919"),
+    ("city__search", "o'brien"),
+    ("cat__search", "fes"),
+];
 /// Facets of row queries: text, integers with nulls, booleans, months and years.
 const FACETS: [&str; 6] = ["cat", "city", "n", "flag", "day:month", "day:year"];
 
@@ -221,8 +230,9 @@ fn query() -> impl Strategy<Value = String> {
         proptest::option::of((1u64..4, 1u64..60)),
         proptest::sample::select(vec!["", ".csv", ".ndjson", ".parquet", ".arrow"]),
         proptest::option::of(proptest::sample::subsequence(FACETS.to_vec(), 1..3)),
+        proptest::option::of(proptest::sample::select(SEARCHES.to_vec())),
     )
-        .prop_map(|(filters, or, shape, page, format, facets)| {
+        .prop_map(|(filters, or, shape, page, format, facets, search)| {
             let mut q = url::form_urlencoded::Serializer::new(String::new());
             for (k, v) in &filters {
                 if v.is_empty() {
@@ -233,6 +243,9 @@ fn query() -> impl Strategy<Value = String> {
             }
             if let Some(g) = or {
                 q.append_pair("or", &g);
+            }
+            if let Some((key, words)) = search {
+                q.append_pair(key, words);
             }
             match shape {
                 Shape::Rows { sorts, columns } => {

@@ -25,6 +25,7 @@ mod publish;
 mod query;
 mod replay;
 mod resident;
+mod search;
 mod sheets;
 mod shutdown;
 mod sidecar;
