@@ -173,6 +173,17 @@ pub async fn page(
     Ok(resp)
 }
 
+/// The JSON body of a page for a raw query string, as the page route answers it (cached the
+/// same way): the rows the explorer shows.
+pub(super) async fn page_for(state: &AppState, id: &str, raw: &str, base: &str) -> Result<Bytes> {
+    let p = prepare(state, id, raw, Format::Json, base).await?;
+    let key = p.etag.clone();
+    state
+        .cache
+        .get_or_compute(key, render_page(state, base, &p))
+        .await
+}
+
 /// The page and its facets, counted at the same time.
 async fn render_page(state: &AppState, base: &str, p: &Prepared) -> Result<Bytes> {
     let (executor, budget) = (&state.executor, state.settings.limits.facet_timeout());

@@ -197,15 +197,22 @@ pub async fn list(
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<DatasetList>> {
+    let base = base_url(&headers, &state.settings);
+    Ok(Json(
+        catalog_page(&state, &raw.unwrap_or_default(), &base).await?,
+    ))
+}
+
+/// A page of the catalog for a raw query string (the API's and the explorer's).
+pub async fn catalog_page(state: &AppState, raw: &str, base: &str) -> Result<DatasetList> {
     let ListQuery {
         page,
         page_size,
         words,
         producer,
         keyword,
-    } = ListQuery::parse(&raw.unwrap_or_default(), &state.settings.limits)?;
-    let base = base_url(&headers, &state.settings);
-    let matching = filtered(&state, &words, producer.as_deref(), keyword.as_deref());
+    } = ListQuery::parse(raw, &state.settings.limits)?;
+    let matching = filtered(state, &words, producer.as_deref(), keyword.as_deref());
     let total = matching.len() as u64;
     let skip = (page - 1).saturating_mul(page_size);
     let listed: Vec<_> = matching
@@ -216,7 +223,7 @@ pub async fn list(
     // The page's versions are opened if they were not yet (a catalog of thousands is opened
     // as it is asked for); what cannot be opened shows no rows.
     futures::future::join_all(listed.iter().map(|e| state.catalog.opened(e))).await;
-    let data: Vec<DatasetSummary> = listed.iter().map(|e| summary(e, &base)).collect();
+    let data: Vec<DatasetSummary> = listed.iter().map(|e| summary(e, base)).collect();
     let link = |p: u64| {
         let mut ser = url::form_urlencoded::Serializer::new(String::new());
         ser.append_pair("page", &p.to_string())
@@ -237,7 +244,7 @@ pub async fn list(
         "prev": (page > 1).then(|| link(page - 1)),
         "openapi": format!("{base}/openapi.json"),
     });
-    Ok(Json(DatasetList {
+    Ok(DatasetList {
         data,
         links,
         meta: ListMeta {
@@ -245,7 +252,7 @@ pub async fn list(
             page_size,
             total,
         },
-    }))
+    })
 }
 
 /// A dataset's metadata: schema, row count, version, source and ingest report.
@@ -260,14 +267,19 @@ pub async fn get(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Json<DatasetDetail>> {
-    let entry = state.catalog.entry(&id)?;
+    let base = base_url(&headers, &state.settings);
+    Ok(Json(detail(&state, &id, &base).await?))
+}
+
+/// A dataset's metadata (the API's and the explorer's).
+pub async fn detail(state: &AppState, id: &str, base: &str) -> Result<DatasetDetail> {
+    let entry = state.catalog.entry(id)?;
     // What cannot be opened is said in `last_error`.
     let _ = state.catalog.opened(&entry).await;
-    let base = base_url(&headers, &state.settings);
     let current = entry.current();
     let m = current.as_ref().map(|l| &l.manifest);
-    Ok(Json(DatasetDetail {
-        summary: summary(&entry, &base),
+    Ok(DatasetDetail {
+        summary: summary(&entry, base),
         source: m.map_or_else(|| entry.spec.source.clone(), |m| m.source.uri.clone()),
         created_at: m.map(|m| m.created_at.clone()),
         schema: m.map(|m| m.schema.clone()).unwrap_or_default(),
@@ -278,7 +290,7 @@ pub async fn get(
             .unwrap_or_default(),
         last_error: entry.last_error().map(|e| e.to_string()),
         suggested_facets: m.map(facets::suggested).unwrap_or_default(),
-    }))
+    })
 }
 
 /// Per column: type, null count, minimum and maximum, computed at ingest.

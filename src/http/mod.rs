@@ -4,6 +4,7 @@ pub mod admin;
 pub mod ckan;
 pub mod data;
 pub mod datasets;
+pub mod explorer;
 pub mod guard;
 pub mod health;
 pub mod listen;
@@ -72,6 +73,7 @@ pub fn router(state: AppState) -> Router {
     }
     routes
         .merge(ckan_routes())
+        .merge(explorer::routes())
         .route("/openapi.json", axum::routing::get(openapi_json))
         .merge(docs(&ids))
         .fallback(not_found)

@@ -9,6 +9,7 @@ mod corpus;
 mod differential;
 mod downloads;
 mod errors;
+mod explorer;
 mod facets;
 mod failures;
 mod guard;
