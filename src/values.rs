@@ -12,6 +12,20 @@ const MAX_INT_DIGITS: usize = 18;
 
 const EPOCH: NaiveDate = NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date");
 
+/// The date of a day counted since 1970-01-01 (Arrow's `Date32`), if it is one.
+pub fn date_of_days(days: i64) -> Option<NaiveDate> {
+    EPOCH.checked_add_signed(chrono::Duration::days(days))
+}
+
+/// A JSON value as text: a string as it is, null as nothing, anything else as JSON writes it.
+pub fn json_text(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
 /// How a text cell fails to be a number, so that the report can say why a column stayed text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NotNumber {

@@ -184,12 +184,13 @@ pub(super) async fn page_for(state: &AppState, id: &str, raw: &str, base: &str) 
         .await
 }
 
-/// The page and its facets, counted at the same time.
+/// The page and its facets, counted at the same time, the search resolved once for both.
 async fn render_page(state: &AppState, base: &str, p: &Prepared) -> Result<Bytes> {
     let (executor, budget) = (&state.executor, state.settings.limits.facet_timeout());
+    let q = executor.resolve(&p.loaded, &p.query).await?;
     let (page, facets) = tokio::join!(
-        executor.page(&p.loaded, &p.query),
-        executor.facets(&p.loaded, &p.query, budget)
+        executor.page(&p.loaded, &q),
+        executor.facets(&p.loaded, &q, budget)
     );
     page_body(base, p, page?, &facets)
 }

@@ -321,13 +321,10 @@ impl Stats {
 fn json_of(col: &Column, v: Option<Scalar>) -> Value {
     match (col.kind, v) {
         (_, None) => Value::Null,
-        (ColumnType::Date, Some(Scalar::Int(days))) => {
-            let date = chrono::NaiveDate::from_ymd_opt(1970, 1, 1)
-                .and_then(|e| e.checked_add_signed(chrono::Duration::days(days)));
-            date.map_or(Value::Null, |d| {
+        (ColumnType::Date, Some(Scalar::Int(days))) => crate::values::date_of_days(days)
+            .map_or(Value::Null, |d| {
                 Value::String(d.format("%Y-%m-%d").to_string())
-            })
-        }
+            }),
         (ColumnType::Datetime, Some(Scalar::Int(us))) => {
             match chrono::DateTime::from_timestamp_micros(us) {
                 Some(dt) if col.with_offset => {

@@ -37,11 +37,11 @@ pub async fn write(
     columns: &[Column],
     rows: u64,
 ) -> Result<Vec<String>> {
-    let text: Vec<&Column> = columns
-        .iter()
+    let names: Vec<String> = (columns.iter())
         .filter(|c| c.kind == ColumnType::String)
+        .map(|c| c.name.clone())
         .collect();
-    if text.is_empty() || rows > u64::from(u32::MAX) {
+    if names.is_empty() || rows > u64::from(u32::MAX) {
         return Ok(Vec::new());
     }
     let dir = storage.version_dir(id, version).clone();
@@ -50,7 +50,6 @@ pub async fn write(
     // Columns are folded on every core at once, in order: memory holds as many columns' lists
     // as there are cores.
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let names: Vec<String> = text.iter().map(|c| c.name.clone()).collect();
     let tasks = names.clone().into_iter().map(move |name| {
         let (file, meta) = (file.clone(), meta.clone());
         tokio::spawn(async move { lists_of(file, meta, &name).await })
@@ -61,7 +60,7 @@ pub async fn write(
             .next()
             .await
             .ok_or_else(|| Error::internal("a column was not indexed"))?;
-        let Some((words, lists)) = lists.map_err(|e| Error::internal(e.to_string()))?? else {
+        let Some((words, lists)) = lists?? else {
             tracing::info!(dataset = %id, column = %name,
                 "not in the word index: over {MAX_WORDS} distinct words");
             continue;

@@ -13,6 +13,7 @@ use super::request::{Condition, DataQuery, Filter, Op, Sort};
 use crate::config::Limits;
 use crate::dataset::schema::{Column, ColumnType, DATASTORE_ID, ROW_COLUMN, published_keys_beside};
 use crate::error::{Error, Result};
+use crate::values::json_text as text;
 
 /// CKAN's default page, and its ceiling (`ckan.datastore.search.rows_max`).
 pub const DEFAULT_LIMIT: u64 = 100;
@@ -271,14 +272,6 @@ fn list_arg(raw: &Value) -> Vec<String> {
             .map(|s| s.trim().to_string())
             .filter(|s| !s.is_empty())
             .collect(),
-    }
-}
-
-fn text(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Null => String::new(),
-        other => other.to_string(),
     }
 }
 

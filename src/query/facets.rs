@@ -49,9 +49,7 @@ impl Facet {
 
     /// The month (`2030-06`) or year (`2030`) of a day counted since 1970-01-01.
     fn bucket_of(bucket: Bucket, days: i32) -> String {
-        let day = chrono::NaiveDate::from_ymd_opt(1970, 1, 1)
-            .and_then(|e| e.checked_add_signed(chrono::Duration::days(i64::from(days))))
-            .unwrap_or_default();
+        let day = crate::values::date_of_days(i64::from(days)).unwrap_or_default();
         match bucket {
             Bucket::Month => day.format("%Y-%m").to_string(),
             Bucket::Year => day.format("%Y").to_string(),
@@ -182,19 +180,9 @@ impl Counted {
 
 impl Executor {
     /// Every facet of the query, counted over the rows its filters keep, at once, each within
-    /// `budget`.
+    /// `budget`. Its search terms are evaluated as they come: resolve them first
+    /// ([`Executor::resolve`]) to count from the word index.
     pub async fn facets(&self, v: &Loaded, q: &DataQuery, budget: Duration) -> Vec<Counted> {
-        if q.facets.is_empty() {
-            return Vec::new();
-        }
-        let resolved = match self.resolve(v, q).await {
-            Ok(resolved) => resolved,
-            Err(e) => {
-                tracing::warn!(error = %e, "search terms of facets not resolved");
-                std::borrow::Cow::Borrowed(q)
-            }
-        };
-        let q = &*resolved;
         let each = q.facets.list.iter().map(|facet| async move {
             let counted = tokio::time::timeout(budget, self.facet(v, q, facet)).await;
             match counted {

@@ -268,9 +268,7 @@ impl<'a> Parser<'a> {
             return Ok(());
         }
         let col = self.find(name, key)?;
-        let key_only = matches!(op_text, "groupby" | "isnull" | "isnotnull")
-            || AGGS.iter().any(|(n, _)| *n == op_text);
-        if key_only && !KEY_ONLY_VALUES.contains(&value) {
+        if takes_no_value(op_text) && !KEY_ONLY_VALUES.contains(&value) {
             return Err(Error::bad_request(format!(
                 "`{key}` takes no value: write `{key}` alone (or `{key}=true`), not `{key}={value}`"
             )));
@@ -479,6 +477,11 @@ impl<'a> Parser<'a> {
         let keys = self.q.sorts.iter();
         Some(keys.filter_map(|s| self.find(&s.key, "").ok()).collect())
     }
+}
+
+/// Whether `column__op` is written without a value: groupings, aggregates, null tests.
+pub fn takes_no_value(op: &str) -> bool {
+    matches!(op, "groupby" | "isnull" | "isnotnull") || AGGS.iter().any(|(n, _)| *n == op)
 }
 
 /// A `page` value: a whole number of at least 1 (data routes and the catalog alike).

@@ -296,8 +296,7 @@ impl DataQuery {
 fn value_text(v: &ScalarValue) -> String {
     match v {
         ScalarValue::Utf8(Some(s)) => s.clone(),
-        ScalarValue::Date32(Some(days)) => chrono::NaiveDate::from_ymd_opt(1970, 1, 1)
-            .and_then(|e| e.checked_add_signed(chrono::Duration::days(i64::from(*days))))
+        ScalarValue::Date32(Some(days)) => crate::values::date_of_days(i64::from(*days))
             .map(|d| d.format("%Y-%m-%d").to_string())
             .unwrap_or_default(),
         ScalarValue::TimestampMicrosecond(Some(us), tz) => {

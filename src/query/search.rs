@@ -206,7 +206,7 @@ impl Executor {
         };
         let rows = v.manifest.rows;
         let mut resolved = q.clone();
-        let mut weights: Vec<(String, f64)> = Vec::new();
+        let mut weights = resolved.search.weights.clone();
         for term in &mut resolved.search.terms {
             if term.rows.is_some() || !term.columns.iter().all(|c| index.has(c)) {
                 continue;
@@ -219,7 +219,7 @@ impl Executor {
                     let found =
                         index.matches(column, std::slice::from_ref(word), None, 0, usize::MAX);
                     if let Some(m) = found.await? {
-                        any.union(&RowSet::of(&m.rows, rows));
+                        any.insert(&m.rows);
                     }
                 }
                 // Rarer words weigh more in a ranking: log(1 + N / rows holding the word).
@@ -248,13 +248,20 @@ pub struct RowSet {
 impl RowSet {
     /// The set of these rows, of a version of `rows` rows.
     pub fn of(numbers: &[u32], rows: u64) -> Self {
-        let mut bits = vec![0u64; rows.div_ceil(64) as usize];
+        let mut set = RowSet {
+            bits: vec![0u64; rows.div_ceil(64) as usize],
+        };
+        set.insert(numbers);
+        set
+    }
+
+    /// Adds these rows (those past the version's rows are not rows of it).
+    pub fn insert(&mut self, numbers: &[u32]) {
         for n in numbers {
-            if let Some(word) = bits.get_mut(*n as usize / 64) {
+            if let Some(word) = self.bits.get_mut(*n as usize / 64) {
                 *word |= 1 << (n % 64);
             }
         }
-        RowSet { bits }
     }
 
     pub fn contains(&self, row: i64) -> bool {
@@ -263,12 +270,6 @@ impl RowSet {
                 .get(r / 64)
                 .is_some_and(|w| w & (1 << (r % 64)) != 0)
         })
-    }
-
-    pub fn union(&mut self, other: &RowSet) {
-        for (a, b) in self.bits.iter_mut().zip(&other.bits) {
-            *a |= b;
-        }
     }
 
     pub fn intersect(&mut self, other: &RowSet) {
@@ -484,7 +485,7 @@ mod tests {
         let b = RowSet::of(&[5, 64, 70], 100);
         assert!(a.contains(99) && !a.contains(98) && !a.contains(-1) && !a.contains(1000));
         let mut u = a.clone();
-        u.union(&b);
+        u.insert(&[5, 64, 70]);
         assert_eq!(u.len(), 5);
         a.intersect(&b);
         assert_eq!(a.len(), 2);

@@ -1,10 +1,8 @@
 //! The explorer's query strings: the data route's parameters, in the order given, changed one
 //! at a time by the links of a page (a sort, a facet, a filter removed, the next page).
 
+use crate::query::params::takes_no_value;
 use crate::query::request::AGGS;
-
-/// Parameters written without a value.
-const KEY_ONLY: [&str; 3] = ["isnull", "isnotnull", "groupby"];
 
 /// A query string as pairs, in order.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -118,7 +116,7 @@ impl Params {
 
 fn key_only(key: &str) -> bool {
     key.rsplit_once("__")
-        .is_some_and(|(_, op)| KEY_ONLY.contains(&op) || AGGS.iter().any(|(a, _)| *a == op))
+        .is_some_and(|(_, op)| takes_no_value(op))
 }
 
 /// The next sort of a column's header: ascending, then descending, then none.

@@ -10,6 +10,7 @@ use crate::dataset::manifest::ColumnProfile;
 use crate::dataset::schema::ColumnType;
 use crate::http::datasets::{DatasetDetail, DatasetList};
 use crate::state::AppState;
+use crate::values::json_text as text;
 
 /// A page: the stylesheet, the script (deferred), a header back to the catalog.
 fn layout(title: &str, body: Markup) -> Markup {
@@ -176,15 +177,6 @@ pub struct DatasetView<'a> {
     pub params: &'a Params,
     /// The query asked of the data route (with the suggested facets).
     pub query: &'a str,
-}
-
-/// A value as a cell shows it.
-fn text(v: &Value) -> String {
-    match v {
-        Value::Null => String::new(),
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
 }
 
 /// The dataset page: the rows of the query (or why it was refused), and everything around.
