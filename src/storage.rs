@@ -24,6 +24,7 @@ use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
 
+use crate::dataset::feed::{FEED_MANIFEST, FeedManifest};
 use crate::dataset::manifest::{Manifest, Pointer};
 use crate::dataset::schema::{Column, arrow_schema, file_order};
 use crate::error::{Error, Result};
@@ -148,7 +149,16 @@ impl Storage {
 
     /// The current version's manifest, if the dataset was ever published.
     pub async fn current_manifest(&self, id: &str) -> Result<Option<Manifest>> {
-        let Some(pointer) = self.get_json::<Pointer>(&self.pointer_path(id)).await? else {
+        self.current_manifest_via(id, id).await
+    }
+
+    /// The manifest of the version of dataset `id` that `pointer`'s pointer names: a file of a
+    /// feed reads its feed's.
+    pub async fn current_manifest_via(&self, pointer: &str, id: &str) -> Result<Option<Manifest>> {
+        let Some(pointer) = self
+            .get_json::<Pointer>(&self.pointer_path(pointer))
+            .await?
+        else {
             return Ok(None);
         };
         let path = self
@@ -184,6 +194,26 @@ impl Storage {
             }
         }
         Ok(infos)
+    }
+
+    /// The manifest of a feed's current version, if the feed was ever published.
+    pub async fn current_feed(&self, feed: &str) -> Result<Option<FeedManifest>> {
+        let Some(pointer) = self.get_json::<Pointer>(&self.pointer_path(feed)).await? else {
+            return Ok(None);
+        };
+        let path = self
+            .version_dir(feed, &pointer.version)
+            .clone()
+            .join(FEED_MANIFEST);
+        self.get_json(&path).await
+    }
+
+    pub async fn write_feed_manifest(&self, manifest: &FeedManifest) -> Result<()> {
+        let path = self
+            .version_dir(&manifest.id, &manifest.version)
+            .clone()
+            .join(FEED_MANIFEST);
+        self.put_json(&path, manifest).await
     }
 
     pub async fn write_manifest(&self, manifest: &Manifest) -> Result<()> {

@@ -5,6 +5,7 @@
 //! [`versions`] resolves the version a request reads (the `410` for one no longer kept) and
 //! publishes stored versions; [`refresh`] ingests sources and keeps them fresh.
 
+pub mod feeds;
 pub mod refresh;
 pub mod serving;
 pub mod versions;
@@ -151,15 +152,22 @@ pub struct Index {
     entries: BTreeMap<String, Arc<Entry>>,
     /// Dataset ids by the `resource_id` their files declare.
     resources: BTreeMap<String, String>,
+    /// Feeds by id: archives whose files are the datasets `{feed}-{file}`.
+    feeds: BTreeMap<String, Arc<feeds::Feed>>,
 }
 
 impl Index {
     /// An index of these specs; two with the same id or resource id are refused. An entry of
     /// `previous` whose spec is unchanged is kept as it is; one whose spec changed keeps its
     /// loaded versions (the files say how to read the source, not which version is current).
-    fn build(specs: Vec<DatasetSpec>, previous: Option<&Index>) -> Result<(Self, Vec<Arc<Entry>>)> {
+    fn build(
+        specs: Vec<DatasetSpec>,
+        previous: Option<&Index>,
+        known: &BTreeMap<String, Vec<String>>,
+    ) -> Result<(Self, Vec<Arc<Entry>>)> {
         let mut index = Index::default();
         let mut fresh = Vec::new();
+        let specs = feeds::expand(specs, previous, known, &mut index.feeds);
         for spec in specs {
             let id = spec.id.clone();
             if let Some(rid) = &spec.resource_id
@@ -225,6 +233,11 @@ pub struct Catalog {
     clock: std::sync::atomic::AtomicU64,
     /// Ingests under way: dataset, what started it, since when.
     running: Mutex<BTreeMap<String, (&'static str, chrono::DateTime<chrono::Utc>)>>,
+    /// The dataset files as last read, feeds unexpanded: the index is built again from them
+    /// when a feed's files change.
+    specs: Mutex<Vec<DatasetSpec>>,
+    /// The files of each feed's stored current version, as last published.
+    feed_files: Mutex<BTreeMap<String, Vec<String>>>,
 }
 
 impl Catalog {
@@ -237,7 +250,7 @@ impl Catalog {
         executor: Arc<Executor>,
         ingest: IngestSettings,
     ) -> Result<Self> {
-        let (index, _) = Index::build(specs, None)?;
+        let (index, _) = Index::build(specs.clone(), None, &BTreeMap::new())?;
         let files_seen = source.as_ref().map(|s| files_of(&s.dir));
         Ok(Catalog {
             index: RwLock::new(Arc::new(index)),
@@ -250,6 +263,8 @@ impl Catalog {
             on_demand: Default::default(),
             clock: Default::default(),
             running: Default::default(),
+            specs: Mutex::new(specs),
+            feed_files: Default::default(),
         })
     }
 
@@ -327,8 +342,19 @@ impl Catalog {
         }
         let mut specs = load_dir(&source.dir)?;
         specs.extend(source.extra.iter().cloned());
+        let (changes, fresh) = self.swap(specs)?;
+        *self.files_seen.lock() = Some(files);
+        self.serve_fresh(fresh).await;
+        Ok(changes)
+    }
+
+    /// Builds the index of these dataset files (entries whose files are unchanged kept as they
+    /// are) and swaps it in; the entries that are new or changed.
+    fn swap(&self, specs: Vec<DatasetSpec>) -> Result<(Reloaded, Vec<Arc<Entry>>)> {
         let before = self.index();
-        let (index, fresh) = Index::build(specs, Some(&before))?;
+        let known = self.feed_files.lock().clone();
+        let (index, fresh) = Index::build(specs.clone(), Some(&before), &known)?;
+        *self.specs.lock() = specs;
         let mut changes = Reloaded::default();
         for entry in &fresh {
             let id = entry.spec.id.clone();
@@ -347,7 +373,12 @@ impl Catalog {
         *self.index.write() = Arc::new(index);
         self.generation
             .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
-        *self.files_seen.lock() = Some(files);
+        Ok((changes, fresh))
+    }
+
+    /// Serves what new and changed entries have in storage; one with no version yet is
+    /// ingested.
+    async fn serve_fresh(self: &Arc<Self>, fresh: Vec<Arc<Entry>>) {
         for entry in fresh {
             match self.load_current(&entry).await {
                 Ok(true) => {}
@@ -359,7 +390,6 @@ impl Catalog {
                 }
             }
         }
-        Ok(changes)
     }
 
     /// The version a query of `id` runs on.

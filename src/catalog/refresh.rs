@@ -24,7 +24,7 @@ impl Drop for Running<'_> {
 
 impl Catalog {
     /// Notes that an ingest of `id` started, for `why`.
-    fn start(&self, id: &str, why: &'static str) -> Running<'_> {
+    pub(super) fn start(&self, id: &str, why: &'static str) -> Running<'_> {
         self.running
             .lock()
             .insert(id.to_string(), (why, chrono::Utc::now()));
@@ -56,7 +56,13 @@ impl Catalog {
         } else {
             ids.iter().map(|id| self.entry(id)).collect::<Result<_>>()?
         };
-        let mut results = Vec::new();
+        // The files of a feed are ingested together, once.
+        let (members, targets): (Vec<_>, Vec<_>) =
+            targets.into_iter().partition(|e| e.spec.member.is_some());
+        let members: Vec<String> = members.iter().map(|e| e.spec.id.clone()).collect();
+        let mut results = self
+            .ingest_feeds_of(&members, ids.is_empty(), force)
+            .await?;
         for entry in targets {
             let id = entry.spec.id.clone();
             let catalog = Arc::clone(self);
@@ -71,7 +77,23 @@ impl Catalog {
 
     /// Ingests one dataset, then serves the stored current version, whatever happened: the
     /// outer error is a failure to serve, the inner one the ingest's.
-    pub(super) async fn ingest_one(&self, entry: &Entry, force: bool) -> Result<Result<Outcome>> {
+    pub(super) async fn ingest_one(
+        self: &Arc<Self>,
+        entry: &Entry,
+        force: bool,
+    ) -> Result<Result<Outcome>> {
+        if let Some(member) = &entry.spec.member {
+            let feed = self.feed(&member.feed)?;
+            let results = self.ingest_feed(&feed, force).await;
+            let id = &entry.spec.id;
+            return Ok(match results.into_iter().find(|(m, _)| m == id) {
+                Some((_, outcome)) => outcome,
+                None => Err(Error::NotFound(format!(
+                    "the current version of feed `{}` has no file for dataset `{id}`",
+                    member.feed
+                ))),
+            });
+        }
         let _running = self.start(&entry.spec.id, if force { "forced" } else { "ingest" });
         let outcome = ingest::ingest(&entry.spec, &self.storage, &self.ingest, force).await;
         self.load_current(entry).await?;
@@ -89,8 +111,16 @@ impl Catalog {
     /// conditional request for HTTP sources), and switches a new version in for the requests
     /// that follow; queries in flight finish on the version they started with.
     pub fn spawn_refreshers(self: &Arc<Self>) -> Vec<tokio::task::JoinHandle<()>> {
+        // A feed's files are refreshed together, by its first file's refresher.
+        let mut feeds = std::collections::BTreeSet::new();
         self.entries()
             .into_iter()
+            .filter(|e| {
+                e.spec
+                    .member
+                    .as_ref()
+                    .is_none_or(|m| feeds.insert(m.feed.clone()))
+            })
             .filter_map(|entry| {
                 let interval = entry.spec.refresh_interval().ok().flatten()?;
                 Some(self.spawn_refresher(entry.spec.id.clone(), interval))
@@ -129,8 +159,21 @@ impl Catalog {
     }
 
     /// One refresh of one dataset.
-    pub async fn refresh(&self, entry: &Entry) {
+    pub async fn refresh(self: &Arc<Self>, entry: &Entry) {
         let id = &entry.spec.id;
+        if let Some(member) = &entry.spec.member {
+            let Ok(feed) = self.feed(&member.feed) else {
+                return;
+            };
+            for (id, outcome) in self.ingest_feed(&feed, false).await {
+                match outcome {
+                    Ok(o @ Outcome::Ingested(_)) => tracing::info!("{}", o.summary()),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(dataset = %id, error = %e, "refresh failed"),
+                }
+            }
+            return;
+        }
         let _running = self.start(id, "refresh");
         match ingest::ingest(&entry.spec, &self.storage, &self.ingest, false).await {
             // An unchanged source may still have a version newer than the one served, published
@@ -203,7 +246,8 @@ impl Catalog {
         for entry in self.entries() {
             let id = &entry.spec.id;
             let tag = entry.pointer_tag.lock().clone();
-            let version = match self.storage.read_pointer(id, tag.as_deref()).await {
+            let pointer = entry.spec.pointer_id();
+            let version = match self.storage.read_pointer(pointer, tag.as_deref()).await {
                 Ok(PointerRead::Current { version, e_tag }) => {
                     *entry.pointer_tag.lock() = e_tag;
                     version

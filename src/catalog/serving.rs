@@ -149,6 +149,15 @@ impl Catalog {
             .into_iter()
             .filter(|id| !stored.contains(id))
             .collect();
+        // A remote feed never ingested has no files to list yet.
+        let unknown = self.feeds().iter().any(|f| f.members.is_empty());
+        if unknown && let Ok(results) = self.ingest_feeds_of(&[], true, false).await {
+            for (id, r) in results {
+                if let Err(e) = r {
+                    tracing::warn!(dataset = %id, error = %e, "feed ingest failed");
+                }
+            }
+        }
         if missing.is_empty() {
             return Vec::new();
         }
@@ -199,9 +208,15 @@ impl Catalog {
                 .collect::<Vec<_>>()
                 .await
         };
-        match self.executor.background(work).await {
+        let results = match self.executor.background(work).await {
             Ok(results) => results,
             Err(e) => vec![(String::new(), Err(e))],
+        };
+        for feed in self.feeds() {
+            if feed.has_timetable() {
+                self.warm_timetable(&feed.spec.id);
+            }
         }
+        results
     }
 }

@@ -100,7 +100,11 @@ impl Catalog {
     /// Makes the stored current version of a dataset the one served (`false` when there is
     /// none). A version already served is kept as it is, not read again.
     pub async fn load_current(&self, entry: &Entry) -> Result<bool> {
-        let Some(manifest) = self.storage.current_manifest(&entry.spec.id).await? else {
+        let spec = &entry.spec;
+        let current = self
+            .storage
+            .current_manifest_via(spec.pointer_id(), &spec.id);
+        let Some(manifest) = current.await? else {
             return Ok(false);
         };
         if entry

@@ -43,12 +43,28 @@ pub struct DatasetSpec {
     pub columns: BTreeMap<String, ColumnOverride>,
     #[serde(default)]
     pub layout: LayoutOptions,
+    /// `gtfs` or `zip`: the source is an archive whose files are each served as a dataset
+    /// `{id}-{file}`, versioned together (a `.zip` source is one without saying so).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// The feed (archive) this dataset is a file of: its versions are the feed's.
+    #[serde(skip)]
+    pub member: Option<Member>,
     /// Directory the relative `source` is resolved against.
     #[serde(skip)]
     pub base_dir: PathBuf,
     /// Every column as text, exactly as published (`qanat export --text`).
     #[serde(skip)]
     pub all_text: bool,
+}
+
+/// A dataset that is one file of a feed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    /// The feed's id: its pointer names the version of all its files.
+    pub feed: String,
+    /// The file's name in the archive.
+    pub file: String,
 }
 
 /// `[provenance]` of a harvested dataset: the portal and what it published.
@@ -200,6 +216,8 @@ impl DatasetSpec {
             csv: CsvOptions::default(),
             columns: BTreeMap::new(),
             layout: LayoutOptions::default(),
+            kind: None,
+            member: None,
             base_dir: PathBuf::new(),
             all_text: false,
         }
@@ -258,9 +276,36 @@ impl DatasetSpec {
                 )));
             }
         }
+        if let Some(kind) = &self.kind
+            && !FEED_KINDS.contains(&kind.as_str())
+        {
+            return Err(ctx(format!(
+                "kind `{kind}` is unknown; use \"gtfs\" (a GTFS feed) or \"zip\" (a zip of CSV files), or leave it out for a table"
+            )));
+        }
         self.source()?;
         self.refresh_interval()?;
         Ok(())
+    }
+
+    /// Whether the source is an archive whose files are datasets: `kind` says so, or the
+    /// source's name ends in `.zip`.
+    pub fn is_feed(&self) -> bool {
+        if self.member.is_some() {
+            return false;
+        }
+        match &self.kind {
+            Some(kind) => FEED_KINDS.contains(&kind.as_str()),
+            None => {
+                let path = self.source.split(['?', '#']).next().unwrap_or_default();
+                path.to_ascii_lowercase().ends_with(".zip")
+            }
+        }
+    }
+
+    /// Whose pointer names this dataset's current version: its feed's, for a file of a feed.
+    pub fn pointer_id(&self) -> &str {
+        self.member.as_ref().map_or(&self.id, |m| &m.feed)
     }
 
     /// When a harvest retired the dataset (its resource left the portal), if it did.
@@ -343,6 +388,9 @@ impl DatasetSpec {
         hex::encode(&Sha256::digest(text.as_bytes())[..8])
     }
 }
+
+/// The `kind`s of a feed.
+const FEED_KINDS: [&str; 2] = ["gtfs", "zip"];
 
 /// Loads every `*.toml` of a directory, sorted by id. A missing directory is an empty catalog.
 pub fn load_dir(dir: &Path) -> Result<Vec<DatasetSpec>> {

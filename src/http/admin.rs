@@ -72,7 +72,7 @@ async fn refresh(
         .await?;
     let (_, outcome) = results
         .into_iter()
-        .next()
+        .find(|(d, _)| *d == id)
         .ok_or_else(|| Error::internal("an ingest of one dataset reported nothing"))?;
     let body = match outcome {
         Ok(o) => {

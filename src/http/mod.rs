@@ -5,6 +5,7 @@ pub mod ckan;
 pub mod data;
 pub mod datasets;
 pub mod explorer;
+pub mod gtfs;
 pub mod guard;
 pub mod health;
 pub mod listen;
@@ -40,6 +41,9 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(data::ndjson))
         .routes(routes!(data::parquet))
         .routes(routes!(data::arrow))
+        .routes(routes!(gtfs::departures))
+        .routes(routes!(gtfs::arrivals))
+        .routes(routes!(gtfs::route_stops))
         .routes(routes!(health::health))
         .routes(routes!(metrics::metrics))
         .routes(routes!(tabular::meta))

@@ -4,6 +4,7 @@
 mod blocks;
 pub mod build;
 pub mod content;
+pub mod feed;
 pub mod guard;
 pub mod infer;
 pub mod layout;
@@ -22,7 +23,7 @@ use std::time::Instant;
 use parquet::arrow::AsyncArrowWriter;
 
 use crate::config::IngestSettings;
-use crate::dataset::manifest::{ColumnProfile, IngestReport, LAYOUT_VERSION, Manifest, SourceInfo};
+use crate::dataset::manifest::{ColumnProfile, IngestReport, LAYOUT_VERSION, Manifest};
 use crate::dataset::schema::arrow_schema;
 use crate::dataset::spec::{DatasetSpec, Source};
 use crate::error::{Error, Result};
@@ -108,7 +109,7 @@ async fn run(
         Fetch::Changed(fetched, pending) => (fetched, pending),
     };
     content::check_table(&fetched.facts.sample)?;
-    let w = write_checked(spec, storage, *fetched, pending).await?;
+    let w = write_checked(spec, storage, *fetched, pending, None).await?;
     let b = &w.typed.built;
     if b.rows_read != b.rows_stored + b.rows_rejected {
         let _ = storage.delete_version(&spec.id, &w.typed.version).await;
@@ -140,6 +141,30 @@ async fn run(
     }
     prune(storage, &spec.id, &manifest.version, settings).await;
     Ok(Outcome::Ingested(Box::new(manifest)))
+}
+
+/// Writes one file of a feed as `version` of its dataset, with its manifest, unpublished: the
+/// feed's pointer publishes it with the feed's other files.
+async fn write_member(
+    spec: &DatasetSpec,
+    storage: &Storage,
+    fetched: source::Fetched,
+    version: &str,
+) -> Result<Manifest> {
+    let started = Instant::now();
+    content::check_table(&fetched.facts.sample)?;
+    let w = write_checked(spec, storage, fetched, None, Some(version)).await?;
+    let b = &w.typed.built;
+    if b.rows_read != b.rows_stored + b.rows_rejected {
+        let _ = storage.delete_version(&spec.id, version).await;
+        return Err(Error::internal(format!(
+            "row accounting failed: {} read, {} stored, {} rejected",
+            b.rows_read, b.rows_stored, b.rows_rejected
+        )));
+    }
+    let manifest = manifest_of(spec, w, spec.read_options_digest(), started);
+    storage.write_manifest(&manifest).await?;
+    Ok(manifest)
 }
 
 /// Why a new version looks like a broken source rather than new data: it keeps under a tenth
@@ -238,6 +263,7 @@ async fn write_checked(
     storage: &Storage,
     mut fetched: source::Fetched,
     mut pending: Option<source::FullPass>,
+    version: Option<&str>,
 ) -> Result<WrittenVersion> {
     loop {
         let (dialect, encoding_note, delimiter_note) = detect_dialect(spec, &fetched.facts);
@@ -251,7 +277,7 @@ async fn write_checked(
              remove the setting to detect the encoding, or name the right one (e.g. \"windows-1252\")"
             )));
         }
-        let typed = write_typed(spec, storage, dialect, &fetched).await?;
+        let typed = write_typed(spec, storage, dialect, &fetched, version).await?;
         if let Some(full) = pending.take() {
             let full = full.await??;
             let differs =
@@ -278,6 +304,7 @@ async fn write_typed(
     storage: &Storage,
     mut dialect: Dialect,
     fetched: &source::Fetched,
+    version: Option<&str>,
 ) -> Result<Typed> {
     let mut limit = Some(SAMPLE_ROWS);
     loop {
@@ -293,7 +320,7 @@ async fn write_typed(
             continue;
         }
         tracing::info!(dataset = %spec.id, complete = inferred.complete, "types decided");
-        let version = new_version_id(&fetched.facts.sample);
+        let version = version.map_or_else(|| new_version_id(&fetched.facts.sample), str::to_string);
         let written = write_laid_out(storage, spec, &version, fetched, &dialect, &inferred).await;
         match written {
             Ok(Written::Built(built, profile)) => {
@@ -429,15 +456,7 @@ fn manifest_of(
         version,
         created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         layout: LAYOUT_VERSION,
-        source: SourceInfo {
-            // As the dataset file wrote it: a path relative to the catalog, not this machine's.
-            uri: spec.source.clone(),
-            sha256: fetched.facts.sha256.clone(),
-            bytes: fetched.source_bytes,
-            modified: fetched.modified,
-            etag: fetched.etag.clone(),
-            last_modified: fetched.last_modified.clone(),
-        },
+        source: fetched.info(spec.source.clone()),
         options_digest,
         rows: built.rows_stored,
         files: vec![DATA_FILE.to_string()],
@@ -662,6 +681,29 @@ async fn prune(storage: &Storage, id: &str, current: &str, settings: &IngestSett
             && let Err(e) = storage.delete_version(id, v).await
         {
             tracing::warn!(dataset = id, version = %v, error = %e, "could not delete an old version");
+        }
+    }
+}
+
+/// Keeps a feed's manifests as its files' versions are kept: the current one and the
+/// `keep - 1` before it, once replaced for `keep_replaced_ms`.
+async fn prune_feed(storage: &Storage, id: &str, current: &str, settings: &IngestSettings) {
+    let Ok(versions) = storage.versions(id).await else {
+        return;
+    };
+    let older: Vec<&String> = versions.iter().filter(|v| v.as_str() < current).collect();
+    let excess = older
+        .len()
+        .saturating_sub(settings.keep_versions.saturating_sub(1));
+    let keep_for = chrono::Duration::milliseconds(
+        i64::try_from(settings.keep_replaced_ms).unwrap_or(i64::MAX),
+    );
+    let now = chrono::Utc::now();
+    for (i, v) in older.iter().enumerate().take(excess) {
+        let next = older.get(i + 1).map_or(current, |n| n.as_str());
+        let expired = version_time(next).is_some_and(|t| now.signed_duration_since(t) >= keep_for);
+        if expired && let Err(e) = storage.delete_version(id, v).await {
+            tracing::warn!(feed = id, version = %v, error = %e, "could not delete an old feed version");
         }
     }
 }

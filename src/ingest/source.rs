@@ -32,6 +32,21 @@ pub struct Fetched {
     _temp: Option<tempfile::TempPath>,
 }
 
+impl Fetched {
+    /// What a manifest records of the source, named `uri` as the dataset file wrote it (a path
+    /// relative to the catalog, not this machine's).
+    pub fn info(&self, uri: String) -> crate::dataset::manifest::SourceInfo {
+        crate::dataset::manifest::SourceInfo {
+            uri,
+            sha256: self.facts.sha256.clone(),
+            bytes: self.source_bytes,
+            modified: self.modified,
+            etag: self.etag.clone(),
+            last_modified: self.last_modified.clone(),
+        }
+    }
+}
+
 /// Size and modification time of a local source, for the cheap "unchanged" check.
 pub fn local_stamp(path: &Path) -> Option<(u64, i64)> {
     let meta = std::fs::metadata(path).ok()?;

@@ -29,6 +29,7 @@ pub mod request;
 pub mod resident;
 pub mod search;
 pub mod sidecar;
+pub mod timetable;
 
 pub use engine::{BatchStream, Chunk, Engine};
 pub use executor::{Executor, Loaded, Page};

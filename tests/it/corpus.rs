@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use crate::support::repo_path;
 
-fn corpus() -> Option<PathBuf> {
+pub fn corpus() -> Option<PathBuf> {
     let dir = repo_path("../shared/data");
     if dir.is_dir() {
         return Some(dir);

@@ -12,6 +12,7 @@ mod errors;
 mod explorer;
 mod facets;
 mod failures;
+mod gtfs;
 mod guard;
 mod harvest;
 mod harvest_run;
