@@ -180,6 +180,27 @@ impl Catalog {
         });
     }
 
+    /// Lists the files of the remote feeds not listed yet from their stored current versions
+    /// (a restart then fetches nothing to know them), and serves them.
+    pub(super) async fn list_stored_feeds(self: &Arc<Self>) {
+        let mut listed = false;
+        for feed in self.feeds().into_iter().filter(|f| f.members.is_empty()) {
+            let id = &feed.spec.id;
+            if let Ok(Some(m)) = self.storage.current_feed(id).await {
+                let files = m.members.iter().map(|f| f.file.clone()).collect();
+                self.feed_files.lock().insert(id.clone(), files);
+                listed = true;
+            }
+        }
+        if listed {
+            let specs = self.specs.lock().clone();
+            match self.swap(specs) {
+                Ok((_, fresh)) => self.serve_fresh(fresh).await,
+                Err(e) => tracing::warn!(error = %e, "stored feeds could not be listed"),
+            }
+        }
+    }
+
     /// Ingests the feeds of these entries once each (an entry of a feed stands for all of
     /// them), and the feeds whose files are not known yet when `all`.
     pub(super) async fn ingest_feeds_of(

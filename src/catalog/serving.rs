@@ -149,22 +149,23 @@ impl Catalog {
             .into_iter()
             .filter(|id| !stored.contains(id))
             .collect();
-        // A remote feed never ingested has no files to list yet.
-        let unknown = self.feeds().iter().any(|f| f.members.is_empty());
-        if unknown && let Ok(results) = self.ingest_feeds_of(&[], true, false).await {
-            for (id, r) in results {
-                if let Err(e) = r {
-                    tracing::warn!(dataset = %id, error = %e, "feed ingest failed");
-                }
+        // A remote feed's files are those of its stored version; one never ingested has none
+        // to list yet: it is ingested now.
+        self.list_stored_feeds().await;
+        let mut results = Vec::new();
+        if self.feeds().iter().any(|f| f.members.is_empty()) {
+            match self.ingest_feeds_of(&[], true, false).await {
+                Ok(r) => results.extend(r),
+                Err(e) => results.push((String::new(), Err(e))),
             }
         }
-        if missing.is_empty() {
-            return Vec::new();
+        if !missing.is_empty() {
+            match self.ingest_and_load(&missing, false).await {
+                Ok(r) => results.extend(r),
+                Err(e) => results.push((String::new(), Err(e))),
+            }
         }
-        match self.ingest_and_load(&missing, false).await {
-            Ok(results) => results,
-            Err(e) => vec![(String::new(), Err(e))],
-        }
+        results
     }
 
     /// After `serve` listens, in the background: each dataset's source checked (and ingested

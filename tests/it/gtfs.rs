@@ -452,3 +452,41 @@ async fn bad_feeds_and_bad_board_requests_say_what_is_wrong() {
         assert!(r.problem(status).contains(says), "{uri}: {}", r.text());
     }
 }
+
+#[tokio::test]
+async fn a_feed_at_a_url_is_fetched_once_and_its_files_listed_after() {
+    let Some(corpus) = corpus() else { return };
+    let dir = transport(&corpus, "gtfs_ma_oncf_community");
+    let tmp = tempfile::tempdir().unwrap();
+    let zip = tmp.path().join("oncf.zip");
+    zip_dir(&dir, &zip, &[]);
+    let bytes = std::fs::read(&zip).unwrap();
+    let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = std::sync::Arc::clone(&hits);
+    let router = axum::Router::new().route(
+        "/gtfs/oncf.zip",
+        axum::routing::get(move || {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let body = bytes.clone();
+            async move { body }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    let toml = format!("title = \"ONCF\"\nsource = \"http://{addr}/gtfs/oncf.zip\"\n");
+    let app = TestApp::with_files(&[("oncf.toml", toml.as_bytes())], "").await;
+    // Nothing was known of the remote archive before its first ingest: its files are listed now.
+    let trips = records(&dir.join("trips.txt")).len() as u64;
+    assert_eq!(app.total("/api/datasets/oncf-trips/data").await, trips);
+    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 1);
+    let meta = app.get("/api/datasets/oncf-stops").await.json();
+    assert_eq!(
+        meta["source"],
+        format!("http://{addr}/gtfs/oncf.zip#stops.txt")
+    );
+    let board = app
+        .get("/api/gtfs/oncf/stops/KENITRA/departures?date=2025-03-03&limit=1")
+        .await;
+    assert_eq!(board.status, 200, "{}", board.text());
+}
