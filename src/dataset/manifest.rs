@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::schema::{Column, ColumnType};
 
 /// Bumped when the stored layout changes, so that old versions are re-ingested.
-pub const LAYOUT_VERSION: u32 = 3;
+pub const LAYOUT_VERSION: u32 = 4;
 
 /// Everything known about one immutable version; written after its Parquet files, before the
 /// pointer switches to it.

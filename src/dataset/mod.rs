@@ -5,6 +5,7 @@
 //! [`orders`], and [`words`], which also folds text as full-text search compares it).
 
 pub mod feed;
+pub mod geo;
 pub mod gtfs;
 pub mod manifest;
 pub mod names;

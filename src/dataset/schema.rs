@@ -81,6 +81,9 @@ pub struct Column {
     /// Datetime columns only: the source values carried a UTC offset (stored in UTC).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub with_offset: bool,
+    /// The latitude or longitude of the rows' points (`near`, `bbox` and GeoJSON read them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub geo: Option<super::geo::GeoRole>,
 }
 
 impl Column {
@@ -93,6 +96,7 @@ impl Column {
             nullable: true,
             description: None,
             with_offset: false,
+            geo: None,
         }
     }
 

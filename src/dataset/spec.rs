@@ -43,6 +43,9 @@ pub struct DatasetSpec {
     pub columns: BTreeMap<String, ColumnOverride>,
     #[serde(default)]
     pub layout: LayoutOptions,
+    /// `[geo]`: the columns holding the rows' points, when their names do not say it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub geo: Option<GeoOptions>,
     /// `gtfs` or `zip`: the source is an archive whose files are each served as a dataset
     /// `{id}-{file}`, versioned together (a `.zip` source is one without saying so).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -126,6 +129,14 @@ pub struct LayoutOptions {
     pub bloom_filters: Option<Vec<String>>,
     /// Rows per row group (default 131,072).
     pub row_group_rows: Option<usize>,
+}
+
+/// `[geo]`: which columns hold the latitude and the longitude (by API name), in degrees.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(deny_unknown_fields)]
+pub struct GeoOptions {
+    pub latitude: String,
+    pub longitude: String,
 }
 
 /// `[columns.<name>]`: a column's forced type and its description.
@@ -216,6 +227,7 @@ impl DatasetSpec {
             csv: CsvOptions::default(),
             columns: BTreeMap::new(),
             layout: LayoutOptions::default(),
+            geo: None,
             kind: None,
             member: None,
             base_dir: PathBuf::new(),
@@ -383,8 +395,8 @@ impl DatasetSpec {
     /// `[csv]` or `[columns]` makes the stored version stale.
     pub fn read_options_digest(&self) -> String {
         use sha2::{Digest, Sha256};
-        let text =
-            serde_json::to_string(&(&self.csv, &self.columns, &self.layout)).unwrap_or_default();
+        let text = serde_json::to_string(&(&self.csv, &self.columns, &self.layout, &self.geo))
+            .unwrap_or_default();
         hex::encode(&Sha256::digest(text.as_bytes())[..8])
     }
 }

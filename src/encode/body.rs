@@ -81,6 +81,8 @@ pub struct BodyWriter {
     close: Vec<u8>,
     /// The Parquet or Arrow writer of a binary body.
     binary: Option<Binary>,
+    /// The latitude and longitude columns of a GeoJSON body.
+    points: Option<(String, String)>,
 }
 
 impl BodyWriter {
@@ -96,6 +98,20 @@ impl BodyWriter {
                 Format::Arrow => Some(Binary::new(Kind::Arrow)),
                 _ => None,
             },
+            points: None,
+        }
+    }
+
+    /// A writer of a GeoJSON FeatureCollection whose points are in these columns.
+    pub fn geojson(lat: &str, lon: &str) -> Self {
+        BodyWriter {
+            points: Some((lat.to_string(), lon.to_string())),
+            ..BodyWriter::framed(
+                Format::GeoJson,
+                None,
+                super::geojson::OPEN.to_vec(),
+                super::geojson::CLOSE.to_vec(),
+            )
         }
     }
 
@@ -132,6 +148,13 @@ impl BodyWriter {
                     "binary body without its writer",
                 )),
             },
+            Format::GeoJson => {
+                let Some((lat, lon)) = &self.points else {
+                    return Err(crate::error::Error::internal("GeoJSON without its points"));
+                };
+                let rows = super::geojson::features(batch, lat, lon)?;
+                Ok(self.framed_rows(first, &rows))
+            }
             Format::Csv => csv(batch, first),
             Format::Ndjson | Format::Json => ndjson(batch),
             Format::Tsv => super::delimited(batch, first, b'\t'),
@@ -164,7 +187,7 @@ impl BodyWriter {
             Format::Ndjson | Format::Json => {
                 super::rows::json_rows(table, each, super::rows::Json::Objects, b"", b"\n")?
             }
-            Format::Parquet | Format::Arrow => return None,
+            Format::Parquet | Format::Arrow | Format::GeoJson => return None,
             Format::JsonArray | Format::JsonLists => {
                 let shape = match self.format {
                     Format::JsonLists => super::rows::Json::Lists,
@@ -207,7 +230,7 @@ impl BodyWriter {
             Format::Tsv if first => {
                 super::delimited(&RecordBatch::new_empty(schema()?), true, b'\t')
             }
-            Format::JsonArray | Format::JsonLists => {
+            Format::JsonArray | Format::JsonLists | Format::GeoJson => {
                 let mut out = if first { self.open.clone() } else { Vec::new() };
                 out.extend_from_slice(&self.close);
                 Ok(out)

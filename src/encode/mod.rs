@@ -4,6 +4,7 @@
 mod binary;
 mod body;
 mod decimal;
+pub mod geojson;
 mod rows;
 
 pub use body::{BodyWriter, Relabel};
@@ -35,6 +36,8 @@ pub enum Format {
     Parquet,
     /// An Arrow IPC stream.
     Arrow,
+    /// A GeoJSON FeatureCollection of the rows' points.
+    GeoJson,
 }
 
 impl Format {
@@ -46,6 +49,7 @@ impl Format {
             Format::Ndjson => "application/x-ndjson",
             Format::Parquet => "application/vnd.apache.parquet",
             Format::Arrow => "application/vnd.apache.arrow.stream",
+            Format::GeoJson => "application/geo+json",
         }
     }
 
@@ -59,6 +63,7 @@ impl Format {
             Format::JsonLists => "json-lists",
             Format::Parquet => "parquet",
             Format::Arrow => "arrow",
+            Format::GeoJson => "geojson",
         }
     }
 
@@ -79,6 +84,7 @@ impl Format {
                 "application/vnd.apache.arrow.stream" => Some(Format::Arrow),
                 "text/csv" => Some(Format::Csv),
                 "application/x-ndjson" | "application/ndjson" => Some(Format::Ndjson),
+                "application/geo+json" => Some(Format::GeoJson),
                 "application/json" | "*/*" | "application/*" => None,
                 _ => continue,
             };

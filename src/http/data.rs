@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 use super::replay::Replayable;
 use super::{base_url, etag, not_modified, not_modified_response, set_cache_headers};
 use crate::encode::{self, BodyWriter, Format};
-use crate::error::{Problem, Result};
+use crate::error::{Error, Problem, Result};
 use crate::query::facets::Counted;
 use crate::query::params;
 use crate::query::{BatchStream, Chunk, DataQuery, Loaded, Page};
@@ -125,6 +125,8 @@ async fn prepare(
         ("or" = Option<String>, Query, description = OR_DOC),
         ("q" = Option<String>, Query, description = Q_DOC),
         ("q_sort" = Option<String>, Query, description = "`relevance` orders the rows a search found by relevance (not with sorts)"),
+        ("near" = Option<String>, Query, description = NEAR_DOC),
+        ("bbox" = Option<String>, Query, description = BBOX_DOC),
         ("facets" = Option<String>, Query, description = "Columns whose most frequent values among the filtered rows are counted in `meta.facets`, comma-separated; a date or datetime column by `col:month` or `col:year`; at most 10 unless configured"),
         ("facet_size" = Option<u64>, Query, minimum = 1, maximum = 100, description = "Values each facet lists (default 30)"),
         ("filters" = Option<Object>, Query, style = Form, explode, description = FILTERS_DOC),
@@ -254,6 +256,8 @@ macro_rules! export_route {
                 ("columns" = Option<String>, Query, description = "Columns to return, comma-separated, in this order"),
                 ("or" = Option<String>, Query, description = OR_DOC),
                 ("q" = Option<String>, Query, description = Q_DOC),
+                ("near" = Option<String>, Query, description = NEAR_DOC),
+                ("bbox" = Option<String>, Query, description = BBOX_DOC),
                 ("filters" = Option<Object>, Query, style = Form, explode, description = FILTERS_DOC),
             ),
             responses(
@@ -292,6 +296,13 @@ export_route!(
     Vec<u8>
 );
 export_route!(
+    /// The filtered result as a GeoJSON FeatureCollection, streamed: each row a Feature with its
+    /// point, its other columns as properties.
+    geojson, "/api/datasets/{id}/data.geojson", Format::GeoJson, "application/geo+json",
+    "A GeoJSON FeatureCollection (RFC 7946): each row a Feature whose geometry is its point (null where it has none) and whose properties are its other columns; on datasets with coordinates",
+    Object
+);
+export_route!(
     /// The filtered result as an Arrow IPC stream, streamed a batch at a time.
     arrow, "/api/datasets/{id}/data.arrow", Format::Arrow, "application/vnd.apache.arrow.stream",
     "The rows as an Arrow IPC stream (the columns' types kept)", Vec<u8>
@@ -316,9 +327,40 @@ async fn export(
         content_type: format.content_type(),
         filename: format!("{}.{}", p.id, format.name()),
     };
+    if format == Format::GeoJson {
+        let (writer, query) = geojson_of(&p)?;
+        return download.respond(&state, &p.loaded, &query, writer).await;
+    }
     download
         .respond(&state, &p.loaded, &p.query, BodyWriter::new(format, None))
         .await
+}
+
+/// A GeoJSON writer over the dataset's point columns, and the query reading them whatever
+/// `columns` asks (they become the geometry, not properties); a 400 for a dataset without.
+fn geojson_of(p: &Prepared) -> Result<(BodyWriter, DataQuery)> {
+    use crate::dataset::geo::GeoRole;
+    let schema = &p.loaded.manifest.schema;
+    let find = |role| schema.iter().find(|c| c.geo == Some(role));
+    let (Some(lat), Some(lon)) = (find(GeoRole::Latitude), find(GeoRole::Longitude)) else {
+        return Err(Error::bad_request(
+            "this dataset has no coordinates, so no GeoJSON: no latitude and longitude columns were detected (name them in the dataset file's [geo] section); download it as CSV, NDJSON, Parquet or Arrow",
+        ));
+    };
+    if p.query.is_aggregate() {
+        return Err(Error::bad_request(
+            "GeoJSON holds rows with their points, and this request aggregates them: drop `__groupby` and the aggregates, or ask for data.csv",
+        ));
+    }
+    let mut query = p.query.clone();
+    if let Some(columns) = &mut query.columns {
+        for c in [&lat.name, &lon.name] {
+            if !columns.contains(c) {
+                columns.push(c.clone());
+            }
+        }
+    }
+    Ok((BodyWriter::geojson(&lat.name, &lon.name), query))
 }
 
 /// A streamed download: its validator and the headers it goes out with.
@@ -456,6 +498,9 @@ levels at most), lists as `col__in.(a,b)`, and a name or value holding `.` `,` `
 double quotes (a quote inside doubled). Several `or` parameters, and the other filters, all hold \
 together. Its conditions count toward the limit on filters.";
 
+const NEAR_DOC: &str = "`latitude,longitude,metres` (datasets with coordinates): rows within that distance of the point, nearest first unless another sort is asked, each with its distance as `distance_m` (sortable by `distance_m__sort`)";
+const BBOX_DOC: &str =
+    "`min_lon,min_lat,max_lon,max_lat` (datasets with coordinates): rows whose point is in the box";
 const Q_DOC: &str = "Full-text search: every word somewhere in the row's text columns, case, \
 accents and Arabic diacritics ignored, Arabic alef forms, ta marbuta and alef maqsura as one; \
 `col__search=words` for one column";

@@ -146,7 +146,7 @@ async fn board(
         ("feed" = String, Path, description = "Feed id (the dataset file's id; its files are the datasets `{feed}-stops`, …)"),
         ("stop_id" = String, Path, description = "stop_id from stops.txt; a station includes its platforms"),
         ("date" = String, Query, format = Date, description = "The service date, YYYY-MM-DD (required)"),
-        ("after" = Option<String>, Query, description = "From this time of the date, HH:MM or HH:MM:SS (default 00:00)"),
+        ("after" = Option<String>, Query, pattern = r"^([0-3]?[0-9]|4[0-7]):[0-5][0-9](:[0-5][0-9])?$", description = "From this time of the date, HH:MM or HH:MM:SS, up to 47:59:59 (default 00:00)"),
         ("limit" = Option<usize>, Query, minimum = 1, maximum = 1000, description = "Calls at most (default 20)"),
     ),
     responses(
@@ -167,7 +167,7 @@ pub async fn departures(
         ("feed" = String, Path, description = "Feed id"),
         ("stop_id" = String, Path, description = "stop_id from stops.txt; a station includes its platforms"),
         ("date" = String, Query, format = Date, description = "The service date, YYYY-MM-DD (required)"),
-        ("after" = Option<String>, Query, description = "From this time of the date, HH:MM or HH:MM:SS (default 00:00)"),
+        ("after" = Option<String>, Query, pattern = r"^([0-3]?[0-9]|4[0-7]):[0-5][0-9](:[0-5][0-9])?$", description = "From this time of the date, HH:MM or HH:MM:SS, up to 47:59:59 (default 00:00)"),
         ("limit" = Option<usize>, Query, minimum = 1, maximum = 1000, description = "Calls at most (default 20)"),
     ),
     responses(

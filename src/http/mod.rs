@@ -41,6 +41,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(data::ndjson))
         .routes(routes!(data::parquet))
         .routes(routes!(data::arrow))
+        .routes(routes!(data::geojson))
         .routes(routes!(gtfs::departures))
         .routes(routes!(gtfs::arrivals))
         .routes(routes!(gtfs::route_stops))

@@ -444,6 +444,7 @@ mod tests {
             nullable: true,
             description: None,
             with_offset: false,
+            geo: None,
         }];
         let mut seen = Vec::new();
         let mut order = InOrder::new(arrow_schema(&columns), |b: RecordBatch| {

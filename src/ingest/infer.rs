@@ -442,6 +442,7 @@ impl<'a> Scan<'a> {
                 nullable: true,
                 description: spec.columns.get(name).and_then(|c| c.description.clone()),
                 with_offset: false,
+                geo: None,
             })
             .collect();
         let n = names.len();

@@ -5,6 +5,7 @@ mod blocks;
 pub mod build;
 pub mod content;
 pub mod feed;
+mod geo;
 pub mod guard;
 pub mod infer;
 pub mod layout;
@@ -23,6 +24,7 @@ use std::time::Instant;
 use parquet::arrow::AsyncArrowWriter;
 
 use crate::config::IngestSettings;
+use crate::dataset::geo::GeoRole;
 use crate::dataset::manifest::{ColumnProfile, IngestReport, LAYOUT_VERSION, Manifest};
 use crate::dataset::schema::arrow_schema;
 use crate::dataset::spec::{DatasetSpec, Source};
@@ -398,6 +400,11 @@ async fn write_laid_out(
             orders::write(storage, &spec.id, version, DATA_FILE, columns, rows),
             words::write(storage, &spec.id, version, DATA_FILE, columns, rows),
         )?;
+        if let Some((lat, lon)) = coordinates(spec, columns, profile)? {
+            let (lat, lon) = (&columns[lat].name, &columns[lon].name);
+            let points = geo::write(storage, &spec.id, version, DATA_FILE, lat, lon).await?;
+            tracing::info!(dataset = %spec.id, %lat, %lon, points, "spatial index written");
+        }
         if !worded.is_empty() {
             tracing::info!(dataset = %spec.id, columns = ?worded, "word index written");
         }
@@ -440,6 +447,10 @@ fn manifest_of(
     for (col, prof) in columns.iter_mut().zip(&profile) {
         col.nullable = prof.nulls > 0;
     }
+    if let Ok(Some((lat, lon))) = coordinates(spec, &columns, &profile) {
+        columns[lat].geo = Some(GeoRole::Latitude);
+        columns[lon].geo = Some(GeoRole::Longitude);
+    }
     // Reasons count the values of the whole stored column, not of the rows the types came from.
     let decisions: Vec<_> = inferred
         .decisions
@@ -476,6 +487,40 @@ fn manifest_of(
         },
         profile,
     }
+}
+
+/// The columns (by position) holding the rows' points: the dataset file's `[geo]` (which must
+/// name two numeric columns), else a pair detected by name and range.
+fn coordinates(
+    spec: &DatasetSpec,
+    columns: &[crate::dataset::schema::Column],
+    profile: &[ColumnProfile],
+) -> Result<Option<(usize, usize)>> {
+    use crate::dataset::schema::ColumnType;
+    let Some(g) = &spec.geo else {
+        return Ok(crate::dataset::geo::detect(columns, profile, None));
+    };
+    let find = |name: &str, what: &str| {
+        let i = columns.iter().position(|c| c.name == name).ok_or_else(|| {
+            let names: Vec<&str> = columns.iter().map(|c| c.name.as_str()).collect();
+            Error::Config(format!(
+                "dataset `{}`: [geo] {what} `{name}` names no column; the columns are: {}",
+                spec.id,
+                names.join(", ")
+            ))
+        })?;
+        match columns[i].kind {
+            ColumnType::Float | ColumnType::Integer => Ok(i),
+            other => Err(Error::Config(format!(
+                "dataset `{}`: [geo] {what} `{name}` is a {other:?} column, not degrees; set its type to float in [columns.{name}]",
+                spec.id
+            ))),
+        }
+    };
+    Ok(Some((
+        find(&g.latitude, "latitude")?,
+        find(&g.longitude, "longitude")?,
+    )))
 }
 
 /// What a reader of the report should know about how the file was read.

@@ -13,6 +13,7 @@ use crate::config::Limits;
 use crate::dataset::manifest::{ColumnProfile, Manifest};
 use crate::dataset::schema::{Column, ColumnType, TABULAR_ID, published_keys};
 use crate::query::facets;
+use crate::query::geo::{DISTANCE, has_coordinates};
 use crate::query::params::{KEY_ONLY_VALUES, MAX_PAGE};
 use crate::query::request::{AGGS, Agg, OPS, Op};
 
@@ -84,30 +85,7 @@ pub fn document(s: &Subject) -> Value {
             page_responses(Api::Native),
         ),
     );
-    for (ext, media, what) in [
-        ("csv", "text/csv", "The rows as CSV with a header line"),
-        ("ndjson", "application/x-ndjson", "One JSON object a line"),
-        (
-            "parquet",
-            "application/vnd.apache.parquet",
-            "The rows as a Parquet file",
-        ),
-        (
-            "arrow",
-            "application/vnd.apache.arrow.stream",
-            "The rows as an Arrow IPC stream",
-        ),
-    ] {
-        paths.insert(
-            format!("/api/datasets/{id}/data.{ext}"),
-            operation(
-                &format!("get_rows_{ext}"),
-                what,
-                &native,
-                text_responses(media, what, Api::Native),
-            ),
-        );
-    }
+    export_paths(m, id, &native, &mut paths);
     paths.insert(
         format!("/api/resources/{rid}/data/"),
         operation(
@@ -241,6 +219,12 @@ fn row_schema(m: &Manifest, keys: &[String], api: Api) -> Value {
             s["description"] = Value::from(format!("Published as `{}`", col.label));
         }
         props.insert(key.clone(), s);
+    }
+    if api == Api::Native && has_coordinates(&m.schema) {
+        props.insert(
+            DISTANCE.into(),
+            json!({"type": "number", "minimum": 0, "description": "With `near`: the row's distance from the point, in metres"}),
+        );
     }
     json!({
         "type": "object",
@@ -397,6 +381,81 @@ fn text_responses(media: &str, what: &str, api: Api) -> Value {
     Value::Object(r)
 }
 
+/// The download routes of the dataset (GeoJSON when it has coordinates), with the native
+/// parameters (GeoJSON's without groupings or aggregates: it holds rows with their points).
+fn export_paths(m: &Manifest, id: &str, native: &[Value], paths: &mut Map<String, Value>) {
+    for (ext, media, what) in [
+        ("csv", "text/csv", "The rows as CSV with a header line"),
+        ("ndjson", "application/x-ndjson", "One JSON object a line"),
+        (
+            "parquet",
+            "application/vnd.apache.parquet",
+            "The rows as a Parquet file",
+        ),
+        (
+            "arrow",
+            "application/vnd.apache.arrow.stream",
+            "The rows as an Arrow IPC stream",
+        ),
+        (
+            "geojson",
+            "application/geo+json",
+            "The rows as a GeoJSON FeatureCollection: each a Feature with its point, its other columns as properties",
+        ),
+    ] {
+        if ext == "geojson" && !has_coordinates(&m.schema) {
+            continue;
+        }
+        // GeoJSON holds rows with their points: no groupings or aggregates.
+        let aggregating = |p: &Value| {
+            let name = p["name"].as_str().unwrap_or_default();
+            let op = name.rsplit_once("__").map_or("", |(_, op)| op);
+            op == "groupby" || AGGS.iter().any(|(a, _)| *a == op)
+        };
+        let params: Vec<Value> = match ext {
+            "geojson" => native.iter().filter(|p| !aggregating(p)).cloned().collect(),
+            _ => native.to_vec(),
+        };
+        paths.insert(
+            format!("/api/datasets/{id}/data.{ext}"),
+            operation(
+                &format!("get_rows_{ext}"),
+                what,
+                &params,
+                match ext {
+                    "geojson" => geojson_responses(what),
+                    _ => text_responses(media, what, Api::Native),
+                },
+            ),
+        );
+    }
+}
+
+/// A GeoJSON FeatureCollection of points (RFC 7946).
+fn geojson_responses(what: &str) -> Value {
+    let point = json!({"type": "object", "required": ["type", "coordinates"], "properties": {
+        "type": {"const": "Point"},
+        "coordinates": {"type": "array", "minItems": 2, "maxItems": 2, "items": {"type": "number"},
+            "description": "[longitude, latitude]"},
+    }});
+    let feature = json!({"type": "object", "required": ["type", "geometry", "properties"], "properties": {
+        "type": {"const": "Feature"},
+        "geometry": {"oneOf": [{"type": "null"}, point]},
+        "properties": {"type": "object", "description": "The row's other columns"},
+    }});
+    let mut r = Map::new();
+    r.insert(
+        "200".into(),
+        json!({"description": what, "content": {"application/geo+json": {"schema": {
+        "type": "object", "required": ["type", "features"], "properties": {
+            "type": {"const": "FeatureCollection"},
+            "features": {"type": "array", "items": feature},
+        }}}}}),
+    );
+    errors(Api::Native, &mut r);
+    Value::Object(r)
+}
+
 fn json_export_responses() -> Value {
     let mut r = Map::new();
     r.insert(
@@ -501,6 +560,31 @@ fn facet_params(m: &Manifest) -> Vec<Value> {
     ]
 }
 
+/// `near`, `bbox` and `distance_m__sort`, on datasets with coordinates. The patterns take
+/// degrees in range and a radius from 1 metre to 9,999 km.
+fn geo_params() -> Vec<Value> {
+    let lat = r"-?(90(\.0+)?|[1-8]?[0-9](\.[0-9]+)?)";
+    let lon = r"-?(180(\.0+)?|(1[0-7][0-9]|[1-9]?[0-9])(\.[0-9]+)?)";
+    let metres = r"[1-9][0-9]{0,6}(\.[0-9]+)?";
+    vec![
+        param(
+            "near",
+            "`latitude,longitude,metres`: rows within that distance of the point, nearest first unless another sort is asked, each with its distance as `distance_m`".into(),
+            json!({"type": "string", "pattern": format!("^{lat},{lon},{metres}$")}),
+        ),
+        param(
+            "bbox",
+            "`min_lon,min_lat,max_lon,max_lat`: rows whose point is in the box (a minimum above its maximum is a 400)".into(),
+            json!({"type": "string", "pattern": format!("^{lon},{lat},{lon},{lat}$")}),
+        ),
+        param(
+            &format!("{DISTANCE}__sort"),
+            "With `near`: sort by the distance".into(),
+            json!({"$ref": "#/components/schemas/SortOrder"}),
+        ),
+    ]
+}
+
 /// A search's words (a value with no letter or digit is a 400).
 fn search_schema() -> Value {
     json!({"type": "string", "minLength": 1})
@@ -564,6 +648,9 @@ fn params(m: &Manifest, keys: &[String], api: Api, limits: &Limits) -> Vec<Value
             "`relevance`: rows that hold the words most, in the least text, first (with `q` or `__search`; not with sorts)".into(),
             json!({"type": "string", "enum": ["relevance"]}),
         ));
+    }
+    if api == Api::Native && has_coordinates(&m.schema) {
+        out.extend(geo_params());
     }
     out.push(param(
         "or",

@@ -194,6 +194,7 @@ pub fn search(
         start: Some(offset),
         facets: Default::default(),
         search: Default::default(),
+        geo: Default::default(),
     };
     Ok(Search {
         query,

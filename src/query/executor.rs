@@ -45,6 +45,8 @@ pub struct Loaded {
     pub(super) orders: tokio::sync::OnceCell<Option<Arc<Orders>>>,
     /// The word index, read on the first search.
     pub(super) words: tokio::sync::OnceCell<Option<Arc<Postings>>>,
+    /// The spatial index, read on the first `near` or `bbox`.
+    pub(super) geo: tokio::sync::OnceCell<Option<Arc<crate::dataset::geo::GridIndex>>>,
 }
 
 /// A page of a query's result.
@@ -109,8 +111,8 @@ pub const ROUTES: [&str; 8] = [
 ];
 
 fn route(v: &Loaded, q: &DataQuery) -> Route {
-    // A search is an expression only plans evaluate.
-    if !q.search.is_empty() {
+    // A search, a distance or a box is an expression only plans evaluate.
+    if !q.search.is_empty() || !q.geo.is_empty() {
         return Route::Planned;
     }
     match &v.resident {
@@ -255,6 +257,7 @@ impl Executor {
             postings: tokio::sync::OnceCell::new(),
             orders: tokio::sync::OnceCell::new(),
             words: tokio::sync::OnceCell::new(),
+            geo: tokio::sync::OnceCell::new(),
         })
     }
 

@@ -19,6 +19,7 @@ pub mod executor;
 pub mod facets;
 mod file_pages;
 pub mod gate;
+pub mod geo;
 pub mod groups;
 mod ordered;
 pub mod page_cache;

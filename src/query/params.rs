@@ -7,6 +7,7 @@ use datafusion::scalar::ScalarValue;
 
 use super::cursor::Cursor;
 use super::facets::Facets;
+use super::geo::{DISTANCE, Geo, distance_column};
 use super::groups::{self, Leaf, Node};
 use super::request::{
     AGGS, Agg, Aggregate, Condition, DataQuery, Filter, OPS, Op, Sort, quote_item,
@@ -131,6 +132,7 @@ impl<'a> Parser<'a> {
                 start: None,
                 facets: Facets::default(),
                 search: Search::default(),
+                geo: Geo::default(),
             },
             facets: None,
             facet_size: None,
@@ -190,6 +192,8 @@ impl<'a> Parser<'a> {
                 self.q.search.add(None, value, key, self.schema)
             }
             "q_sort" if self.dialect == Dialect::Native => self.q.search.rank(value),
+            "near" if self.dialect == Dialect::Native => self.q.geo.set_near(value, self.schema),
+            "bbox" if self.dialect == Dialect::Native => self.q.geo.set_bbox(value, self.schema),
             "columns" => self.columns(value),
             "or" => self.group(value),
             _ => self.condition(key, value),
@@ -265,6 +269,13 @@ impl<'a> Parser<'a> {
             let output = format!("{name}__{agg_text}");
             self.sorts
                 .push((output, value.to_string(), key.to_string()));
+            return Ok(());
+        }
+        // `distance_m__sort`: the order of `near`'s distances (checked once the query is whole).
+        let own = self.schema.iter().any(|c| c.name == DISTANCE);
+        if self.dialect == Dialect::Native && name == DISTANCE && op_text == "sort" && !own {
+            self.sorts
+                .push((DISTANCE.into(), value.to_string(), key.to_string()));
             return Ok(());
         }
         let col = self.find(name, key)?;
@@ -430,6 +441,12 @@ impl<'a> Parser<'a> {
                     )));
                 }
             };
+            // Without `near` there is no distance to sort by: ignored, as `q_sort` without a
+            // search is.
+            let computed = key == DISTANCE && !self.schema.iter().any(|c| c.name == DISTANCE);
+            if computed && self.q.geo.near.is_none() {
+                continue;
+            }
             let nulls_first = descending && self.dialect == Dialect::Tabular;
             self.q.sorts.push(Sort {
                 key,
@@ -444,6 +461,15 @@ impl<'a> Parser<'a> {
         }
         check_aggregation(&self.q)?;
         (self.q.search).check(!self.q.sorts.is_empty(), self.q.is_aggregate())?;
+        // Nearest first, unless another order is asked.
+        let ordered = !self.q.sorts.is_empty() || self.q.search.ranked || self.q.is_aggregate();
+        if self.q.geo.near.is_some() && !ordered {
+            self.q.sorts.push(Sort {
+                key: DISTANCE.to_string(),
+                descending: false,
+                nulls_first: false,
+            });
+        }
         self.q.facets = Facets::parse(
             self.facets.as_deref(),
             self.facet_size.as_deref(),
@@ -461,7 +487,9 @@ impl<'a> Parser<'a> {
                     "`cursor` and `page` cannot be combined: a cursor already says which page it leads to",
                 ));
             }
-            let cursor = Cursor::decode(&text, self.cursor_keys().as_deref())?;
+            let keys = self.cursor_keys();
+            let keys: Option<Vec<&Column>> = keys.as_ref().map(|k| k.iter().collect());
+            let cursor = Cursor::decode(&text, keys.as_deref())?;
             self.q.page = cursor.page;
             self.q.cursor = Some(cursor);
         }
@@ -470,12 +498,15 @@ impl<'a> Parser<'a> {
 
     /// The columns a cursor of this query holds values of: its sort keys (`None` for an
     /// aggregation or a ranking, whose cursors hold a page number only).
-    fn cursor_keys(&self) -> Option<Vec<&'a Column>> {
+    fn cursor_keys(&self) -> Option<Vec<Column>> {
         if self.q.is_aggregate() || self.q.search.ranked {
             return None;
         }
-        let keys = self.q.sorts.iter();
-        Some(keys.filter_map(|s| self.find(&s.key, "").ok()).collect())
+        let keys = self.q.sorts.iter().filter_map(|s| match s.key.as_str() {
+            DISTANCE if self.q.geo.near.is_some() => Some(distance_column()),
+            key => self.find(key, "").ok().cloned(),
+        });
+        Some(keys.collect())
     }
 }
 

@@ -9,6 +9,7 @@ use datafusion::logical_expr::{BinaryExpr, Expr, Operator, SortExpr, ident, lit}
 use datafusion::scalar::ScalarValue;
 
 use super::cursor::After;
+use super::geo::DISTANCE;
 use super::request::{Agg, Condition, DataQuery, Filter, Op, Sort};
 use crate::dataset::schema::{Column, ROW_COLUMN, file_order};
 use crate::error::Result;
@@ -109,7 +110,8 @@ pub fn condition_expr(c: &Condition) -> Expr {
 pub fn predicate(q: &DataQuery) -> Option<Expr> {
     let filters = q.filters.iter().map(filter_expr);
     let groups = q.groups.iter().map(condition_expr);
-    conjunction(filters.chain(groups).chain(q.search.exprs()))
+    let conditions = filters.chain(groups).chain(q.search.exprs());
+    conjunction(conditions.chain(q.geo.exprs()))
 }
 
 /// The plans one request needs.
@@ -187,7 +189,8 @@ pub fn plan(
             total: Some(groups),
         });
     }
-    let conditions = !q.filters.is_empty() || !q.groups.is_empty() || !q.search.is_empty();
+    let conditions =
+        !q.filters.is_empty() || !q.groups.is_empty() || !q.search.is_empty() || !q.geo.is_empty();
     let total = conditions.then(|| filtered.clone());
     let rows = ordered_rows(filtered, q, schema, paginate, keys)?;
     Ok(Planned { rows, total })
@@ -239,6 +242,12 @@ fn ordered_rows(
     paginate: bool,
     keys: bool,
 ) -> Result<DataFrame> {
+    // `near` adds each row's distance, which its order and cursors may use.
+    let distance = q.geo.distance();
+    let df = match &distance {
+        Some(d) => df.with_column(DISTANCE, d.clone())?,
+        None => df,
+    };
     // A cursor seeks past the last row shown instead of skipping rows.
     let after = q.cursor.as_ref().and_then(|c| c.after.as_ref());
     let df = match after {
@@ -253,6 +262,9 @@ fn ordered_rows(
         None => schema.iter().map(|c| c.name.as_str()).collect(),
     };
     let mut projected = names.iter().map(|n| ident(*n)).collect::<Vec<_>>();
+    if distance.is_some() {
+        projected.push(ident(DISTANCE));
+    }
     if keys {
         let hidden = q.sorts.iter().map(|s| s.key.as_str()).chain([ROW_COLUMN]);
         let hidden = hidden

@@ -6,6 +6,7 @@ use datafusion::scalar::ScalarValue;
 
 use super::cursor::Cursor;
 use super::facets::Facets;
+use super::geo::Geo;
 use super::search::Search;
 use crate::error::{Error, Result};
 
@@ -184,6 +185,8 @@ pub struct DataQuery {
     pub facets: Facets,
     /// Full-text search terms, and whether rows are ranked by relevance.
     pub search: Search,
+    /// Rows near a point, or in a box.
+    pub geo: Geo,
 }
 
 impl DataQuery {
@@ -287,6 +290,7 @@ impl DataQuery {
             );
         }
         self.search.append_to(&mut ser);
+        self.geo.append_to(&mut ser);
         self.facets.append_to(&mut ser);
         ser
     }

@@ -157,7 +157,7 @@ impl Search {
     /// Every term as a condition on a row.
     pub fn exprs(&self) -> impl Iterator<Item = Expr> + '_ {
         self.terms.iter().map(|t| match &t.rows {
-            Some(rows) => udf(RowsIn(Arc::clone(rows))).call(vec![ident(ROW_COLUMN)]),
+            Some(rows) => rows_in(rows),
             None => {
                 let cells = t.columns.iter().map(ident).collect();
                 udf(Matches(t.words.clone())).call(cells)
@@ -189,10 +189,18 @@ impl Search {
 }
 
 impl Executor {
-    /// The query with its search terms resolved against the version's word index into the
-    /// rows they match, and the words' weights for a ranking; unchanged when there is nothing
-    /// to resolve, or no index (its terms are then searched by folding cells).
+    /// The query with its search terms and spatial conditions resolved against the version's
+    /// indexes ([`Executor::resolve_geo`]).
+    ///
+    /// Search terms resolve into the rows they match, and the words' weights for a ranking;
+    /// they are unchanged when there is nothing to resolve, or no index (its terms are then
+    /// searched by folding cells).
     pub async fn resolve<'q>(&self, v: &Loaded, q: &'q DataQuery) -> Result<Cow<'q, DataQuery>> {
+        let searched = self.resolve_search(v, q).await?;
+        self.resolve_geo(v, searched).await
+    }
+
+    async fn resolve_search<'q>(&self, v: &Loaded, q: &'q DataQuery) -> Result<Cow<'q, DataQuery>> {
         if q.search.terms.iter().all(|t| t.rows.is_some()) {
             return Ok(Cow::Borrowed(q));
         }
@@ -313,7 +321,9 @@ fn cells(array: &ArrayRef) -> Result<Cells<'_>> {
 }
 
 /// The arguments as arrays of `rows` rows.
-fn arrays(args: ScalarFunctionArgs) -> datafusion::error::Result<(Vec<ArrayRef>, usize)> {
+pub(super) fn arrays(
+    args: ScalarFunctionArgs,
+) -> datafusion::error::Result<(Vec<ArrayRef>, usize)> {
     let rows = args.number_rows;
     let arrays = (args.args.into_iter())
         .map(|a| a.into_array(rows))
@@ -358,6 +368,12 @@ fn tally<T>(
 
 static ANY_ARGS: std::sync::LazyLock<Signature> =
     std::sync::LazyLock::new(|| Signature::variadic_any(Volatility::Immutable));
+
+/// `qanat_rows(__row)`: the condition that a row is in the set (a search's, or the rows the
+/// spatial index gives).
+pub(super) fn rows_in(rows: &Arc<RowSet>) -> Expr {
+    udf(RowsIn(Arc::clone(rows))).call(vec![ident(ROW_COLUMN)])
+}
 
 /// `qanat_rows(__row)`: whether the row is in the set a search resolved to.
 #[derive(Debug)]

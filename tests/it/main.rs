@@ -12,6 +12,7 @@ mod errors;
 mod explorer;
 mod facets;
 mod failures;
+mod geo;
 mod gtfs;
 mod guard;
 mod harvest;

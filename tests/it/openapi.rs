@@ -134,6 +134,9 @@ fn valid_value(doc: &Value, schema: &Value) -> String {
         (Some("string"), Some(p)) if p.starts_with("^-?[0-9]{1,15}") => "1.5,2".into(),
         (Some("string"), Some(p)) if p.starts_with("^([^\",]") => "a,%22b,c%22".into(),
         (Some("string"), Some(r"^\(.+\)$")) => "(nom__exact.Rabat)".into(),
+        // `near` (latitude first) and `bbox` (longitude first).
+        (Some("string"), Some(p)) if p.starts_with("^-?(90") => "34.02,-6.84,5000".into(),
+        (Some("string"), Some(p)) if p.starts_with("^-?(180") => "-7.7,33.5,-7.5,33.7".into(),
         (Some("string"), Some(p)) if p.starts_with("^(") => {
             // `columns`: the first name the pattern lists.
             let first = p[2..].split(['|', ')']).next().unwrap();
