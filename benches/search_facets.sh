@@ -10,11 +10,7 @@ runs=${1:-3}
 n=${2:-50}
 qanat_binary
 scratch_for_a_server
-venv=$repo/target/bench-venv
-if ! "$venv/bin/datasette" --version 2>/dev/null | grep -q 0.65.5; then
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install -q datasette==0.65.5 sqlite-utils==4.2.1
-fi
+datasette_venv
 python3 "$repo/../shared/bench/serve/gen_dataset.py" --rows 1000000 --out "$work/stop_times.csv" >/dev/null
 "$venv/bin/sqlite-utils" insert "$work/st.db" stop_times "$work/stop_times.csv" --csv --delimiter ';'
 "$venv/bin/sqlite-utils" enable-fts "$work/st.db" stop_times trip_id city category stop_desc --fts5

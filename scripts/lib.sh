@@ -38,3 +38,12 @@ wait_ready() {
 free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
+
+# Datasette 0.65.5 and sqlite-utils 4.2.1 in $venv (target/bench-venv), installed when missing.
+datasette_venv() {
+  venv=$repo/target/bench-venv
+  if ! "$venv/bin/datasette" --version 2>/dev/null | grep -q 0.65.5; then
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q datasette==0.65.5 sqlite-utils==4.2.1
+  fi
+}

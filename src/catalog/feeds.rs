@@ -180,19 +180,26 @@ impl Catalog {
         });
     }
 
-    /// Lists the files of the remote feeds not listed yet from their stored current versions
-    /// (a restart then fetches nothing to know them), and serves them.
-    pub(super) async fn list_stored_feeds(self: &Arc<Self>) {
-        let mut listed = false;
-        for feed in self.feeds().into_iter().filter(|f| f.members.is_empty()) {
+    /// Lists each feed's files from its stored current version (`only_unlisted`: the feeds
+    /// whose files are not known yet, such as a remote feed at start, which then fetches
+    /// nothing to know them), and serves the index again when a feed's files changed (another
+    /// process published a version with a file more or less).
+    pub(super) async fn list_stored_feeds(self: &Arc<Self>, only_unlisted: bool) {
+        let mut changed = false;
+        let feeds = self.feeds().into_iter();
+        for feed in feeds.filter(|f| !only_unlisted || f.members.is_empty()) {
             let id = &feed.spec.id;
-            if let Ok(Some(m)) = self.storage.current_feed(id).await {
+            let Ok(Some(m)) = self.storage.current_feed(id).await else {
+                continue;
+            };
+            let ids: Vec<String> = m.members.iter().map(|f| f.dataset.clone()).collect();
+            if ids != feed.members {
                 let files = m.members.iter().map(|f| f.file.clone()).collect();
                 self.feed_files.lock().insert(id.clone(), files);
-                listed = true;
+                changed = true;
             }
         }
-        if listed {
+        if changed {
             let specs = self.specs.lock().clone();
             match self.swap(specs) {
                 Ok((_, fresh)) => self.serve_fresh(fresh).await,

@@ -242,6 +242,8 @@ impl Catalog {
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "the dataset files could not be read again"),
         }
+        // A feed published elsewhere may have files more or fewer.
+        self.list_stored_feeds(false).await;
         let mut switched = 0;
         for entry in self.entries() {
             let id = &entry.spec.id;

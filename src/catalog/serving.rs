@@ -151,7 +151,7 @@ impl Catalog {
             .collect();
         // A remote feed's files are those of its stored version; one never ingested has none
         // to list yet: it is ingested now.
-        self.list_stored_feeds().await;
+        self.list_stored_feeds(true).await;
         let mut results = Vec::new();
         if self.feeds().iter().any(|f| f.members.is_empty()) {
             match self.ingest_feeds_of(&[], true, false).await {

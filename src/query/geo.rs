@@ -19,11 +19,14 @@ use datafusion::logical_expr::{
     ident, lit,
 };
 
+use datafusion::catalog::TableProvider;
+use datafusion::datasource::MemTable;
+
 use super::executor::{Executor, Loaded};
 use super::request::DataQuery;
 use super::search::{RowSet, arrays, rows_in};
 use crate::dataset::geo::{BBox, GEO_FILE, GeoRole, GridIndex, distance_m};
-use crate::dataset::schema::{Column, ColumnType};
+use crate::dataset::schema::{Column, ColumnType, file_order};
 use crate::error::{Error, Result};
 
 /// The column `near` adds to each row: its distance in metres.
@@ -47,8 +50,10 @@ pub struct Geo {
     pub bbox: Option<BBox>,
     /// The latitude and longitude columns.
     columns: Option<(String, String)>,
-    /// The rows the spatial index says may match, once resolved.
+    /// The rows the spatial index says may match, once resolved: as a set, and as a list in
+    /// ascending order.
     rows: Option<Arc<RowSet>>,
+    candidates: Option<Arc<Vec<u32>>>,
 }
 
 /// Conditions are the same whether or not they were resolved yet.
@@ -258,11 +263,56 @@ impl Executor {
             return Ok(q);
         };
         let mut resolved = q.into_owned();
-        let candidates = index.candidates(&covering);
+        let mut candidates = index.candidates(&covering);
+        candidates.sort_unstable();
         resolved.geo.rows = Some(Arc::new(RowSet::of(&candidates, v.manifest.rows)));
+        resolved.geo.candidates = Some(Arc::new(candidates));
         Ok(Cow::Owned(resolved))
     }
+
+    /// The table a plan of the query reads: when the spatial index leaves a small share of the
+    /// rows, those rows alone (taken from memory, or read from Parquet by position), so that
+    /// nothing else is scanned; otherwise the version's table.
+    pub(super) async fn table_for(
+        &self,
+        v: &Loaded,
+        q: &DataQuery,
+    ) -> Result<Arc<dyn TableProvider>> {
+        let whole = || Ok(Arc::clone(&v.table));
+        let Some(candidates) = q.geo.candidates.as_ref() else {
+            return whole();
+        };
+        if candidates.len() as u64 > v.manifest.rows / SUBSET_SHARE {
+            return whole();
+        }
+        let schema = v.table.schema();
+        let batches = match &v.resident {
+            Some(r) => match r.rows_numbered(candidates)? {
+                Some(batch) => vec![batch],
+                None => return whole(),
+            },
+            None => {
+                let Some(file) = self.file_rows(v).await? else {
+                    return whole();
+                };
+                let names: Vec<String> = v.manifest.schema.iter().map(|c| c.name.clone()).collect();
+                let (rows, file) = (Arc::clone(candidates), Arc::clone(&file));
+                let read = async move { file.rows_at(&rows, &names).await };
+                match self.engine().run_async(read).await? {
+                    Some(batches) => batches,
+                    None => return whole(),
+                }
+            }
+        };
+        let table =
+            MemTable::try_new(schema, vec![batches])?.with_sort_order(vec![vec![file_order()]]);
+        Ok(Arc::new(table))
+    }
 }
+
+/// A plan reads the spatial index's candidate rows alone when they are at most one row in this
+/// many; beyond, scanning the table costs less than gathering them.
+const SUBSET_SHARE: u64 = 4;
 
 /// `qanat_distance(lat, lon)`: the distance in metres from a point, to the centimetre; null
 /// where a row has no point.

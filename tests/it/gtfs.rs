@@ -490,3 +490,34 @@ async fn a_feed_at_a_url_is_fetched_once_and_its_files_listed_after() {
         .await;
     assert_eq!(board.status, 200, "{}", board.text());
 }
+
+#[tokio::test]
+async fn a_server_follows_a_feed_another_process_publishes() {
+    let Some(corpus) = corpus() else { return };
+    let dir = transport(&corpus, "gtfs_ma_oncf_community");
+    let tmp = tempfile::tempdir().unwrap();
+    let datasets = tmp.path().join("datasets");
+    std::fs::create_dir(&datasets).unwrap();
+    let zip = tmp.path().join("oncf.zip");
+    zip_dir(&dir, &zip, &["shapes.txt"]);
+    let toml = format!("title = \"ONCF\"\nsource = \"{}\"\n", zip.display());
+    std::fs::write(datasets.join("oncf.toml"), toml).unwrap();
+    let server = crate::support::build_state(tmp.path(), &datasets, "");
+    server.catalog.ingest_and_load(&[], false).await.unwrap();
+    assert!(server.catalog.entry("oncf-shapes").is_err());
+    // `qanat ingest` in another process, over the same storage, of a feed with a file more.
+    zip_dir(&dir, &zip, &[]);
+    let other = crate::support::build_state(tmp.path(), &datasets, "");
+    let results = other.catalog.ingest_and_load(&[], false).await.unwrap();
+    let published = results[0].1.as_ref().unwrap().manifest().version.clone();
+    server.catalog.watch_once().await;
+    for id in ["oncf-trips", "oncf-stops", "oncf-shapes"] {
+        let served = server.catalog.loaded(id).unwrap();
+        assert_eq!(served.manifest.version, published, "{id}");
+    }
+    let shapes = records(&dir.join("shapes.txt")).len() as u64;
+    assert_eq!(
+        server.catalog.loaded("oncf-shapes").unwrap().manifest.rows,
+        shapes
+    );
+}

@@ -211,6 +211,25 @@ impl Resident {
         Some(Order::new(&o.perm, valued, Runs::Bits(&o.runs), values))
     }
 
+    /// The rows whose numbers are these, in that order; `None` when the rows are not held in
+    /// row-number order (a version sorted at ingest).
+    pub fn rows_numbered(&self, rows: &[u32]) -> Result<Option<RecordBatch>> {
+        if rows.iter().any(|r| *r as usize >= self.all.num_rows()) {
+            return Ok(None);
+        }
+        let taken = self.take(rows)?;
+        let numbers = taken
+            .column_by_name(crate::dataset::schema::ROW_COLUMN)
+            .and_then(|c| c.as_primitive_opt::<arrow::datatypes::Int64Type>().cloned());
+        let aligned = numbers.is_some_and(|n| {
+            n.values()
+                .iter()
+                .zip(rows)
+                .all(|(a, b)| *a == i64::from(*b))
+        });
+        Ok(aligned.then_some(taken))
+    }
+
     /// Whether a query is answered here: rows in file order (no sort, no aggregation).
     pub fn serves(q: &DataQuery) -> bool {
         !q.is_aggregate() && q.sorts.is_empty()
