@@ -53,6 +53,21 @@ pub fn is_table(name: &str) -> bool {
         && [".txt", ".csv", ".tsv"].iter().any(|x| base.ends_with(x))
 }
 
+/// The entries of an archive that are served, in archive order, and those left out because an
+/// earlier one has the same dataset id (`a/stops.txt` and `b/stops.txt`).
+pub fn served_tables<'a>(names: impl IntoIterator<Item = &'a str>) -> (Vec<String>, Vec<String>) {
+    let (mut served, mut repeated) = (Vec::new(), Vec::new());
+    let mut ids = std::collections::BTreeSet::new();
+    for name in names.into_iter().filter(|n| is_table(n)) {
+        if ids.insert(member_id("", name)) {
+            served.push(name.to_string());
+        } else {
+            repeated.push(name.to_string());
+        }
+    }
+    (served, repeated)
+}
+
 /// The dataset serving one file of a feed: the feed's metadata, its own id and title, the
 /// GTFS reference's description of the file.
 pub fn member_spec(feed: &DatasetSpec, file: &str) -> DatasetSpec {
@@ -91,12 +106,12 @@ pub fn local_tables(path: &std::path::Path) -> Vec<String> {
     let Ok(archive) = zip::ZipArchive::new(std::io::BufReader::new(file)) else {
         return Vec::new();
     };
-    archive
+    let names: Vec<String> = archive
         .file_names()
         .filter_map(|n| n.ok())
-        .filter(|n| is_table(n))
         .map(|n| n.into_owned())
-        .collect()
+        .collect();
+    served_tables(names.iter().map(String::as_str)).0
 }
 
 #[cfg(test)]
@@ -116,6 +131,15 @@ mod tests {
         assert!(is_table("gtfs/stops.txt"));
         assert!(!is_table("__MACOSX/._stops.txt"));
         assert!(!is_table("shapes.geojson"));
+        let (served, repeated) =
+            served_tables(["a/stops.txt", "readme.pdf", "b/stops.txt", "b/trips.txt"]);
+        assert_eq!(
+            (served, repeated),
+            (
+                vec!["a/stops.txt".to_string(), "b/trips.txt".into()],
+                vec!["b/stops.txt".to_string()]
+            )
+        );
         let mut feed = DatasetSpec::for_source("nyc", "nyc.zip");
         feed.title = "NYC subway".into();
         feed.resource_id = Some("r1".into());

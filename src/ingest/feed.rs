@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use super::{Outcome, source};
 use crate::config::IngestSettings;
-use crate::dataset::feed::{FeedFile, FeedManifest, is_table, member_spec};
+use crate::dataset::feed::{FeedFile, FeedManifest, is_table, member_spec, served_tables};
 use crate::dataset::gtfs::{self, Field};
 use crate::dataset::manifest::{LAYOUT_VERSION, Manifest};
 use crate::dataset::names::column_names;
@@ -91,7 +91,6 @@ async fn run(
         (Some(f), _) => f,
     };
     let archive_path = fetched.path.clone();
-    let limit = settings.max_download_bytes;
     let kind = spec.kind.clone();
     let contents =
         tokio::task::spawn_blocking(move || Contents::read(&archive_path, kind.as_deref()))
@@ -100,18 +99,16 @@ async fn run(
     let mut members = Vec::new();
     let mut warnings = contents.warnings.clone();
     for file in &contents.tables {
-        match write_file(
-            spec,
+        let unit = Unit {
+            feed: spec,
             storage,
             settings,
-            &fetched.path,
-            file,
-            contents.gtfs,
-            &version,
-            limit,
-        )
-        .await
-        {
+            archive: &fetched.path,
+            gtfs: contents.gtfs,
+            version: &version,
+            warnings: &contents.warnings,
+        };
+        match write_file(&unit, file).await {
             Ok(Some(m)) => members.push(m),
             Ok(None) => warnings.push(format!("{file} is empty (not even a header): not served")),
             Err(e) => {
@@ -183,35 +180,39 @@ async fn unchanged(storage: &Storage, manifest: FeedManifest) -> Result<FeedOutc
     Ok(FeedOutcome { manifest, members })
 }
 
-/// Writes one file of the archive as version `version` of its dataset (not yet published);
-/// `None` for a file with nothing in it.
-#[allow(clippy::too_many_arguments)]
-async fn write_file(
-    feed: &DatasetSpec,
-    storage: &Storage,
-    settings: &IngestSettings,
-    archive: &Path,
-    file: &str,
+/// What every file of one feed version is written with.
+struct Unit<'a> {
+    feed: &'a DatasetSpec,
+    storage: &'a Storage,
+    settings: &'a IngestSettings,
+    archive: &'a Path,
     gtfs: bool,
-    version: &str,
-    limit: u64,
-) -> Result<Option<Manifest>> {
-    let (archive_path, name) = (archive.to_path_buf(), file.to_string());
+    version: &'a str,
+    /// What the archive's reader should know, repeated in each file's report.
+    warnings: &'a [String],
+}
+
+/// Writes one file of the archive as the unit's version of its dataset (not yet published);
+/// `None` for a file with nothing in it.
+async fn write_file(u: &Unit<'_>, file: &str) -> Result<Option<Manifest>> {
+    let (archive, name, gtfs) = (u.archive.to_path_buf(), file.to_string(), u.gtfs);
+    let limit = u.settings.max_download_bytes;
     let extracted =
-        tokio::task::spawn_blocking(move || extract(&archive_path, &name, gtfs, limit)).await??;
+        tokio::task::spawn_blocking(move || extract(&archive, &name, gtfs, limit)).await??;
     let Some((temp, names)) = extracted else {
         return Ok(None);
     };
-    let mut spec = member_spec(feed, file);
+    let mut spec = member_spec(u.feed, file);
     if gtfs {
         spec.columns = overrides(file, &names);
     }
-    let fetched = source::fetch(&Source::Local(temp.to_path_buf()), settings, None)
+    let fetched = source::fetch(&Source::Local(temp.to_path_buf()), u.settings, None)
         .await?
         .ok_or_else(|| Error::internal("a local file answered `not modified`"))?;
-    let mut manifest = super::write_member(&spec, storage, fetched, version).await?;
-    manifest.source.uri = format!("{}#{file}", feed.source);
-    storage.write_manifest(&manifest).await?;
+    let mut manifest = super::write_member(&spec, u.storage, fetched, u.version).await?;
+    manifest.source.uri = format!("{}#{file}", u.feed.source);
+    manifest.report.warnings.extend(u.warnings.iter().cloned());
+    u.storage.write_manifest(&manifest).await?;
     drop(temp);
     Ok(Some(manifest))
 }
@@ -271,8 +272,7 @@ impl Contents {
                     "an entry of the archive has an unreadable name: {e}"
                 ))
             })?;
-        let mut tables: Vec<String> = names.iter().filter(|n| is_table(n)).cloned().collect();
-        tables.sort_by_key(|n| names.iter().position(|m| m == n));
+        let (tables, repeated) = served_tables(names.iter().map(String::as_str));
         let skipped: Vec<&String> = names
             .iter()
             .filter(|n| !is_table(n) && !n.ends_with('/'))
@@ -303,6 +303,13 @@ impl Contents {
             )));
         }
         let mut warnings = Vec::new();
+        if !repeated.is_empty() {
+            warnings.push(format!(
+                "{} entries repeat the name of an earlier one in another folder and are not served: {}",
+                repeated.len(),
+                repeated.join(", ")
+            ));
+        }
         if !skipped.is_empty() {
             let list: Vec<&str> = skipped.iter().map(|s| s.as_str()).take(10).collect();
             warnings.push(format!(

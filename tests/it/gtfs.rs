@@ -368,10 +368,19 @@ async fn bad_feeds_and_bad_board_requests_say_what_is_wrong() {
             .unwrap();
         zip.start_file("notes/readme.pdf", options).unwrap();
         zip.write_all(b"%PDF-1.4").unwrap();
+        zip.start_file("copie/villes.csv", options).unwrap();
+        zip.write_all(b"ville;population\nOujda;494252\n").unwrap();
         zip.finish().unwrap();
     }
     let app = feed_app("plain", &plain, "").await;
     assert_eq!(app.total("/api/datasets/plain-villes/data").await, 2);
+    // The same name in another folder is the same dataset: the first is served, the other said.
+    let warnings = app.get("/api/datasets/plain-villes").await.json()["report"]["warnings"].clone();
+    let text = warnings.to_string();
+    assert!(
+        text.contains("copie/villes.csv") && text.contains("readme.pdf"),
+        "{text}"
+    );
     let r = app
         .get("/api/gtfs/plain/stops/x/departures?date=2024-01-01")
         .await;
