@@ -40,6 +40,10 @@ pub enum Command {
     Serve {
         /// CSV files to serve too, each as a dataset named after its file
         files: Vec<PathBuf>,
+        /// A replica that never ingests: it serves the versions other processes publish
+        /// (`qanat ingest`, a server that ingests) and follows them; no refreshes, no harvests
+        #[arg(long, env = "QANAT_READ_ONLY")]
+        read_only: bool,
     },
     /// Ingest datasets now and print a report for each
     Ingest {
@@ -205,22 +209,26 @@ pub async fn run(cli: Cli, settings: Settings) -> Result<ExitCode> {
             let results = state.catalog.ingest_and_load(ids, *force).await?;
             Ok(report(&results))
         }
-        Command::Serve { files } => serve(settings, files).await,
+        Command::Serve { files, read_only } => serve(settings, files, *read_only).await,
     }
 }
 
 /// Serves the catalog: the first ingests of datasets without a version, then the socket, with
 /// the other datasets checked and opened in the background, refreshers, harvests and the
 /// watcher running beside.
-async fn serve(settings: Settings, files: &[PathBuf]) -> Result<ExitCode> {
+async fn serve(settings: Settings, files: &[PathBuf], read_only: bool) -> Result<ExitCode> {
     for source in &settings.harvest {
         source.check()?;
     }
     let addr = settings.addr;
     let state = app::watched_state(settings, files)?;
     state.catalog.serve_on_demand();
-    // A dataset without a version has nothing to serve: its first ingest comes first.
-    report(&state.catalog.ingest_missing().await);
+    if read_only {
+        state.catalog.set_read_only();
+    } else {
+        // A dataset without a version has nothing to serve: its first ingest comes first.
+        report(&state.catalog.ingest_missing().await);
+    }
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| Error::Config(format!("cannot listen on {addr}: {e}")))?;
@@ -240,8 +248,13 @@ async fn serve(settings: Settings, files: &[PathBuf]) -> Result<ExitCode> {
             "every dataset checked and opened"
         );
     });
-    let _refreshers = state.catalog.spawn_refreshers();
-    let _harvests = app::spawn_harvests(&state);
+    let (_refreshers, _harvests) = match read_only {
+        true => (Vec::new(), Vec::new()),
+        false => (
+            state.catalog.spawn_refreshers(),
+            app::spawn_harvests(&state),
+        ),
+    };
     let watch = state.settings.ingest.watch_ms;
     let _watcher = (watch > 0).then(|| {
         state

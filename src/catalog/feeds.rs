@@ -104,6 +104,9 @@ impl Catalog {
     ) -> Vec<(String, Result<Outcome>)> {
         let _one = feed.ingesting.lock().await;
         let id = &feed.spec.id;
+        if let Err(e) = self.refuse_ingest(id) {
+            return vec![(id.clone(), Err(e))];
+        }
         let _running = self.start(id, if force { "forced" } else { "ingest" });
         let outcome =
             ingest::feed::ingest_feed(&feed.spec, &self.storage, &self.ingest, force).await;

@@ -238,6 +238,8 @@ pub struct Catalog {
     specs: Mutex<Vec<DatasetSpec>>,
     /// The files of each feed's stored current version, as last published.
     feed_files: Mutex<BTreeMap<String, Vec<String>>>,
+    /// A replica that never ingests (`serve --read-only`): it serves what others publish.
+    read_only: std::sync::atomic::AtomicBool,
 }
 
 impl Catalog {
@@ -265,7 +267,25 @@ impl Catalog {
             running: Default::default(),
             specs: Mutex::new(specs),
             feed_files: Default::default(),
+            read_only: Default::default(),
         })
+    }
+
+    /// Makes this catalog a replica that never ingests: every ingest (a first one, a refresh,
+    /// an admin's) is refused, and a dataset without a published version says who publishes.
+    pub fn set_read_only(&self) {
+        self.read_only
+            .store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    /// The refusal of an ingest on a read-only replica, if this is one.
+    pub(super) fn refuse_ingest(&self, id: &str) -> Result<()> {
+        if !self.read_only.load(std::sync::atomic::Ordering::Acquire) {
+            return Ok(());
+        }
+        Err(Error::Unavailable(format!(
+            "dataset `{id}`: this server is a read-only replica (serve --read-only) and never ingests; `qanat ingest {id}`, or a server that ingests, publishes its versions, which this one then serves"
+        )))
     }
 
     pub fn generation(&self) -> u64 {

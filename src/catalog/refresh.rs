@@ -82,6 +82,16 @@ impl Catalog {
         entry: &Entry,
         force: bool,
     ) -> Result<Result<Outcome>> {
+        if let Err(e) = self.refuse_ingest(&entry.spec.id) {
+            // A replica serves what is published; with nothing yet, the dataset says who
+            // publishes it.
+            if self.load_current(entry).await?
+                && let Some(current) = entry.current()
+            {
+                return Ok(Ok(Outcome::Unchanged(Box::new(current.manifest.clone()))));
+            }
+            return Ok(Err(Error::Shared(entry.set_error(e))));
+        }
         if let Some(member) = &entry.spec.member {
             let feed = self.feed(&member.feed)?;
             let results = self.ingest_feed(&feed, force).await;
@@ -161,6 +171,9 @@ impl Catalog {
     /// One refresh of one dataset.
     pub async fn refresh(self: &Arc<Self>, entry: &Entry) {
         let id = &entry.spec.id;
+        if self.refuse_ingest(id).is_err() {
+            return;
+        }
         if let Some(member) = &entry.spec.member {
             let Ok(feed) = self.feed(&member.feed) else {
                 return;

@@ -117,3 +117,60 @@ async fn dataset_files_written_while_serving_are_served() {
     get("/api/datasets/b/data").await.problem(404);
     assert!(!enum_of(get("/openapi.json").await.json()));
 }
+
+#[tokio::test]
+async fn a_read_only_replica_serves_what_others_publish_and_never_ingests() {
+    let dir = tempfile::tempdir().unwrap();
+    let datasets = dir.path().join("datasets");
+    std::fs::create_dir(&datasets).unwrap();
+    std::fs::write(datasets.join("a.csv"), "x\n1\n2\n").unwrap();
+    std::fs::write(datasets.join("a.toml"), toml_for("a.csv", "")).unwrap();
+    std::fs::write(datasets.join("b.csv"), "y\n7\n").unwrap();
+    std::fs::write(datasets.join("b.toml"), toml_for("b.csv", "")).unwrap();
+    // `qanat ingest a` in another process.
+    let writer = crate::support::build_state(dir.path(), &datasets, "");
+    writer
+        .catalog
+        .ingest_and_load(&["a".into()], false)
+        .await
+        .unwrap();
+    let replica = crate::support::build_state(dir.path(), &datasets, "");
+    replica.catalog.set_read_only();
+    replica.catalog.start_up().await;
+    let router = qanat::http::router(replica.clone());
+    let get = |uri: &'static str| crate::support::request(&router, uri, &[]);
+    assert_eq!(get("/api/datasets/a/data").await.json()["meta"]["total"], 2);
+    assert!(get("/api/datasets/a").await.json()["last_error"].is_null());
+    // b was never published: the replica does not ingest it, and says who would.
+    let detail = get("/api/datasets/b/data").await.problem(503);
+    assert!(
+        detail.contains("read-only replica") && detail.contains("qanat ingest b"),
+        "{detail}"
+    );
+    let versions =
+        |id: &str| std::fs::read_dir(dir.path().join("storage").join(id)).map_or(0, |d| d.count());
+    assert_eq!(versions("b"), 0);
+    let forced = replica
+        .catalog
+        .ingest_and_load(&["a".into()], true)
+        .await
+        .unwrap();
+    assert!(
+        forced[0].1.is_ok(),
+        "an ingest asked of a replica serves what is published"
+    );
+    assert_eq!(
+        versions("a"),
+        2,
+        "one version and its pointer, nothing more"
+    );
+    // The writer publishes a new version: the replica follows.
+    std::fs::write(datasets.join("a.csv"), "x\n1\n2\n3\n").unwrap();
+    writer
+        .catalog
+        .ingest_and_load(&["a".into()], false)
+        .await
+        .unwrap();
+    replica.catalog.watch_once().await;
+    assert_eq!(get("/api/datasets/a/data").await.json()["meta"]["total"], 3);
+}
