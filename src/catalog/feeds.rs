@@ -123,7 +123,7 @@ impl Catalog {
                     .into_iter()
                     .map(|m| {
                         if let Ok(entry) = self.entry(&m) {
-                            *entry.last_error.write() = Some(Arc::clone(&e));
+                            entry.set_shared_error(Arc::clone(&e));
                         }
                         (m, Err(Error::Shared(Arc::clone(&e))))
                     })

@@ -140,8 +140,13 @@ impl Entry {
     /// Records why the last ingest or refresh failed, and hands the error back shared.
     pub fn set_error(&self, err: Error) -> Arc<Error> {
         let err = Arc::new(err);
-        *self.last_error.write() = Some(Arc::clone(&err));
+        self.set_shared_error(Arc::clone(&err));
         err
+    }
+
+    /// Records an error shared with other datasets (a feed's, for each of its files).
+    pub fn set_shared_error(&self, err: Arc<Error>) {
+        *self.last_error.write() = Some(err);
     }
 }
 

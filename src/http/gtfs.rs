@@ -6,7 +6,7 @@ use axum::extract::{Path, RawQuery, State};
 use serde::Serialize;
 
 use crate::error::{Error, Problem, Result};
-use crate::query::timetable::{Board, BoardCall, RouteDirection, parse_after};
+use crate::query::timetable::{Board, BoardCall, RouteDirection, iso, parse_after};
 use crate::state::AppState;
 
 /// Calls on a board at most, and by default.
@@ -121,9 +121,6 @@ async fn board(
     let q = board_query(&raw.unwrap_or_default())?;
     let timetable = state.catalog.timetable(&feed).await?;
     let data = timetable.board(&feed, &stop, q.day, q.after, q.limit, which)?;
-    let date_text = |d: i32| {
-        crate::values::date_of_days(i64::from(d)).map_or_else(String::new, |d| d.to_string())
-    };
     Ok(Json(BoardPage {
         data,
         meta: BoardMeta {
@@ -134,8 +131,8 @@ async fn board(
             after: crate::dataset::gtfs::clock(q.after),
             limit: q.limit,
             version: timetable.version.clone(),
-            first_date: date_text(timetable.first_day),
-            last_date: date_text(timetable.last_day),
+            first_date: iso(timetable.first_day),
+            last_date: iso(timetable.last_day),
             warnings: timetable.warnings.clone(),
         },
     }))

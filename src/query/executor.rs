@@ -379,7 +379,7 @@ impl Executor {
             | Route::Counted
             | Route::Positioned
             | Route::Planned => {
-                let df = self.engine.read(self.table_for(v, q).await?)?;
+                let df = self.engine.read(super::geo::table_for(v, q))?;
                 let planned = plan(df, q, &v.manifest.schema, q.paged, false)?;
                 self.engine.stream(planned.rows).await
             }
@@ -425,7 +425,7 @@ impl Executor {
         v: &Loaded,
         q: &DataQuery,
     ) -> Result<(Vec<RecordBatch>, u64)> {
-        let df = self.engine.read(self.table_for(v, q).await?)?;
+        let df = self.engine.read(super::geo::table_for(v, q))?;
         let planned = plan(df, q, &v.manifest.schema, true, !q.is_aggregate())?;
         let rows = self.engine.collect(planned.rows);
         let total = async {

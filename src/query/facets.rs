@@ -199,7 +199,7 @@ impl Executor {
 
     /// One facet: the filtered rows grouped by value and counted.
     async fn facet(&self, v: &Loaded, q: &DataQuery, facet: &Facet) -> Result<Counted> {
-        let df = self.engine.read(self.table_for(v, q).await?)?;
+        let df = self.engine.read(super::geo::table_for(v, q))?;
         let df = match predicate(q) {
             Some(p) => df.filter(p)?,
             None => df,

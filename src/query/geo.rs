@@ -50,10 +50,11 @@ pub struct Geo {
     pub bbox: Option<BBox>,
     /// The latitude and longitude columns.
     columns: Option<(String, String)>,
-    /// The rows the spatial index says may match, once resolved: as a set, and as a list in
-    /// ascending order.
+    /// The rows the spatial index says may match, once resolved.
     rows: Option<Arc<RowSet>>,
-    candidates: Option<Arc<Vec<u32>>>,
+    /// Those rows alone, as a table, when they are few enough to read instead of the table
+    /// (built once per request, for its page, total and facets).
+    table: Option<Arc<dyn TableProvider>>,
 }
 
 /// Conditions are the same whether or not they were resolved yet.
@@ -266,48 +267,41 @@ impl Executor {
         let mut candidates = index.candidates(&covering);
         candidates.sort_unstable();
         resolved.geo.rows = Some(Arc::new(RowSet::of(&candidates, v.manifest.rows)));
-        resolved.geo.candidates = Some(Arc::new(candidates));
+        resolved.geo.table = self.subset(v, candidates).await?;
         Ok(Cow::Owned(resolved))
     }
 
-    /// The table a plan of the query reads: when the spatial index leaves a small share of the
-    /// rows, those rows alone (taken from memory, or read from Parquet by position), so that
-    /// nothing else is scanned; otherwise the version's table.
-    pub(super) async fn table_for(
-        &self,
-        v: &Loaded,
-        q: &DataQuery,
-    ) -> Result<Arc<dyn TableProvider>> {
-        let whole = || Ok(Arc::clone(&v.table));
-        let Some(candidates) = q.geo.candidates.as_ref() else {
-            return whole();
-        };
-        if candidates.len() as u64 > v.manifest.rows / SUBSET_SHARE {
-            return whole();
+    /// When the spatial index leaves a small share of the rows, those rows alone as a table
+    /// (taken from memory, or read from Parquet by position), so that nothing else is scanned;
+    /// `None` otherwise.
+    async fn subset(&self, v: &Loaded, rows: Vec<u32>) -> Result<Option<Arc<dyn TableProvider>>> {
+        if rows.len() as u64 > v.manifest.rows / SUBSET_SHARE {
+            return Ok(None);
         }
-        let schema = v.table.schema();
         let batches = match &v.resident {
-            Some(r) => match r.rows_numbered(candidates)? {
-                Some(batch) => vec![batch],
-                None => return whole(),
-            },
+            Some(r) => r.rows_numbered(&rows)?.map(|batch| vec![batch]),
             None => {
                 let Some(file) = self.file_rows(v).await? else {
-                    return whole();
+                    return Ok(None);
                 };
                 let names: Vec<String> = v.manifest.schema.iter().map(|c| c.name.clone()).collect();
-                let (rows, file) = (Arc::clone(candidates), Arc::clone(&file));
                 let read = async move { file.rows_at(&rows, &names).await };
-                match self.engine().run_async(read).await? {
-                    Some(batches) => batches,
-                    None => return whole(),
-                }
+                self.engine().run_async(read).await?
             }
         };
-        let table =
-            MemTable::try_new(schema, vec![batches])?.with_sort_order(vec![vec![file_order()]]);
-        Ok(Arc::new(table))
+        let Some(batches) = batches else {
+            return Ok(None);
+        };
+        let table = MemTable::try_new(v.table.schema(), vec![batches])?
+            .with_sort_order(vec![vec![file_order()]]);
+        Ok(Some(Arc::new(table)))
     }
+}
+
+/// The table a plan of the query reads: the spatial index's candidate rows when the query was
+/// resolved to few enough of them, else the version's table.
+pub(super) fn table_for(v: &Loaded, q: &DataQuery) -> Arc<dyn TableProvider> {
+    Arc::clone(q.geo.table.as_ref().unwrap_or(&v.table))
 }
 
 /// A plan reads the spatial index's candidate rows alone when they are at most one row in this

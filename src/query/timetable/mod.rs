@@ -373,7 +373,7 @@ impl Timetable {
 }
 
 /// A day since 1970-01-01 as `YYYY-MM-DD`.
-fn iso(day: i32) -> String {
+pub fn iso(day: i32) -> String {
     date_of_days(i64::from(day)).map_or_else(String::new, |d| d.to_string())
 }
 
