@@ -206,6 +206,7 @@ pub async fn run(cli: Cli, settings: Settings) -> Result<ExitCode> {
                 ..settings
             };
             let state = app::state(settings, specs)?;
+            state.storage.check(&state.settings.storage).await?;
             let results = state.catalog.ingest_and_load(ids, *force).await?;
             Ok(report(&results))
         }
@@ -222,6 +223,7 @@ async fn serve(settings: Settings, files: &[PathBuf], read_only: bool) -> Result
     }
     let addr = settings.addr;
     let state = app::watched_state(settings, files)?;
+    state.storage.check(&state.settings.storage).await?;
     state.catalog.serve_on_demand();
     if read_only {
         state.catalog.set_read_only();

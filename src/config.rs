@@ -123,6 +123,11 @@ pub struct IngestSettings {
     /// server over the same storage), in milliseconds; 0 never looks
     #[arg(long, global = true, value_name = "MS", default_value_t = 10_000)]
     pub watch_ms: u64,
+    /// How long an ingest's lease on its dataset lasts unless renewed, in milliseconds (it is
+    /// renewed every third of it): one process ingests a dataset at a time, and a killed one's
+    /// lease is taken over once expired (at once on the same machine)
+    #[arg(long, global = true, value_name = "MS", default_value_t = 60_000)]
+    pub lease_ms: u64,
 }
 
 /// How the server meets its clients: load, rates, request sizes, keys, shutdown, logs (the
@@ -589,7 +594,7 @@ mod tests {
     #[test]
     fn every_key_is_a_flag_and_an_environment_variable() {
         let keys = leaf_keys();
-        assert_eq!(keys.len(), 35, "{keys:?}");
+        assert_eq!(keys.len(), 36, "{keys:?}");
         assert_eq!(keys["limits.max_page_size"], "max_page_size");
         let cmd = <Defaults as clap::CommandFactory>::command();
         for id in keys.values() {

@@ -52,6 +52,13 @@ pub enum Error {
     /// `431`: the request headers are larger than `server.max_header_bytes`.
     #[error("{0}")]
     HeadersTooLarge(String),
+    /// `409`: another process holds the dataset's ingest lease (it is ingesting it now).
+    #[error("{0}")]
+    Busy(String),
+    /// `503`: object storage did not answer, or answered with server errors, through every
+    /// retry (the description, for the log; clients are told the storage is unavailable).
+    #[error("object storage unavailable: {0}")]
+    StorageUnavailable(String),
     /// `503`: the dataset exists but has no version to serve (never ingested, or its ingest failed).
     #[error("{0}")]
     Unavailable(String),
@@ -75,10 +82,10 @@ pub enum Error {
     Arrow(#[from] arrow::error::ArrowError),
     /// `500`: the Parquet writer or reader failed.
     #[error("parquet: {0}")]
-    Parquet(#[from] parquet::errors::ParquetError),
-    /// `500`: object storage failed.
+    Parquet(parquet::errors::ParquetError),
+    /// `500`: object storage failed (other than by being unavailable).
     #[error("storage: {0}")]
-    Storage(#[from] object_store::Error),
+    Storage(object_store::Error),
     /// `500`: local I/O failed.
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
@@ -110,6 +117,52 @@ impl From<DataFusionError> for Error {
     }
 }
 
+impl From<object_store::Error> for Error {
+    fn from(err: object_store::Error) -> Self {
+        match err {
+            // What the S3 client raises once its retries with backoff are spent: a server error,
+            // a connection refused or reset, a timeout.
+            object_store::Error::Generic { .. } if !refused_request(&err) => {
+                Error::StorageUnavailable(err.to_string())
+            }
+            other => Error::Storage(other),
+        }
+    }
+}
+
+/// Whether the store answered the request with a 4xx (a missing bucket, refused credentials):
+/// the request's or the set-up's fault, not an outage, and not retried. object_store keeps the
+/// status in a type it does not export, so it is read from the error's text, which its
+/// `RetryError` writes as `… non-2xx status code: 404 Not Found: <body>`.
+pub fn refused_request(err: &object_store::Error) -> bool {
+    err.to_string().contains("status code: 4")
+}
+
+impl From<parquet::errors::ParquetError> for Error {
+    fn from(err: parquet::errors::ParquetError) -> Self {
+        match storage_failure(&err) {
+            Some(why) => Error::StorageUnavailable(why),
+            None => Error::Parquet(err),
+        }
+    }
+}
+
+/// The description of an unavailable object store somewhere in an error's chain of sources
+/// (a Parquet read or a query that failed because the storage did not answer).
+fn storage_failure(err: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut next = Some(err);
+    while let Some(e) = next {
+        if let Some(e @ object_store::Error::Generic { .. }) =
+            e.downcast_ref::<object_store::Error>()
+            && !refused_request(e)
+        {
+            return Some(e.to_string());
+        }
+        next = e.source();
+    }
+    None
+}
+
 impl Error {
     pub fn bad_request(msg: impl Into<String>) -> Self {
         Error::BadRequest(msg.into())
@@ -123,6 +176,9 @@ impl Error {
     /// schema errors are the request's fault (400), an error of ours that travelled through the
     /// engine is itself again, everything else is the engine's (500).
     pub fn from_engine(err: DataFusionError) -> Self {
+        if let Some(why) = storage_failure(&err) {
+            return Error::StorageUnavailable(why);
+        }
         match err.find_root() {
             DataFusionError::ResourcesExhausted(_) => Error::Overloaded(
                 "the query needs more memory than its budget allows; add filters or select fewer columns".into(),
@@ -132,6 +188,11 @@ impl Error {
             }
             _ => Error::Engine(err),
         }
+    }
+
+    /// Whether another process holds the ingest lease this error met.
+    pub fn is_busy(&self) -> bool {
+        matches!(self.kind(), Error::Busy(_))
     }
 
     /// The error itself, looking through the wrappers that keep a status of their source.
@@ -158,7 +219,10 @@ impl Error {
             Error::UriTooLong(_) => StatusCode::URI_TOO_LONG,
             Error::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Error::Gone(_) => StatusCode::GONE,
-            Error::Overloaded(_) | Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Busy(_) => StatusCode::CONFLICT,
+            Error::Overloaded(_) | Error::Unavailable(_) | Error::StorageUnavailable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -180,6 +244,8 @@ impl Error {
             Error::Gone(_) => "urn:qanat:problem:version-gone",
             Error::Overloaded(_) => "urn:qanat:problem:overloaded",
             Error::Unavailable(_) => "urn:qanat:problem:unavailable",
+            Error::Busy(_) => "urn:qanat:problem:busy",
+            Error::StorageUnavailable(_) => "urn:qanat:problem:storage-unavailable",
             _ => "urn:qanat:problem:internal",
         }
     }
@@ -187,6 +253,10 @@ impl Error {
     /// What a client is told: the message, except for internal failures, whose detail goes to
     /// the log only.
     pub fn public_detail(&self) -> String {
+        if let Error::StorageUnavailable(why) = self.kind() {
+            tracing::error!(error = %why, "object storage unavailable");
+            return "object storage did not answer (retried with backoff); nothing was changed; try again shortly".to_string();
+        }
         if self.is_public() {
             self.to_string()
         } else {
@@ -200,7 +270,10 @@ impl Error {
         !self.status().is_server_error()
             || matches!(
                 self.kind(),
-                Error::Overloaded(_) | Error::Unavailable(_) | Error::Shed(_)
+                Error::Overloaded(_)
+                    | Error::Unavailable(_)
+                    | Error::Shed(_)
+                    | Error::StorageUnavailable(_)
             )
     }
 

@@ -29,6 +29,9 @@ use crate::dataset::manifest::{Manifest, Pointer};
 use crate::dataset::schema::{Column, arrow_schema, file_order};
 use crate::error::{Error, Result};
 
+mod lease;
+pub use lease::{LEASE_FILE, Lease};
+
 /// A dataset's pointer as read: what it names, and the validators to ask next time whether it
 /// changed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,8 +60,14 @@ pub struct Storage {
 
 impl Storage {
     /// Opens the storage a URL names: a plain or `file://` path, `memory://` or `s3://bucket/prefix`
-    /// (credentials and region from the usual `AWS_*` environment variables).
+    /// (credentials, region and endpoint from the usual `AWS_*` environment variables).
     pub fn open(spec: &str) -> Result<Self> {
+        Self::open_with(spec, &[])
+    }
+
+    /// [`Storage::open`], with S3 options laid over the environment's (`endpoint`,
+    /// `allow_http`, `access_key_id`, …: object_store's `AmazonS3ConfigKey` names).
+    pub fn open_with(spec: &str, s3_options: &[(&str, &str)]) -> Result<Self> {
         let bad = |why: String| Error::Config(format!("--storage `{spec}`: {why}"));
         let parsed = Url::parse(spec).ok().filter(|u| u.scheme().len() > 1);
         match parsed.as_ref().map(Url::scheme) {
@@ -91,10 +100,16 @@ impl Storage {
             Some("s3") => {
                 let url = parsed.expect("matched above");
                 let bucket = url.host_str().ok_or_else(|| bad("no bucket name".into()))?;
-                let store = object_store::aws::AmazonS3Builder::from_env()
+                let mut builder = object_store::aws::AmazonS3Builder::from_env()
                     .with_bucket_name(bucket)
-                    .build()
-                    .map_err(|e| bad(e.to_string()))?;
+                    .with_retry(retry_config());
+                for (key, value) in s3_options {
+                    let key = key
+                        .parse()
+                        .map_err(|e: object_store::Error| bad(e.to_string()))?;
+                    builder = builder.with_config(key, *value);
+                }
+                let store = builder.build().map_err(|e| bad(e.to_string()))?;
                 Ok(Storage {
                     store: Arc::new(store),
                     root: Path::from(url.path().trim_matches('/')),
@@ -109,6 +124,40 @@ impl Storage {
                 "scheme `{other}` is not supported (use a path, file://, memory:// or s3://bucket/prefix)"
             ))),
         }
+    }
+
+    /// Checks at start that the storage answers, with a message that says what to fix: a
+    /// bucket that does not exist, credentials it refuses, an endpoint that does not answer.
+    pub async fn check(&self, spec: &str) -> Result<()> {
+        let bucket = self.base_url.host_str().unwrap_or_default();
+        let why = match self.store.list_with_delimiter(Some(&self.root)).await {
+            Ok(_) => return Ok(()),
+            Err(e) => {
+                let text = e.to_string();
+                if matches!(e, object_store::Error::NotFound { .. })
+                    || text.contains("NoSuchBucket")
+                {
+                    format!(
+                        "bucket `{bucket}` does not exist (create it, or name an existing bucket)"
+                    )
+                } else if matches!(
+                    e,
+                    object_store::Error::PermissionDenied { .. }
+                        | object_store::Error::Unauthenticated { .. }
+                ) || text.contains("status code: 401")
+                    || text.contains("status code: 403")
+                {
+                    format!(
+                        "the storage refused the credentials (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or the role's): {text}"
+                    )
+                } else if crate::error::refused_request(&e) {
+                    format!("the storage refused the request: {text}")
+                } else {
+                    format!("the storage did not answer: {text}")
+                }
+            }
+        };
+        Err(Error::Config(format!("--storage `{spec}`: {why}")))
     }
 
     pub fn dataset_dir(&self, id: &str) -> Path {
@@ -375,6 +424,18 @@ impl Storage {
             .put(path, PutPayload::from(Bytes::from(body)))
             .await?;
         Ok(())
+    }
+}
+
+/// Retries of a failed S3 request (5xx, 429, a connection reset or refused): with backoff from
+/// 100 ms, doubling, six times, within 15 s; then the error reaches the caller (a `503` for a
+/// request, a failed ingest that publishes nothing). object_store's default waits up to 3
+/// minutes, which a query's deadline would cut anyway.
+fn retry_config() -> object_store::RetryConfig {
+    object_store::RetryConfig {
+        backoff: object_store::BackoffConfig::default(),
+        max_retries: 6,
+        retry_timeout: std::time::Duration::from_secs(15),
     }
 }
 

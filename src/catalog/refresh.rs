@@ -203,6 +203,8 @@ impl Catalog {
                     }
                 }
             }
+            // Another process is ingesting it: the watcher serves what it publishes.
+            Err(e) if e.is_busy() => tracing::info!(dataset = %id, "{e}"),
             Err(e) => {
                 // The previous version stays served; the dataset's metadata says why it is stale.
                 tracing::warn!(dataset = %id, error = %e, "refresh failed");

@@ -199,6 +199,7 @@ pub async fn harvest(
     let mut plan = Plan::new(dir, &key, site.clone())?;
     plan.compare(listing, settings.ingest.max_download_bytes)?;
     let storage = Storage::open(&settings.storage)?;
+    storage.check(&settings.storage).await?;
     plan.retire(&storage, settings.ingest.keep_replaced_ms)
         .await?;
     if options.ingest {

@@ -74,7 +74,22 @@ async fn refresh(
         .into_iter()
         .find(|(d, _)| *d == id)
         .ok_or_else(|| Error::internal("an ingest of one dataset reported nothing"))?;
+    let version = state
+        .catalog
+        .loaded(&id)
+        .ok()
+        .map(|l| l.manifest.version.clone());
     let body = match outcome {
+        // Another process is ingesting it: its version is served once published.
+        Err(e) if e.is_busy() => {
+            let body = json!({
+                "dataset": id,
+                "outcome": "busy",
+                "version": version,
+                "error": e.to_string(),
+            });
+            return Ok((axum::http::StatusCode::CONFLICT, Json(body)).into_response());
+        }
         Ok(o) => {
             let m = o.manifest();
             json!({
@@ -89,7 +104,7 @@ async fn refresh(
         Err(e) => json!({
             "dataset": id,
             "outcome": "failed",
-            "version": state.catalog.loaded(&id).ok().map(|l| l.manifest.version.clone()),
+            "version": version,
             "error": e.to_string(),
         }),
     };

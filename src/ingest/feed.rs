@@ -31,15 +31,11 @@ pub async fn ingest_feed(
     settings: &IngestSettings,
     force: bool,
 ) -> Result<FeedOutcome> {
-    run(spec, storage, settings, force)
-        .await
-        .map_err(|e| match e {
-            Error::Ingest { .. } => e,
-            other => Error::Ingest {
-                id: spec.id.clone(),
-                source: Box::new(other),
-            },
-        })
+    // One lease for the feed: its files are written and published together.
+    super::leased(storage, &spec.id, settings, async |lease| {
+        run(spec, storage, settings, force, lease).await
+    })
+    .await
 }
 
 /// What decides whether a stored feed version still holds: the dataset file's reading options
@@ -57,6 +53,7 @@ async fn run(
     storage: &Storage,
     settings: &IngestSettings,
     force: bool,
+    lease: &crate::storage::Lease,
 ) -> Result<FeedOutcome> {
     let started = Instant::now();
     let options_digest = digest(spec);
@@ -137,11 +134,13 @@ async fn run(
         warnings,
     };
     storage.write_feed_manifest(&manifest).await?;
-    if !storage.switch_current(&spec.id, &version).await? {
+    let confirmed = lease.confirm().await;
+    if confirmed.is_err() || !storage.switch_current(&spec.id, &version).await? {
         for m in &members {
             let _ = storage.delete_version(&m.id, &version).await;
         }
         let _ = storage.delete_version(&spec.id, &version).await;
+        confirmed?;
         return match storage.current_feed(&spec.id).await? {
             Some(newer) => unchanged(storage, newer).await,
             None => Err(Error::internal("the newer feed version has no manifest")),

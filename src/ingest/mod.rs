@@ -82,14 +82,37 @@ pub async fn ingest(
     settings: &IngestSettings,
     force: bool,
 ) -> Result<Outcome> {
+    leased(storage, &spec.id, settings, async |lease| {
+        run(spec, storage, settings, force, lease).await
+    })
+    .await
+}
+
+/// Runs `work` holding the ingest lease of dataset (or feed) `id`: one process ingests a
+/// dataset at a time, whatever the number of servers and `qanat ingest` runs over the storage.
+/// Its errors are the ingest's of `id`.
+pub(crate) async fn leased<T>(
+    storage: &Storage,
+    id: &str,
+    settings: &IngestSettings,
+    work: impl AsyncFnOnce(&crate::storage::Lease) -> Result<T>,
+) -> Result<T> {
     let wrap = |e: Error| match e {
         Error::Ingest { .. } => e,
         other => Error::Ingest {
-            id: spec.id.clone(),
+            id: id.to_string(),
             source: Box::new(other),
         },
     };
-    run(spec, storage, settings, force).await.map_err(wrap)
+    let what = std::env::args()
+        .nth(1)
+        .map(|command| format!("qanat {command}"))
+        .unwrap_or_else(|| "qanat".into());
+    let ttl = std::time::Duration::from_millis(settings.lease_ms.max(1_000));
+    let lease = storage.take_lease(id, ttl, &what).await.map_err(wrap)?;
+    let outcome = work(&lease).await.map_err(wrap);
+    lease.release().await;
+    outcome
 }
 
 async fn run(
@@ -97,6 +120,7 @@ async fn run(
     storage: &Storage,
     settings: &IngestSettings,
     force: bool,
+    lease: &crate::storage::Lease,
 ) -> Result<Outcome> {
     let started = Instant::now();
     let options_digest = spec.read_options_digest();
@@ -131,6 +155,10 @@ async fn run(
         )));
     }
     storage.write_manifest(&manifest).await?;
+    if let Err(e) = lease.confirm().await {
+        let _ = storage.delete_version(&spec.id, &manifest.version).await;
+        return Err(e);
+    }
     if !storage.switch_current(&spec.id, &manifest.version).await? {
         // Another process published a newer version while this one was written: it stays.
         let _ = storage.delete_version(&spec.id, &manifest.version).await;

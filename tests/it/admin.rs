@@ -118,3 +118,52 @@ async fn the_status_lists_failed_ingests_and_a_failed_refresh_says_why() {
     assert!(v["error"].as_str().unwrap().contains("missing.csv"), "{v}");
     assert_eq!(v["version"], serde_json::Value::Null);
 }
+
+#[tokio::test]
+async fn a_refresh_while_another_process_ingests_is_a_409_that_names_it() {
+    let keys_dir = tempfile::tempdir().unwrap();
+    let app = app_with_keys(keys_dir.path()).await;
+    let served = app
+        .state
+        .catalog
+        .loaded("t")
+        .unwrap()
+        .manifest
+        .version
+        .clone();
+    let lease = app.storage_dir().join("t").join("lease.json");
+    let until = chrono::Utc::now().timestamp_millis() + 3_600_000;
+    std::fs::write(
+        &lease,
+        serde_json::json!({"host": "replica-b", "pid": 4242, "what": "qanat ingest",
+            "token": "theirs", "expires_ms": until})
+        .to_string(),
+    )
+    .unwrap();
+    let r = post(
+        &app,
+        "/api/datasets/t/refresh?force=true",
+        Some("s3cret-key"),
+    )
+    .await;
+    assert_eq!(r.status, 409, "{}", r.text());
+    let v = r.json();
+    assert_eq!(v["outcome"], "busy");
+    assert_eq!(v["version"], served.as_str());
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .contains("is being ingested by qanat ingest (process 4242 on replica-b"),
+        "{v}"
+    );
+    // Let go: the refresh runs.
+    std::fs::remove_file(&lease).unwrap();
+    let r = post(
+        &app,
+        "/api/datasets/t/refresh?force=true",
+        Some("s3cret-key"),
+    )
+    .await;
+    assert_eq!(r.json()["outcome"], "ingested", "{}", r.text());
+}
