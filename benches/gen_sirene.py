@@ -2,14 +2,16 @@
 """Writes a Sirene-shaped CSV: the establishments file of INSEE's Sirene register, in its shape
 but with made-up values (the real file is 6 GB and not available offline).
 
-usage: gen_sirene.py OUT.csv [ROWS]   (default 10,000,000 rows, about 1 GB; ~2 min)
+usage: gen_sirene.py OUT.csv [ROWS]   (default 30,000,000 rows, about 4.5 GB; ~10 min)
 
-Twelve columns, as the published `StockEtablissement` has them: 14-digit `siret` (the 9-digit
+Fifteen columns, as the published `StockEtablissement` (and its geolocated edition) has them:
+14-digit `siret` (the 9-digit
 `siren` and 5-digit `nic`), ordered by `siren` as INSEE publishes it; commune and postal codes
 that keep their leading zeros (`01053`, `2A004`, about 35,000 communes, big ones more frequent);
 creation dates from 1950 on (half of them after 2010); an activity code (`62.01Z`, ~700 values);
 a staff-size band (`NN`, `00`, `01`…); an administrative state (`A`/`F`); the last processing
-datetime. Deterministic: the same ROWS give the same bytes.
+datetime; a sign name (`enseigne1Etablissement`, empty for two thirds, as published); and the
+`latitude`/`longitude` of the establishment, around its commune's centre. Deterministic: the same ROWS give the same bytes.
 """
 import random
 import sys
@@ -24,13 +26,25 @@ def communes(rng):
             code = d + (f"{n:03d}" if len(d) == 2 else f"{n:02d}")
             post = (d if d[0].isdigit() else "20") + f"{rng.randrange(0, 1000):03d}"
             post = post[:5]
-            out.append((code, post, f"COMMUNE {code}"))
+            # Metropolitan France's box for the mainland codes, rough boxes overseas.
+            lat, lon = {"971": (16.2, -61.5), "972": (14.6, -61.0), "973": (4.9, -52.3),
+                        "974": (-21.1, 55.5), "976": (-12.8, 45.2)}.get(
+                d, (rng.uniform(42.5, 50.9), rng.uniform(-4.5, 7.8)))
+            out.append((code, post, f"COMMUNE {code}", lat, lon))
     return out
+
+
+TRADES = ["BOULANGERIE", "PHARMACIE", "GARAGE", "CAFE", "RESTAURANT", "COIFFURE", "BOUCHERIE",
+          "TABAC", "HOTEL", "PLOMBERIE", "CABINET", "EPICERIE", "LIBRAIRIE", "FLEURS", "AUTO-ECOLE"]
+NAMES = ["MARTIN", "BERNARD", "DUBOIS", "THOMAS", "ROBERT", "RICHARD", "PETIT", "DURAND", "LEROY",
+         "MOREAU", "SIMON", "LAURENT", "LEFEBVRE", "MICHEL", "GARCIA", "DAVID", "BERTRAND", "ROUX",
+         "VINCENT", "FOURNIER", "MOREL", "GIRARD", "ANDRE", "MERCIER", "DUPONT", "LAMBERT", "BONNET",
+         "FRANCOIS", "MARTINEZ", "LEGRAND", "DU CENTRE", "DE LA GARE", "DU PORT", "DES HALLES"]
 
 
 def main():
     out = sys.argv[1]
-    rows = int(sys.argv[2]) if len(sys.argv) > 2 else 10_000_000
+    rows = int(sys.argv[2]) if len(sys.argv) > 2 else 30_000_000
     rng = random.Random(2026)
     towns = communes(rng)
     # Big towns hold more establishments: a Zipf-like weight by rank.
@@ -47,7 +61,7 @@ def main():
         f.write("siren,nic,siret,statutDiffusionEtablissement,dateCreationEtablissement,"
                 "trancheEffectifsEtablissement,activitePrincipaleEtablissement,codePostalEtablissement,"
                 "codeCommuneEtablissement,libelleCommuneEtablissement,etatAdministratifEtablissement,"
-                "dateDernierTraitementEtablissement\n")
+                "dateDernierTraitementEtablissement,enseigne1Etablissement,latitude,longitude\n")
         done = 0
         while done < rows:
             n = min(chunk, rows - done)
@@ -66,14 +80,16 @@ def main():
                     nic += rng.randrange(1, 40)
                 s = f"{siren:09d}"
                 ni = f"{nic:05d}"
-                code, post, name = town[i]
+                code, post, name, lat, lon = town[i]
                 created = f"{year[i]}-{rng.randrange(1, 13):02d}-{rng.randrange(1, 29):02d}"
                 closed = "F" if rng.random() < 0.35 else "A"
                 diffusion = "P" if rng.random() < 0.03 else "O"
                 touched = (f"20{rng.randrange(17, 26)}-{rng.randrange(1, 13):02d}-{rng.randrange(1, 29):02d}"
                            f"T{rng.randrange(0, 24):02d}:{rng.randrange(0, 60):02d}:{rng.randrange(0, 60):02d}")
+                sign = (f"{rng.choice(TRADES)} {rng.choice(NAMES)}" if rng.random() < 0.33 else "")
                 lines.append(f"{s},{ni},{s}{ni},{diffusion},{created},{band[i]},{act[i]},{post},{code},"
-                             f"{name},{closed},{touched}\n")
+                             f"{name},{closed},{touched},{sign},"
+                             f"{lat + rng.uniform(-0.03, 0.03):.6f},{lon + rng.uniform(-0.03, 0.03):.6f}\n")
             f.write("".join(lines))
             done += n
 

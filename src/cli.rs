@@ -85,6 +85,12 @@ pub enum Command {
     },
     /// Print the OpenAPI document of the current catalog
     Openapi,
+    /// Ask the server at `--addr` (or URL) for `/health`: exit 0 when it answers 200, 1
+    /// otherwise (a container's health check; the image has no curl)
+    Health {
+        /// Base URL of the server (default: http:// and `--addr`, with 127.0.0.1 for 0.0.0.0)
+        url: Option<String>,
+    },
     /// Read a CSV file as ingest would (nothing is stored) and write the resulting table as CSV,
     /// to see how qanat reads a file: the report goes to stderr
     Export {
@@ -211,6 +217,35 @@ pub async fn run(cli: Cli, settings: Settings) -> Result<ExitCode> {
             Ok(report(&results))
         }
         Command::Serve { files, read_only } => serve(settings, files, *read_only).await,
+        Command::Health { url } => health(&settings, url.as_deref()).await,
+    }
+}
+
+/// One `GET /health`, within 3 seconds.
+async fn health(settings: &Settings, url: Option<&str>) -> Result<ExitCode> {
+    let base = match url {
+        Some(u) => u.trim_end_matches('/').to_string(),
+        None => {
+            let mut addr = settings.addr;
+            if addr.ip().is_unspecified() {
+                addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+            }
+            format!("http://{addr}")
+        }
+    };
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(3))
+        .build()?;
+    match client.get(format!("{base}/health")).send().await {
+        Ok(r) if r.status().is_success() => Ok(ExitCode::SUCCESS),
+        Ok(r) => {
+            eprintln!("{base}/health answered {}", r.status());
+            Ok(ExitCode::FAILURE)
+        }
+        Err(e) => {
+            eprintln!("{base}/health: {e}");
+            Ok(ExitCode::FAILURE)
+        }
     }
 }
 

@@ -104,8 +104,10 @@ pub(crate) async fn leased<T>(
             source: Box::new(other),
         },
     };
+    // Who holds it, for the message another process shows: the command this one runs.
     let what = std::env::args()
-        .nth(1)
+        .skip(1)
+        .find(|a| ["serve", "ingest", "harvest"].contains(&a.as_str()))
         .map(|command| format!("qanat {command}"))
         .unwrap_or_else(|| "qanat".into());
     let ttl = std::time::Duration::from_millis(settings.lease_ms.max(1_000));

@@ -331,7 +331,13 @@ impl Executor {
                             answered = "parquet_ordered";
                             Some(page)
                         }
-                        None => self.positioned_page(v, q).await?,
+                        None => match self.listed_sorted_page(v, q).await? {
+                            Some(page) => {
+                                answered = "parquet_postings";
+                                Some(page)
+                            }
+                            None => self.positioned_page(v, q).await?,
+                        },
                     },
                 };
                 match read {

@@ -275,20 +275,218 @@ impl Executor {
             let Some(batches) = in_order(&file, &page.rows, &columns).await? else {
                 return Ok(None);
             };
-            let after = match page.last {
-                Some((key, row)) => Some(After {
-                    keys: vec![match key {
-                        Some(k) => k,
-                        None => ScalarValue::try_from(&data_type)?,
-                    }],
-                    row: i64::from(row),
-                }),
-                None => None,
-            };
+            let after = page_cursor(page.last, &data_type)?;
             Ok::<_, Error>(Some((batches, page.total, after)))
         };
         self.engine.run_async(read).await
     }
+}
+
+/// Rows a posting list may give a sorted page: their sort keys are read at their positions and
+/// sorted in memory. Above it, the plan's scan of the two columns is the cheaper way.
+const LISTED_SORT_ROWS: u64 = 200_000;
+
+impl Executor {
+    /// A page sorted on one column under one equality or `in` on a column with posting lists
+    /// (a commune's establishments, newest first): the lists give every matching row, the sort
+    /// column is read at those rows alone and sorted with the row as tie-break (the plan's
+    /// order), and the page's rows are read at their positions. `None` when the query is of
+    /// another shape, the column has no lists, or more than [`LISTED_SORT_ROWS`] rows match.
+    pub(super) async fn listed_sorted_page(
+        &self,
+        v: &Loaded,
+        q: &DataQuery,
+    ) -> Result<Option<RowsPage>> {
+        let [sort] = q.sorts.as_slice() else {
+            return Ok(None);
+        };
+        let unsorted = DataQuery {
+            sorts: Vec::new(),
+            ..q.clone()
+        };
+        let Some((column, values)) = listed(&unsorted) else {
+            return Ok(None);
+        };
+        let Some(postings) = self.postings(v).await?.filter(|p| p.has(column)) else {
+            return Ok(None);
+        };
+        let Some(file) = self.file_rows(v).await? else {
+            return Ok(None);
+        };
+        let orders = self
+            .read_once(&v.orders, v, |storage, manifest| async move {
+                Orders::open(&storage, &manifest).await
+            })
+            .await?
+            .filter(|o| o.has(&sort.key));
+        let data_type = v.manifest.schema.iter().find(|c| c.name == sort.key);
+        let Some(data_type) = data_type.map(|c| c.arrow_type()) else {
+            return Ok(None);
+        };
+        let (column, sort) = (column.to_string(), sort.clone());
+        let values: Vec<String> = values.into_iter().map(str::to_string).collect();
+        let after = q.cursor.as_ref().and_then(|c| c.after.clone());
+        let (_, skip) = q.start()?;
+        let (columns, size, rows) = (output_columns(v, q), q.page_size as usize, v.manifest.rows);
+        let read = async move {
+            let Some(m) = postings
+                .matches(&column, &values, None, 0, usize::MAX)
+                .await?
+            else {
+                return Ok(None);
+            };
+            // Walking the sort column's order for members costs about a position per
+            // `rows / matches` for each row kept; reading the keys of every match costs a
+            // random read each. The cheaper one answers.
+            let kept = (skip + size).max(1) as u64;
+            let walked = kept.saturating_mul(rows) / m.total.max(1);
+            let by_order = match &orders {
+                Some(o) if walked < 4 * m.total => {
+                    o.page_of(&sort, &data_type, &m.rows, after.as_ref(), skip, size)
+                        .await?
+                }
+                _ => None,
+            };
+            let (positions, last) = match by_order {
+                Some(page) => (page.rows, page_cursor(page.last, &data_type)?),
+                None if m.total <= LISTED_SORT_ROWS => {
+                    let key = std::slice::from_ref(&sort.key);
+                    let Some(keys) = file.rows_at(&m.rows, key).await? else {
+                        return Ok(None);
+                    };
+                    match sorted_slice(&keys, &sort, after.as_ref(), skip, size)? {
+                        Some(slice) => slice,
+                        None => return Ok(None),
+                    }
+                }
+                None => return Ok(None),
+            };
+            let Some(batches) = in_order(&file, &positions, &columns).await? else {
+                return Ok(None);
+            };
+            Ok::<_, Error>(Some((batches, m.total, last)))
+        };
+        self.engine.run_async(read).await
+    }
+}
+
+/// The cursor of an ordered page's last row (a row without a value keyed by a typed null).
+fn page_cursor(
+    last: Option<(Option<ScalarValue>, u32)>,
+    data_type: &DataType,
+) -> Result<Option<After>> {
+    Ok(match last {
+        Some((key, row)) => Some(After {
+            keys: vec![match key {
+                Some(k) => k,
+                None => ScalarValue::try_from(data_type)?,
+            }],
+            row: i64::from(row),
+        }),
+        None => None,
+    })
+}
+
+/// The positions of a page of rows whose sort keys these batches hold (with their row numbers):
+/// ordered by the key as `sort` says, then by row; starting after the cursor's key and row, or
+/// past `skip`; with the cursor of the page's last row. `None` when a batch lacks a column.
+fn sorted_slice(
+    keys: &[RecordBatch],
+    sort: &super::request::Sort,
+    after: Option<&After>,
+    skip: usize,
+    size: usize,
+) -> Result<Option<(Vec<u32>, Option<After>)>> {
+    use arrow::compute::{SortColumn, SortOptions, lexsort_to_indices};
+    let Some(first) = keys.first() else {
+        return Ok(Some((Vec::new(), None)));
+    };
+    let all = arrow::compute::concat_batches(&first.schema(), keys)?;
+    let (Some(key), Some(rows)) = (
+        all.column_by_name(&sort.key),
+        all.column_by_name(crate::dataset::schema::ROW_COLUMN),
+    ) else {
+        return Ok(None);
+    };
+    let rows = arrow::compute::cast(rows, &DataType::Int64)?;
+    let rows = rows.as_any().downcast_ref::<Int64Array>().expect("cast");
+    let options = SortOptions {
+        descending: sort.descending,
+        nulls_first: sort.nulls_first,
+    };
+    let order = lexsort_to_indices(
+        &[
+            SortColumn {
+                values: Arc::clone(key),
+                options: Some(options),
+            },
+            SortColumn {
+                values: Arc::new(rows.clone()),
+                options: None,
+            },
+        ],
+        None,
+    )?;
+    let at = |i: u32| -> Result<(ScalarValue, i64)> {
+        Ok((
+            ScalarValue::try_from_array(key, i as usize)?,
+            rows.value(i as usize),
+        ))
+    };
+    // The first row past the cursor, in the sort's order (keys compared as the sort compares
+    // them: nulls where `nulls_first` puts them, values reversed when descending).
+    let start = match after {
+        Some(a) => {
+            let cursor = (a.keys.first().cloned().unwrap_or(ScalarValue::Null), a.row);
+            let mut lo = 0;
+            let mut hi = order.len();
+            while lo < hi {
+                let mid = (lo + hi) / 2;
+                let here = at(order.value(mid))?;
+                if compare(&here, &cursor, &options).is_le() {
+                    lo = mid + 1;
+                } else {
+                    hi = mid;
+                }
+            }
+            lo
+        }
+        None => skip.min(order.len()),
+    };
+    let page: Vec<u32> = order.values()[start..].iter().take(size).copied().collect();
+    let last = match page.last() {
+        Some(i) => {
+            let (k, row) = at(*i)?;
+            Some(After { keys: vec![k], row })
+        }
+        None => None,
+    };
+    let positions = page
+        .iter()
+        .map(|i| rows.value(*i as usize) as u32)
+        .collect();
+    Ok(Some((positions, last)))
+}
+
+/// Two (key, row) pairs in a sort's order.
+fn compare(
+    a: &(ScalarValue, i64),
+    b: &(ScalarValue, i64),
+    options: &arrow::compute::SortOptions,
+) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    let keys = match (a.0.is_null(), b.0.is_null()) {
+        (true, true) => Ordering::Equal,
+        (true, false) if options.nulls_first => Ordering::Less,
+        (true, false) => Ordering::Greater,
+        (false, true) if options.nulls_first => Ordering::Greater,
+        (false, true) => Ordering::Less,
+        (false, false) => {
+            let o = a.0.partial_cmp(&b.0).unwrap_or(Ordering::Equal);
+            if options.descending { o.reverse() } else { o }
+        }
+    };
+    keys.then(a.1.cmp(&b.1))
 }
 
 /// The rows at these positions, in this order (read ascending, then put back), without their

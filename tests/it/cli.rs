@@ -136,6 +136,25 @@ fn serve_a_csv_that_is_in_no_catalog() {
         v["data"],
         serde_json::json!([{"stop": "002", "ville": "Marrakech"}])
     );
+    // The container's health check: 0 while it serves, 1 with what failed where nothing does.
+    let health = |addr: &str| {
+        qanat(&dir.path().join("store"))
+            .args(["health", "--addr", addr])
+            .output()
+            .unwrap()
+    };
+    assert!(health(&addr).status.success());
+    let closed = format!("127.0.0.1:{}", {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    });
+    let out = health(&closed);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(&format!("http://{closed}/health")),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// A minimal HTTP/1.1 GET, so this test needs no async runtime.
