@@ -176,6 +176,9 @@ pub struct Executor {
     partitions: usize,
     /// Decoded blocks of the Parquet files pages are read from.
     pub(super) page_cache: Arc<PageCache>,
+    /// Ranges of sidecar files read (posting lists, order blocks), kept within a quarter of the
+    /// page cache's budget.
+    pub(super) ranges: Arc<super::ranges::RangeCache>,
     /// Turns for the queries computed at once.
     gate: Gate,
 }
@@ -197,6 +200,7 @@ impl Executor {
             budget: Budget::new(resident_bytes),
             partitions: limits.query_threads,
             page_cache: PageCache::new(page_cache_bytes),
+            ranges: super::ranges::RangeCache::new(page_cache_bytes / 4),
             gate,
         })
     }

@@ -161,8 +161,9 @@ impl Executor {
 
     /// The version's posting-list sidecar, read once.
     pub(super) async fn postings(&self, v: &Loaded) -> Result<Option<Arc<Postings>>> {
+        let ranges = Arc::clone(&self.ranges);
         self.read_once(&v.postings, v, |storage, manifest| async move {
-            Postings::open(&storage, &manifest).await
+            Postings::open(&storage, &manifest, ranges).await
         })
         .await
     }
@@ -247,8 +248,9 @@ impl Executor {
             return Ok(None);
         }
         let orders = self
-            .read_once(&v.orders, v, |storage, manifest| async move {
-                Orders::open(&storage, &manifest).await
+            .read_once(&v.orders, v, |storage, manifest| {
+                let ranges = Arc::clone(&self.ranges);
+                async move { Orders::open(&storage, &manifest, ranges).await }
             })
             .await?;
         let Some(orders) = orders.filter(|o| o.has(&sort.key)) else {
@@ -314,8 +316,9 @@ impl Executor {
             return Ok(None);
         };
         let orders = self
-            .read_once(&v.orders, v, |storage, manifest| async move {
-                Orders::open(&storage, &manifest).await
+            .read_once(&v.orders, v, |storage, manifest| {
+                let ranges = Arc::clone(&self.ranges);
+                async move { Orders::open(&storage, &manifest, ranges).await }
             })
             .await?
             .filter(|o| o.has(&sort.key));

@@ -26,6 +26,7 @@ pub mod page_cache;
 pub mod params;
 pub mod plan;
 mod prune;
+pub mod ranges;
 pub mod request;
 pub mod resident;
 pub mod search;

@@ -9,10 +9,11 @@ use std::sync::Arc;
 
 use arrow::datatypes::DataType;
 use datafusion::scalar::ScalarValue;
+use object_store::ObjectStore;
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt};
 
 use super::cursor::After;
+use super::ranges::RangeCache;
 use super::request::{Filter, Op, Sort};
 use super::sidecar::contents_of;
 use crate::dataset::manifest::Manifest;
@@ -24,6 +25,7 @@ use crate::storage::Storage;
 pub struct Orders {
     store: Arc<dyn ObjectStore>,
     path: Path,
+    ranges: Arc<RangeCache>,
     entries: Vec<Entry>,
 }
 
@@ -44,13 +46,18 @@ struct Walk<'a> {
 
 impl Orders {
     /// The sidecar of a version, `None` when it has none.
-    pub async fn open(storage: &Storage, manifest: &Manifest) -> Result<Option<Self>> {
+    pub async fn open(
+        storage: &Storage,
+        manifest: &Manifest,
+        ranges: Arc<RangeCache>,
+    ) -> Result<Option<Self>> {
         let Some((store, path, toc)) = contents_of(storage, manifest, ORDERS_FILE).await? else {
             return Ok(None);
         };
         Ok(Some(Orders {
             store,
             path,
+            ranges,
             entries: read_contents(&toc)?,
         }))
     }
@@ -221,11 +228,8 @@ impl Walk<'_> {
             return Ok((Vec::new(), Vec::new()));
         }
         let (blocks, bytes) = self.entry.blocks_of(at.start, at.end);
-        let read = self
-            .orders
-            .store
-            .get_range(&self.orders.path, bytes)
-            .await?;
+        let o = self.orders;
+        let read = o.ranges.get(&o.store, &o.path, bytes).await?;
         let (mut keys, mut rows) = (Vec::new(), Vec::new());
         let first = self.entry.blocks[blocks.start as usize];
         for b in blocks.clone() {

@@ -205,8 +205,9 @@ impl Executor {
             return Ok(Cow::Borrowed(q));
         }
         let index = self
-            .read_once(&v.words, v, |storage, manifest| async move {
-                Postings::open_named(&storage, &manifest, WORDS_FILE).await
+            .read_once(&v.words, v, |storage, manifest| {
+                let ranges = Arc::clone(&self.ranges);
+                async move { Postings::open_named(&storage, &manifest, WORDS_FILE, ranges).await }
             })
             .await?;
         let Some(index) = index else {

@@ -12,10 +12,13 @@ use crate::dataset::postings::{Entry, Head, POSTINGS_FILE, decode, read_contents
 use crate::error::{Error, Result};
 use crate::storage::Storage;
 
+use super::ranges::RangeCache;
+
 /// The sidecar of one version.
 pub struct Postings {
     store: Arc<dyn ObjectStore>,
     path: Path,
+    ranges: Arc<RangeCache>,
     entries: Vec<Entry>,
     heads: tokio::sync::Mutex<HashMap<String, Arc<Head>>>,
 }
@@ -29,8 +32,12 @@ pub struct Matches {
 impl Postings {
     /// The sidecar of a version, `None` when it has none (a small table, or written before
     /// sidecars were).
-    pub async fn open(storage: &Storage, manifest: &Manifest) -> Result<Option<Self>> {
-        Self::open_named(storage, manifest, POSTINGS_FILE).await
+    pub async fn open(
+        storage: &Storage,
+        manifest: &Manifest,
+        ranges: Arc<RangeCache>,
+    ) -> Result<Option<Self>> {
+        Self::open_named(storage, manifest, POSTINGS_FILE, ranges).await
     }
 
     /// A sidecar of the same format under another name (the word index).
@@ -38,6 +45,7 @@ impl Postings {
         storage: &Storage,
         manifest: &Manifest,
         name: &str,
+        ranges: Arc<RangeCache>,
     ) -> Result<Option<Self>> {
         let Some((store, path, toc)) = contents_of(storage, manifest, name).await? else {
             return Ok(None);
@@ -45,6 +53,7 @@ impl Postings {
         Ok(Some(Postings {
             store,
             path,
+            ranges,
             entries: read_contents(&toc)?,
             heads: tokio::sync::Mutex::new(HashMap::new()),
         }))
@@ -59,9 +68,8 @@ impl Postings {
         if let Some(h) = heads.get(&entry.column) {
             return Ok(Arc::clone(h));
         }
-        let bytes = (self.store)
-            .get_range(&self.path, entry.start..entry.start + entry.head_len())
-            .await?;
+        let head = entry.start..entry.start + entry.head_len();
+        let bytes = self.ranges.get(&self.store, &self.path, head).await?;
         let head = Arc::new(Head::read(entry, &bytes)?);
         heads.insert(entry.column.clone(), Arc::clone(&head));
         Ok(head)
@@ -106,7 +114,7 @@ impl Postings {
         for i in found {
             let (from, to) = (lists + head.offsets[i], lists + head.offsets[i + 1]);
             let end = to.min(from.saturating_add((needed as u64).saturating_mul(5)));
-            let bytes = self.store.get_range(&self.path, from..end).await?;
+            let bytes = self.ranges.get(&self.store, &self.path, from..end).await?;
             rows.extend(decode(&bytes, needed));
         }
         // The values' rows are disjoint: their union in order is their sort.
