@@ -143,6 +143,11 @@ pub(super) fn listed(q: &DataQuery) -> Option<(&str, Vec<&str>)> {
     if !Resident::serves(q) || !q.groups.is_empty() {
         return None;
     }
+    equality(q)
+}
+
+/// The column and values of a query's one filter when it is an equality or `in` on text.
+pub(super) fn equality(q: &DataQuery) -> Option<(&str, Vec<&str>)> {
     let [f] = q.filters.as_slice() else {
         return None;
     };

@@ -12,7 +12,7 @@ use arrow::record_batch::RecordBatch;
 use super::cursor::After;
 use super::direct::{FileRows, row_at};
 use super::executor::{
-    Executor, Loaded, RowsPage, counted, last_position, listed, output_columns, rows_page,
+    Executor, Loaded, RowsPage, counted, equality, last_position, listed, output_columns, rows_page,
 };
 use super::ordered::Orders;
 use super::plan::hidden_columns;
@@ -168,6 +168,15 @@ impl Executor {
         .await
     }
 
+    /// The version's order sidecar, read once.
+    async fn orders(&self, v: &Loaded) -> Result<Option<Arc<Orders>>> {
+        let ranges = Arc::clone(&self.ranges);
+        self.read_once(&v.orders, v, |storage, manifest| async move {
+            Orders::open(&storage, &manifest, ranges).await
+        })
+        .await
+    }
+
     /// The version's Parquet file with its metadata, read once.
     pub(super) async fn file_rows(&self, v: &Loaded) -> Result<Option<Arc<FileRows>>> {
         let cache = Arc::clone(&self.page_cache);
@@ -247,13 +256,7 @@ impl Executor {
         if !q.groups.is_empty() || q.filters.iter().any(|f| f.column != sort.key) {
             return Ok(None);
         }
-        let orders = self
-            .read_once(&v.orders, v, |storage, manifest| {
-                let ranges = Arc::clone(&self.ranges);
-                async move { Orders::open(&storage, &manifest, ranges).await }
-            })
-            .await?;
-        let Some(orders) = orders.filter(|o| o.has(&sort.key)) else {
+        let Some(orders) = self.orders(v).await?.filter(|o| o.has(&sort.key)) else {
             return Ok(None);
         };
         let Some(file) = self.file_rows(v).await? else {
@@ -302,11 +305,10 @@ impl Executor {
         let [sort] = q.sorts.as_slice() else {
             return Ok(None);
         };
-        let unsorted = DataQuery {
-            sorts: Vec::new(),
-            ..q.clone()
-        };
-        let Some((column, values)) = listed(&unsorted) else {
+        if q.is_aggregate() || !q.groups.is_empty() {
+            return Ok(None);
+        }
+        let Some((column, values)) = equality(q) else {
             return Ok(None);
         };
         let Some(postings) = self.postings(v).await?.filter(|p| p.has(column)) else {
@@ -315,13 +317,7 @@ impl Executor {
         let Some(file) = self.file_rows(v).await? else {
             return Ok(None);
         };
-        let orders = self
-            .read_once(&v.orders, v, |storage, manifest| {
-                let ranges = Arc::clone(&self.ranges);
-                async move { Orders::open(&storage, &manifest, ranges).await }
-            })
-            .await?
-            .filter(|o| o.has(&sort.key));
+        let orders = self.orders(v).await?.filter(|o| o.has(&sort.key));
         let data_type = v.manifest.schema.iter().find(|c| c.name == sort.key);
         let Some(data_type) = data_type.map(|c| c.arrow_type()) else {
             return Ok(None);
