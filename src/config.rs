@@ -128,6 +128,11 @@ pub struct IngestSettings {
     /// lease is taken over once expired (at once on the same machine)
     #[arg(long, global = true, value_name = "MS", default_value_t = 60_000)]
     pub lease_ms: u64,
+    /// Memory the indexes built after the Parquet file (orders, posting lists, words, the
+    /// spatial grid) hold while they sort, in bytes; past it they sort in runs on the local disk
+    /// (`TMPDIR`), so an ingest's memory stays flat in the table's size
+    #[arg(long, global = true, value_name = "N", default_value_t = 512 * 1024 * 1024)]
+    pub sort_bytes: usize,
 }
 
 /// How the server meets its clients: load, rates, request sizes, keys, shutdown, logs (the
@@ -594,7 +599,7 @@ mod tests {
     #[test]
     fn every_key_is_a_flag_and_an_environment_variable() {
         let keys = leaf_keys();
-        assert_eq!(keys.len(), 36, "{keys:?}");
+        assert_eq!(keys.len(), 37, "{keys:?}");
         assert_eq!(keys["limits.max_page_size"], "max_page_size");
         let cmd = <Defaults as clap::CommandFactory>::command();
         for id in keys.values() {

@@ -127,6 +127,38 @@ impl BBox {
     }
 }
 
+/// The bounds of a set of points, and how many there are.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Extent {
+    pub min_lat: f64,
+    pub max_lat: f64,
+    pub min_lon: f64,
+    pub max_lon: f64,
+    pub points: usize,
+}
+
+impl Default for Extent {
+    fn default() -> Self {
+        Extent {
+            min_lat: 90.0,
+            max_lat: -90.0,
+            min_lon: 180.0,
+            max_lon: -180.0,
+            points: 0,
+        }
+    }
+}
+
+impl Extent {
+    pub fn add(&mut self, lat: f64, lon: f64) {
+        self.min_lat = self.min_lat.min(lat);
+        self.max_lat = self.max_lat.max(lat);
+        self.min_lon = self.min_lon.min(lon);
+        self.max_lon = self.max_lon.max(lon);
+        self.points += 1;
+    }
+}
+
 /// The spatial index: rows bucketed in a grid over the data's extent, sorted by cell.
 pub struct GridIndex {
     min_lat: f64,
@@ -149,32 +181,11 @@ impl GridIndex {
     /// eight points a cell.
     pub fn build(mut points: Vec<(f64, f64, u32)>) -> GridIndex {
         points.retain(|p| p.0.is_finite() && p.1.is_finite());
-        let (mut min_lat, mut max_lat, mut min_lon, mut max_lon) = (90.0, -90.0, 180.0, -180.0);
-        for &(lat, lon, _) in &points {
-            min_lat = f64::min(min_lat, lat);
-            max_lat = f64::max(max_lat, lat);
-            min_lon = f64::min(min_lon, lon);
-            max_lon = f64::max(max_lon, lon);
-        }
-        if points.is_empty() {
-            (min_lat, max_lat, min_lon, max_lon) = (0.0, 0.0, 0.0, 0.0);
-        }
-        let cells_wanted = (points.len() / 8).max(1) as f64;
-        let (h, w) = ((max_lat - min_lat).max(1e-9), (max_lon - min_lon).max(1e-9));
-        // Square-ish cells in degrees, as many as wanted, at most 65,535 a side.
-        let side = (h * w / cells_wanted).sqrt().max(1e-9);
-        let ny = ((h / side).ceil() as u32).clamp(1, 65_535);
-        let nx = ((w / side).ceil() as u32).clamp(1, 65_535);
-        let mut index = GridIndex {
-            min_lat,
-            min_lon,
-            cell_lat: h / f64::from(ny),
-            cell_lon: w / f64::from(nx),
-            nx,
-            ny,
-            cells: Vec::new(),
-            rows: Vec::new(),
-        };
+        let mut extent = Extent::default();
+        points
+            .iter()
+            .for_each(|&(lat, lon, _)| extent.add(lat, lon));
+        let mut index = GridIndex::frame(&extent);
         let mut keyed: Vec<(u32, u32)> = points
             .iter()
             .map(|&(lat, lon, row)| (index.cell(lat, lon), row))
@@ -185,6 +196,37 @@ impl GridIndex {
         index
     }
 
+    /// The grid for points within `extent`, with about eight points a cell, holding none yet:
+    /// an index too large to hold is written from [`GridIndex::head`] and the points' cells
+    /// ([`GridIndex::cell`]) sorted.
+    pub fn frame(extent: &Extent) -> GridIndex {
+        let (mut min_lat, mut max_lat, mut min_lon, mut max_lon) = (
+            extent.min_lat,
+            extent.max_lat,
+            extent.min_lon,
+            extent.max_lon,
+        );
+        if extent.points == 0 {
+            (min_lat, max_lat, min_lon, max_lon) = (0.0, 0.0, 0.0, 0.0);
+        }
+        let cells_wanted = (extent.points / 8).max(1) as f64;
+        let (h, w) = ((max_lat - min_lat).max(1e-9), (max_lon - min_lon).max(1e-9));
+        // Square-ish cells in degrees, as many as wanted, at most 65,535 a side.
+        let side = (h * w / cells_wanted).sqrt().max(1e-9);
+        let ny = ((h / side).ceil() as u32).clamp(1, 65_535);
+        let nx = ((w / side).ceil() as u32).clamp(1, 65_535);
+        GridIndex {
+            min_lat,
+            min_lon,
+            cell_lat: h / f64::from(ny),
+            cell_lon: w / f64::from(nx),
+            nx,
+            ny,
+            cells: Vec::new(),
+            rows: Vec::new(),
+        }
+    }
+
     fn cell_y(&self, lat: f64) -> u32 {
         (((lat - self.min_lat) / self.cell_lat).floor().max(0.0) as u32).min(self.ny - 1)
     }
@@ -193,7 +235,8 @@ impl GridIndex {
         (((lon - self.min_lon) / self.cell_lon).floor().max(0.0) as u32).min(self.nx - 1)
     }
 
-    fn cell(&self, lat: f64, lon: f64) -> u32 {
+    /// The cell holding a point within the grid's extent.
+    pub fn cell(&self, lat: f64, lon: f64) -> u32 {
         self.cell_y(lat) * self.nx + self.cell_x(lon)
     }
 
@@ -229,19 +272,26 @@ impl GridIndex {
     }
 
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(48 + self.rows.len() * 8);
-        out.extend_from_slice(MAGIC);
-        for f in [self.min_lat, self.min_lon, self.cell_lat, self.cell_lon] {
-            out.extend_from_slice(&f.to_le_bytes());
-        }
-        for n in [self.nx, self.ny, self.rows.len() as u32] {
-            out.extend_from_slice(&n.to_le_bytes());
-        }
+        let mut out = self.head(self.rows.len());
         for c in &self.cells {
             out.extend_from_slice(&c.to_le_bytes());
         }
         for r in &self.rows {
             out.extend_from_slice(&r.to_le_bytes());
+        }
+        out
+    }
+
+    /// The bytes before the entries of an index of `n` points: the cells of the entries follow,
+    /// ascending, then their rows, in the same order.
+    pub fn head(&self, n: usize) -> Vec<u8> {
+        let mut out = Vec::with_capacity(52 + n * 8);
+        out.extend_from_slice(MAGIC);
+        for f in [self.min_lat, self.min_lon, self.cell_lat, self.cell_lon] {
+            out.extend_from_slice(&f.to_le_bytes());
+        }
+        for n in [self.nx, self.ny, n as u32] {
+            out.extend_from_slice(&n.to_le_bytes());
         }
         out
     }

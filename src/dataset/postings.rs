@@ -56,20 +56,20 @@ impl ListWriter {
 }
 
 /// The head of a column's section: its sorted distinct values, their counts and where each
-/// list starts; the lists follow it, in the same order.
-pub fn section_head(values: &[String], lists: &[ListWriter]) -> Vec<u8> {
+/// list starts; the lists (`(count, bytes)` each) follow it, in the same order.
+pub fn section_head(values: &[String], lists: &[(u64, u64)]) -> Vec<u8> {
     let mut out = Vec::new();
     for v in values {
         out.extend_from_slice(&(v.len() as u32).to_le_bytes());
         out.extend_from_slice(v.as_bytes());
     }
-    for l in lists {
-        out.extend_from_slice(&l.count.to_le_bytes());
+    for (count, _) in lists {
+        out.extend_from_slice(&count.to_le_bytes());
     }
     let mut at = 0u64;
-    for l in lists {
+    for (_, bytes) in lists {
         out.extend_from_slice(&at.to_le_bytes());
-        at += l.bytes.len() as u64;
+        at += bytes;
     }
     out.extend_from_slice(&at.to_le_bytes());
     out
@@ -215,7 +215,11 @@ mod tests {
                 l
             })
             .collect();
-        let mut section = section_head(&values, &lists);
+        let sizes: Vec<(u64, u64)> = lists
+            .iter()
+            .map(|l| (l.count, l.bytes.len() as u64))
+            .collect();
+        let mut section = section_head(&values, &sizes);
         lists
             .iter()
             .for_each(|l| section.extend_from_slice(&l.bytes));

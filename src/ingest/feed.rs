@@ -208,7 +208,8 @@ async fn write_file(u: &Unit<'_>, file: &str) -> Result<Option<Manifest>> {
     let fetched = source::fetch(&Source::Local(temp.to_path_buf()), u.settings, None)
         .await?
         .ok_or_else(|| Error::internal("a local file answered `not modified`"))?;
-    let mut manifest = super::write_member(&spec, u.storage, fetched, u.version).await?;
+    let mut manifest =
+        super::write_member(&spec, u.storage, u.settings, fetched, u.version).await?;
     manifest.source.uri = format!("{}#{file}", u.feed.source);
     manifest.report.warnings.extend(u.warnings.iter().cloned());
     u.storage.write_manifest(&manifest).await?;

@@ -16,6 +16,7 @@ pub mod reader;
 pub mod sheet;
 pub mod sniff;
 pub mod source;
+mod spill;
 mod words;
 
 use std::sync::Arc;
@@ -137,7 +138,7 @@ async fn run(
         Fetch::Changed(fetched, pending) => (fetched, pending),
     };
     content::check_table(&fetched.facts.sample)?;
-    let w = write_checked(spec, storage, *fetched, pending, None).await?;
+    let w = write_checked(spec, storage, settings, *fetched, pending, None).await?;
     let b = &w.typed.built;
     if b.rows_read != b.rows_stored + b.rows_rejected {
         let _ = storage.delete_version(&spec.id, &w.typed.version).await;
@@ -180,12 +181,13 @@ async fn run(
 async fn write_member(
     spec: &DatasetSpec,
     storage: &Storage,
+    settings: &IngestSettings,
     fetched: source::Fetched,
     version: &str,
 ) -> Result<Manifest> {
     let started = Instant::now();
     content::check_table(&fetched.facts.sample)?;
-    let w = write_checked(spec, storage, fetched, None, Some(version)).await?;
+    let w = write_checked(spec, storage, settings, fetched, None, Some(version)).await?;
     let b = &w.typed.built;
     if b.rows_read != b.rows_stored + b.rows_rejected {
         let _ = storage.delete_version(&spec.id, version).await;
@@ -293,6 +295,7 @@ struct WrittenVersion {
 async fn write_checked(
     spec: &DatasetSpec,
     storage: &Storage,
+    settings: &IngestSettings,
     mut fetched: source::Fetched,
     mut pending: Option<source::FullPass>,
     version: Option<&str>,
@@ -309,7 +312,7 @@ async fn write_checked(
              remove the setting to detect the encoding, or name the right one (e.g. \"windows-1252\")"
             )));
         }
-        let typed = write_typed(spec, storage, dialect, &fetched, version).await?;
+        let typed = write_typed(spec, storage, settings, dialect, &fetched, version).await?;
         if let Some(full) = pending.take() {
             let full = full.await??;
             let differs =
@@ -334,6 +337,7 @@ async fn write_checked(
 async fn write_typed(
     spec: &DatasetSpec,
     storage: &Storage,
+    settings: &IngestSettings,
     mut dialect: Dialect,
     fetched: &source::Fetched,
     version: Option<&str>,
@@ -353,7 +357,10 @@ async fn write_typed(
         }
         tracing::info!(dataset = %spec.id, complete = inferred.complete, "types decided");
         let version = version.map_or_else(|| new_version_id(&fetched.facts.sample), str::to_string);
-        let written = write_laid_out(storage, spec, &version, fetched, &dialect, &inferred).await;
+        let written = write_laid_out(
+            storage, spec, settings, &version, fetched, &dialect, &inferred,
+        )
+        .await;
         match written {
             Ok(Written::Built(built, profile)) => {
                 return Ok(Typed {
@@ -390,6 +397,7 @@ async fn write_typed(
 async fn write_laid_out(
     storage: &Storage,
     spec: &DatasetSpec,
+    settings: &IngestSettings,
     version: &str,
     fetched: &source::Fetched,
     dialect: &Dialect,
@@ -421,18 +429,24 @@ async fn write_laid_out(
     }
     if let Written::Built(built, profile) = &written {
         let (columns, rows) = (&inferred.columns, built.rows_stored);
-        // All read the file back column by column; the orders' sorts overlap the lists.
+        // All read the file back column by column; the orders' sorts overlap the lists. The
+        // sort budget is shared: a quarter each to the lists and the orders, half to the words
+        // (folded a column a core); the spatial grid, built last, has all of it.
+        let budget = settings.sort_bytes;
         let started = Instant::now();
+        let written = postings::Version {
+            storage,
+            id: &spec.id,
+            version,
+        };
         let (indexed, ordered, worded) = tokio::try_join!(
-            postings::write(
-                storage, &spec.id, version, DATA_FILE, columns, profile, rows
-            ),
-            orders::write(storage, &spec.id, version, DATA_FILE, columns, rows),
-            words::write(storage, &spec.id, version, DATA_FILE, columns, rows),
+            postings::write(written, columns, profile, rows, budget / 4),
+            orders::write(written, columns, rows, budget / 4),
+            words::write(written, columns, rows, budget / 2),
         )?;
         if let Some((lat, lon)) = coordinates(spec, columns, profile)? {
             let (lat, lon) = (&columns[lat].name, &columns[lon].name);
-            let points = geo::write(storage, &spec.id, version, DATA_FILE, lat, lon).await?;
+            let points = geo::write(written, (lat, lon), budget).await?;
             tracing::info!(dataset = %spec.id, %lat, %lon, points, "spatial index written");
         }
         if !worded.is_empty() {

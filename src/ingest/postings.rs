@@ -1,10 +1,11 @@
 //! Writes a version's posting-list sidecar once its Parquet is complete: for each repetitive text
 //! column of a large table, the rows of each value. Served from Parquet, an equality on such a
 //! column then reads one list (its total is a count in the head) instead of scanning the column,
-//! and a count by its values is the head alone. Columns are read back one at a time, so memory
-//! holds one column's codes and lists.
+//! and a count by its values is the head alone. Columns are read back one at a time, their rows
+//! sorted by value within the ingest's sort budget ([`super::spill`]).
 
 use std::collections::HashMap;
+use std::io::Write;
 use std::sync::Arc;
 
 use arrow::array::{Array, AsArray};
@@ -17,8 +18,9 @@ use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
 use parquet::arrow::async_reader::{ParquetRecordBatchStream, ParquetRecordBatchStreamBuilder};
 use tokio::io::AsyncWriteExt;
 
+use super::spill::{Merged, Sorter, send_file, write_from};
 use crate::dataset::manifest::ColumnProfile;
-use crate::dataset::postings::{Entry, ListWriter, POSTINGS_FILE, contents, section_head};
+use crate::dataset::postings::{Entry, POSTINGS_FILE, contents, put_varint, section_head};
 use crate::dataset::schema::{Column, ColumnType};
 use crate::error::Result;
 use crate::storage::{FileReader, Storage};
@@ -44,28 +46,25 @@ pub fn indexed<'a>(columns: &'a [Column], profile: &[ColumnProfile], rows: u64) 
         .collect()
 }
 
-/// Builds and writes the sidecar of a written version; the columns indexed, none for a small
-/// table.
-pub async fn write(
-    storage: &Storage,
-    id: &str,
-    version: &str,
-    data_file: &str,
+/// Builds and writes the sidecar of a written version, sorting within `budget` bytes; the
+/// columns indexed, none for a small table.
+pub(super) async fn write(
+    written: Version<'_>,
     columns: &[Column],
     profile: &[ColumnProfile],
     rows: u64,
+    budget: usize,
 ) -> Result<Vec<String>> {
     let chosen = indexed(columns, profile, rows);
     if chosen.is_empty() {
         return Ok(Vec::new());
     }
-    let dir = storage.version_dir(id, version).clone();
-    let (file, meta) = open_written(storage, &dir, data_file).await?;
-    // Written section by section: memory holds one column's lists at a time.
-    let mut out = Sections::new(storage, dir.join(POSTINGS_FILE));
+    let (dir, file, meta) = written.open().await?;
+    // Written section by section: one column is sorted at a time.
+    let mut out = Sections::new(written.storage, dir.join(POSTINGS_FILE));
     for column in &chosen {
-        let (values, lists) = lists_of(file.clone(), meta.clone(), &column.name).await?;
-        out.add(&column.name, &values, lists).await?;
+        let (values, rows) = lists_of(file.clone(), meta.clone(), &column.name, budget).await?;
+        out.add(&column.name, values, rows).await?;
     }
     out.finish().await
 }
@@ -86,26 +85,41 @@ impl Sections {
         }
     }
 
-    /// A column's section: its values, in order, and each one's list.
+    /// A column's section from its values, numbered as met, and its rows as `number << 32 |
+    /// row`: the values in order, each with its rows ascending.
     pub(super) async fn add(
         &mut self,
         column: &str,
-        values: &[String],
-        lists: Vec<ListWriter>,
+        values: Vec<String>,
+        rows: Sorter<u64>,
     ) -> Result<()> {
+        let mut order: Vec<u32> = (0..values.len() as u32).collect();
+        order.sort_unstable_by(|a, b| values[*a as usize].cmp(&values[*b as usize]));
+        let mut rank = vec![0u32; values.len()];
+        for (r, number) in order.iter().enumerate() {
+            rank[*number as usize] = r as u32;
+        }
+        // Renumbered by rank, the rows sort value by value in the head's order.
+        let sorted = rows
+            .finish_mapped(move |p| u64::from(rank[(p >> 32) as usize]) << 32 | (p & 0xFFFF_FFFF))
+            .await?;
+        let n = values.len();
+        let (sizes, lists) = tokio::task::spawn_blocking(move || encode_lists(sorted, n)).await??;
+        let mut values = values;
+        let values: Vec<String> = (order.iter())
+            .map(|number| std::mem::take(&mut values[*number as usize]))
+            .collect();
         self.entries.push(Entry {
             column: column.to_string(),
             start: self.at,
             values: values.len() as u64,
             values_len: values.iter().map(|v| 4 + v.len() as u64).sum(),
         });
-        let head = section_head(values, &lists);
+        let head = section_head(&values, &sizes);
         self.out.write_all(&head).await?;
         self.at += head.len() as u64;
-        for l in lists {
-            self.out.write_all(&l.bytes).await?;
-            self.at += l.bytes.len() as u64;
-        }
+        write_from(&mut self.out, move |sink| send_file(lists, &sink)).await?;
+        self.at += sizes.iter().map(|(_, bytes)| bytes).sum::<u64>();
         Ok(())
     }
 
@@ -117,59 +131,97 @@ impl Sections {
     }
 }
 
-/// A column's distinct values, in order, and each one's list (nulls are in none).
+/// The lists of `values` values from rows sorted as `value << 32 | row`, encoded one after the
+/// other in a temporary file; each one's count and length in bytes.
+fn encode_lists(sorted: Merged<u64>, values: usize) -> Result<(Vec<(u64, u64)>, std::fs::File)> {
+    let mut sizes = vec![(0u64, 0u64); values];
+    let mut out = std::io::BufWriter::new(tempfile::tempfile()?);
+    let mut bytes = Vec::new();
+    let mut last: Option<(u32, u32)> = None;
+    for pair in sorted {
+        let pair = pair?;
+        let (value, row) = ((pair >> 32) as u32, pair as u32);
+        let gap = match last {
+            Some((v, r)) if v == value && r == row => continue,
+            Some((v, r)) if v == value => row - r,
+            _ => row,
+        };
+        last = Some((value, row));
+        let at = bytes.len();
+        put_varint(&mut bytes, u64::from(gap));
+        let size = sizes
+            .get_mut(value as usize)
+            .ok_or_else(|| crate::error::Error::internal("a list's value is out of range"))?;
+        *size = (size.0 + 1, size.1 + (bytes.len() - at) as u64);
+        if bytes.len() >= 1 << 16 {
+            out.write_all(&bytes)?;
+            bytes.clear();
+        }
+    }
+    out.write_all(&bytes)?;
+    Ok((sizes, out.into_inner().map_err(|e| e.into_error())?))
+}
+
+/// A column's distinct values, numbered as met, and its rows (nulls are in none) as `value <<
+/// 32 | row`, gathered for sorting.
 async fn lists_of(
     file: FileReader,
     meta: ArrowReaderMetadata,
     column: &str,
-) -> Result<(Vec<String>, Vec<ListWriter>)> {
+    budget: usize,
+) -> Result<(Vec<String>, Sorter<u64>)> {
     let mut stream = column_stream(file, meta, column)?;
     let mut codes: HashMap<String, u32> = HashMap::new();
-    let mut lists: Vec<ListWriter> = Vec::new();
+    let mut values: Vec<String> = Vec::new();
+    let mut rows = Sorter::new(budget);
     let mut row = 0u32;
     while let Some(batch) = stream.try_next().await? {
-        let values = batch.column(0).as_string::<i32>();
-        for i in 0..values.len() {
-            if values.is_valid(i) {
-                let v = values.value(i);
+        let cells = batch.column(0).as_string::<i32>();
+        for i in 0..cells.len() {
+            if cells.is_valid(i) {
+                let v = cells.value(i);
                 let code = match codes.get(v) {
                     Some(c) => *c,
                     None => {
-                        let c = lists.len() as u32;
+                        let c = values.len() as u32;
                         codes.insert(v.to_string(), c);
-                        lists.push(ListWriter::default());
+                        values.push(v.to_string());
                         c
                     }
                 };
-                lists[code as usize].push(row);
+                rows.push(u64::from(code) << 32 | u64::from(row));
             }
             row += 1;
         }
+        rows.settle().await?;
     }
-    let mut order: Vec<(String, u32)> = codes.into_iter().collect();
-    order.sort_unstable();
-    let lists = order
-        .iter()
-        .map(|(_, c)| std::mem::take(&mut lists[*c as usize]))
-        .collect();
-    Ok((order.into_iter().map(|(v, _)| v).collect(), lists))
+    Ok((values, rows))
 }
 
-/// A written version's Parquet file and its footer, read once for every column a sidecar reads.
-pub(super) async fn open_written(
-    storage: &Storage,
-    dir: &Path,
-    data_file: &str,
-) -> Result<(FileReader, ArrowReaderMetadata)> {
-    let data = dir.clone().join(data_file);
-    let size = storage.store.head(&data).await?.size;
-    let mut file = FileReader {
-        store: Arc::clone(&storage.store),
-        path: data,
-        size,
-    };
-    let meta = ArrowReaderMetadata::load_async(&mut file, ArrowReaderOptions::new()).await?;
-    Ok((file, meta))
+/// A version whose Parquet file is written: the sidecars are built from it and written beside
+/// it.
+#[derive(Clone, Copy)]
+pub(super) struct Version<'a> {
+    pub storage: &'a Storage,
+    pub id: &'a str,
+    pub version: &'a str,
+}
+
+impl Version<'_> {
+    /// The version's directory, its Parquet file and the file's footer, read once for every
+    /// column a sidecar reads.
+    pub(super) async fn open(&self) -> Result<(Path, FileReader, ArrowReaderMetadata)> {
+        let dir = self.storage.version_dir(self.id, self.version).clone();
+        let data = dir.clone().join(super::DATA_FILE);
+        let size = self.storage.store.head(&data).await?.size;
+        let mut file = FileReader {
+            store: Arc::clone(&self.storage.store),
+            path: data,
+            size,
+        };
+        let meta = ArrowReaderMetadata::load_async(&mut file, ArrowReaderOptions::new()).await?;
+        Ok((dir, file, meta))
+    }
 }
 
 /// One column of a written file, in file order, in large batches.

@@ -2,8 +2,8 @@
 //! every word its cells hold, folded as search compares words ([`crate::dataset::words`]), and
 //! the rows (by row number, `__row`) holding it. A full-text query then reads one list a word and
 //! column instead of folding every cell of the table. The format is the posting-list sidecar's
-//! ([`crate::dataset::postings`]); columns are read back one at a time, so memory holds one
-//! column's lists.
+//! ([`crate::dataset::postings`]); columns are read back a core at a time, each column's rows
+//! sorted by word within its share of the ingest's sort budget ([`super::spill`]).
 
 use ahash::AHashMap;
 use arrow::array::{Array, AsArray};
@@ -13,29 +13,28 @@ use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ArrowReaderMetadata;
 use parquet::arrow::async_reader::ParquetRecordBatchStreamBuilder;
 
-use super::postings::{Sections, open_written};
-use crate::dataset::postings::ListWriter;
+use super::postings::{Sections, Version};
+use super::spill::Sorter;
 use crate::dataset::schema::{Column, ColumnType, ROW_COLUMN};
 use crate::dataset::words::{WORDS_FILE, for_each_word};
 use crate::error::{Error, Result};
-use crate::storage::{FileReader, Storage};
+use crate::storage::FileReader;
 
-/// A column with more distinct words than this is left out of the index (searches that name it
-/// fold its cells instead): its lists would cost more memory at ingest than the scan costs.
-const MAX_WORDS: usize = 4_000_000;
+/// Bytes of distinct words a column may always hold, whatever the budget: an index of a few
+/// thousand words is cheap at any size.
+const MIN_WORDS_BYTES: usize = 4 << 20;
 
-/// Distinct cells whose words are kept while a column is read (beyond, cells are folded each
-/// time they come).
-const MAX_CELLS_KEPT: usize = 200_000;
+/// What a distinct word costs in memory while a column is read beyond its letters: its entry in
+/// the table numbering the words and its string's allocation.
+const WORD_COST: usize = 64;
 
-/// Builds and writes the word index of a written version; the columns indexed.
+/// Builds and writes the word index of a written version, sorting within `budget` bytes; the
+/// columns indexed.
 pub async fn write(
-    storage: &Storage,
-    id: &str,
-    version: &str,
-    data_file: &str,
+    written: Version<'_>,
     columns: &[Column],
     rows: u64,
+    budget: usize,
 ) -> Result<Vec<String>> {
     let names: Vec<String> = (columns.iter())
         .filter(|c| c.kind == ColumnType::String)
@@ -44,15 +43,15 @@ pub async fn write(
     if names.is_empty() || rows > u64::from(u32::MAX) {
         return Ok(Vec::new());
     }
-    let dir = storage.version_dir(id, version).clone();
-    let (file, meta) = open_written(storage, &dir, data_file).await?;
-    let mut out = Sections::new(storage, dir.join(WORDS_FILE));
-    // Columns are folded on every core at once, in order: memory holds as many columns' lists
-    // as there are cores.
+    let (dir, file, meta) = written.open().await?;
+    let mut out = Sections::new(written.storage, dir.join(WORDS_FILE));
+    // Columns are folded on every core at once, in order, each within a share of the budget:
+    // half for its words, half for sorting its rows.
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let share = (budget / cores / 2).max(MIN_WORDS_BYTES);
     let tasks = names.clone().into_iter().map(move |name| {
         let (file, meta) = (file.clone(), meta.clone());
-        tokio::spawn(async move { lists_of(file, meta, &name).await })
+        tokio::spawn(async move { lists_of(file, meta, &name, share).await })
     });
     let mut folded = futures::stream::iter(tasks).buffered(cores);
     for name in &names {
@@ -61,22 +60,25 @@ pub async fn write(
             .await
             .ok_or_else(|| Error::internal("a column was not indexed"))?;
         let Some((words, lists)) = lists?? else {
-            tracing::info!(dataset = %id, column = %name,
-                "not in the word index: over {MAX_WORDS} distinct words");
+            tracing::info!(dataset = %written.id, column = %name, bytes = share,
+                "not in the word index: its distinct words pass their share of ingest.sort_bytes");
             continue;
         };
-        out.add(name, &words, lists).await?;
+        out.add(name, words, lists).await?;
     }
     out.finish().await
 }
 
-/// A column's words, in order, and the rows holding each (ascending, each row once); `None`
-/// past [`MAX_WORDS`].
+/// A column's words, numbered as met, and the rows holding each as `word << 32 | row`, gathered
+/// for sorting (each row once a word); `None` once its distinct words would hold more than
+/// `budget` bytes (an identifier of millions of rows: searches naming it fold its cells, and
+/// an equality finds it by the Parquet statistics). The rows are sorted within `budget` too.
 async fn lists_of(
     file: FileReader,
     meta: ArrowReaderMetadata,
     column: &str,
-) -> Result<Option<(Vec<String>, Vec<ListWriter>)>> {
+    budget: usize,
+) -> Result<Option<(Vec<String>, Sorter<u64>)>> {
     let builder = ParquetRecordBatchStreamBuilder::new_with_metadata(file, meta);
     let schema = builder.schema().clone();
     let indices = [schema.index_of(ROW_COLUMN)?, schema.index_of(column)?];
@@ -89,8 +91,10 @@ async fn lists_of(
     // open data repeats cells (a stop's description on every passage, a category on every row).
     // Hashed with aHash: a cell is looked up once per row, SipHash's cost there shows.
     let mut numbers_of: AHashMap<String, u32> = AHashMap::new();
-    let mut rows_of: Vec<Vec<u32>> = Vec::new();
+    let mut rows = Sorter::new(budget);
     let mut cells_seen: AHashMap<String, Vec<u32>> = AHashMap::new();
+    // Bytes the words and the cells kept hold; the cells keep an eighth of the budget at most.
+    let (mut words_bytes, mut cells_bytes) = (0usize, 0usize);
     let mut folded = String::new();
     let mut of_cell: Vec<u32> = Vec::new();
     while let Some(batch) = stream.try_next().await? {
@@ -107,7 +111,7 @@ async fn lists_of(
                 continue;
             }
             let (row, text) = (numbers.value(i) as u32, cells.value(i));
-            let words = match cells_seen.get(text) {
+            let of_row = match cells_seen.get(text) {
                 Some(words) => words.as_slice(),
                 None => {
                     of_cell.clear();
@@ -115,9 +119,9 @@ async fn lists_of(
                         let n = match numbers_of.get(w) {
                             Some(n) => *n,
                             None => {
-                                let n = rows_of.len() as u32;
+                                let n = numbers_of.len() as u32;
                                 numbers_of.insert(w.to_string(), n);
-                                rows_of.push(Vec::new());
+                                words_bytes += w.len() + WORD_COST;
                                 n
                             }
                         };
@@ -126,37 +130,25 @@ async fn lists_of(
                             of_cell.push(n);
                         }
                     });
-                    if cells_seen.len() < MAX_CELLS_KEPT {
+                    if cells_bytes < budget / 8 {
+                        cells_bytes += text.len() + 4 * of_cell.len() + 2 * WORD_COST;
                         cells_seen.insert(text.to_string(), of_cell.clone());
                     }
                     of_cell.as_slice()
                 }
             };
-            for n in words {
-                rows_of[*n as usize].push(row);
+            for n in of_row {
+                rows.push(u64::from(*n) << 32 | u64::from(row));
             }
         }
-        if rows_of.len() > MAX_WORDS {
+        if words_bytes > budget {
             return Ok(None);
         }
+        rows.settle().await?;
     }
-    let mut words: Vec<(String, Vec<u32>)> = numbers_of
-        .into_iter()
-        .map(|(w, n)| (w, std::mem::take(&mut rows_of[n as usize])))
-        .collect();
-    words.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-    let mut lists = Vec::with_capacity(words.len());
-    for (_, rows) in &mut words {
-        // Rows come in file order unless the layout sorted the file.
-        if !rows.is_sorted() {
-            rows.sort_unstable();
-            rows.dedup();
-        }
-        let mut list = ListWriter::default();
-        for r in rows.iter() {
-            list.push(*r);
-        }
-        lists.push(list);
+    let mut words = vec![String::new(); numbers_of.len()];
+    for (word, n) in numbers_of {
+        words[n as usize] = word;
     }
-    Ok(Some((words.into_iter().map(|(w, _)| w).collect(), lists)))
+    Ok(Some((words, rows)))
 }

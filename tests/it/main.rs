@@ -36,6 +36,7 @@ mod sheets;
 mod shutdown;
 mod sidecar;
 mod socket;
+mod sort_budget;
 mod sources;
 mod support;
 mod tabular;
