@@ -126,6 +126,12 @@ impl Storage {
         }
     }
 
+    /// Whether the store is reached over the network (S3), where reading a file back costs
+    /// requests and transfer.
+    pub fn is_remote(&self) -> bool {
+        self.base_url.scheme() == "s3"
+    }
+
     /// Checks at start that the storage answers, with a message that says what to fix: a
     /// bucket that does not exist, credentials it refuses, an endpoint that does not answer.
     pub async fn check(&self, spec: &str) -> Result<()> {

@@ -4,6 +4,7 @@
 mod blocks;
 pub mod build;
 pub mod content;
+mod copy;
 pub mod feed;
 mod geo;
 pub mod guard;
@@ -362,7 +363,7 @@ async fn write_typed(
         )
         .await;
         match written {
-            Ok(Written::Built(built, profile)) => {
+            Ok(Written::Built(built, profile, _)) => {
                 return Ok(Typed {
                     version,
                     dialect,
@@ -427,7 +428,7 @@ async fn write_laid_out(
         layout::sort_version(storage, &spec.id, version, columns, &layout, DATA_FILE).await?;
         tracing::info!(dataset = %spec.id, "rows sorted");
     }
-    if let Written::Built(built, profile) = &written {
+    if let Written::Built(built, profile, local) = &written {
         let (columns, rows) = (&inferred.columns, built.rows_stored);
         // All read the file back column by column; the orders' sorts overlap the lists. The
         // sort budget is shared: a quarter each to the lists and the orders, half to the words
@@ -438,6 +439,8 @@ async fn write_laid_out(
             storage,
             id: &spec.id,
             version,
+            // The copy holds the rows as written, not as sorted.
+            local: local.as_ref().filter(|_| layout.sort_by.is_empty()),
         };
         let (indexed, ordered, worded) = tokio::try_join!(
             postings::write(written, columns, profile, rows, budget / 4),
@@ -650,6 +653,8 @@ async fn write_version(
     let props = layout.writer_properties()?;
     let object = storage.version_dir(id, version).clone().join(DATA_FILE);
     let out = object_store::buffered::BufWriter::new(Arc::clone(&storage.store), object);
+    // Kept locally too when the store is remote, for the indexes to read.
+    let (out, local) = copy::Tee::new(out, storage.is_remote())?;
     let mut writer = AsyncArrowWriter::try_new(out, schema, Some(props))?;
 
     let (tx, mut rx) = tokio::sync::mpsc::channel(2);
@@ -689,7 +694,7 @@ async fn write_version(
         build::BuildOutcome::Built(mut built) => {
             writer.close().await?;
             let profile = std::mem::take(&mut built.profile);
-            Ok(Written::Built(built, profile))
+            Ok(Written::Built(built, profile, local))
         }
         build::BuildOutcome::Widen(w) => {
             let _ = writer.into_inner().abort().await;
@@ -700,7 +705,8 @@ async fn write_version(
 
 /// A version written with its profile, or abandoned for a value that did not fit.
 enum Written {
-    Built(build::Built, Vec<ColumnProfile>),
+    /// With the local copy of the file when the store is remote.
+    Built(build::Built, Vec<ColumnProfile>, Option<copy::LocalCopy>),
     Widen(build::Widen),
 }
 

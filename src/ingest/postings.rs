@@ -22,7 +22,7 @@ use super::spill::{Merged, Sorter, send_file, write_from};
 use crate::dataset::manifest::ColumnProfile;
 use crate::dataset::postings::{Entry, POSTINGS_FILE, contents, put_varint, section_head};
 use crate::dataset::schema::{Column, ColumnType};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::storage::{FileReader, Storage};
 
 /// Tables smaller than this are scanned fast enough: no sidecar.
@@ -205,6 +205,8 @@ pub(super) struct Version<'a> {
     pub storage: &'a Storage,
     pub id: &'a str,
     pub version: &'a str,
+    /// A local copy of the file, read instead of the object.
+    pub local: Option<&'a super::copy::LocalCopy>,
 }
 
 impl Version<'_> {
@@ -212,12 +214,22 @@ impl Version<'_> {
     /// column a sidecar reads.
     pub(super) async fn open(&self) -> Result<(Path, FileReader, ArrowReaderMetadata)> {
         let dir = self.storage.version_dir(self.id, self.version).clone();
-        let data = dir.clone().join(super::DATA_FILE);
-        let size = self.storage.store.head(&data).await?.size;
-        let mut file = FileReader {
-            store: Arc::clone(&self.storage.store),
-            path: data,
-            size,
+        let mut file = match self.local {
+            Some(copy) => FileReader {
+                store: Arc::new(object_store::local::LocalFileSystem::new()),
+                path: Path::from_absolute_path(copy.path())
+                    .map_err(|e| Error::internal(format!("the local copy: {e}")))?,
+                size: std::fs::metadata(copy.path())?.len(),
+            },
+            None => {
+                let data = dir.clone().join(super::DATA_FILE);
+                let size = self.storage.store.head(&data).await?.size;
+                FileReader {
+                    store: Arc::clone(&self.storage.store),
+                    path: data,
+                    size,
+                }
+            }
         };
         let meta = ArrowReaderMetadata::load_async(&mut file, ArrowReaderOptions::new()).await?;
         Ok((dir, file, meta))

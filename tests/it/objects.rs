@@ -186,6 +186,8 @@ pub struct FaultyProxy {
     next_failures: Arc<AtomicUsize>,
     /// Requests answered with a 503 so far.
     pub failed: Arc<AtomicUsize>,
+    /// Reads of a part of a Parquet file forwarded so far.
+    pub parquet_reads: Arc<AtomicUsize>,
 }
 
 use std::sync::Arc;
@@ -200,18 +202,21 @@ impl FaultyProxy {
             mode: Arc::new(AtomicU8::new(Faults::None as u8)),
             next_failures: Arc::new(AtomicUsize::new(0)),
             failed: Arc::new(AtomicUsize::new(0)),
+            parquet_reads: Arc::new(AtomicUsize::new(0)),
         };
-        let (mode, next, failed) = (
+        let (mode, next, failed, reads) = (
             proxy.mode.clone(),
             proxy.next_failures.clone(),
             proxy.failed.clone(),
+            proxy.parquet_reads.clone(),
         );
         let client = reqwest::Client::new();
         let app = axum::Router::new().fallback(move |req: axum::extract::Request| {
-            let (mode, next, failed, client, target) = (
+            let (mode, next, failed, reads, client, target) = (
                 mode.clone(),
                 next.clone(),
                 failed.clone(),
+                reads.clone(),
                 client.clone(),
                 target.clone(),
             );
@@ -229,6 +234,9 @@ impl FaultyProxy {
                             "<Error><Code>ServiceUnavailable</Code><Message>Please reduce your request rate.</Message></Error>",
                         ))
                         .unwrap();
+                }
+                if req.method() == "GET" && req.uri().path().ends_with(".parquet") {
+                    reads.fetch_add(1, Ordering::SeqCst);
                 }
                 forward(&client, &target, req).await
             }

@@ -4,6 +4,8 @@
 
 use std::collections::BTreeMap;
 
+use object_store::ObjectStoreExt;
+
 use crate::sidecar::version_dir;
 use crate::support::TestApp;
 
@@ -82,4 +84,49 @@ async fn sidecars_sorted_on_disk_are_the_bytes_sorted_in_memory() {
         .min_by_key(|n| (((n * 104_729) % 100_003) as i64, *n))
         .unwrap();
     assert_eq!(page["data"][0]["n"], n);
+}
+
+/// On S3 the indexes are built from a local copy of the Parquet file, written as the object is:
+/// the same bytes as on the local disk, without reading the object back column by column.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn on_s3_sidecars_come_from_a_local_copy_with_the_same_bytes() {
+    let Some(moto) = crate::objects::moto() else {
+        return;
+    };
+    let proxy = crate::objects::FaultyProxy::start(moto.endpoint()).await;
+    let mut site = crate::s3::Site::new(moto, "copy").await;
+    site.env = crate::objects::s3_env(&proxy.endpoint());
+    let csv = csv();
+    site.write("big", &csv);
+    let out = site.ingest("big", &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let reads = proxy
+        .parquet_reads
+        .load(std::sync::atomic::Ordering::SeqCst);
+    // Not once read back: the sidecars' column reads (30 here without the copy) are the
+    // copy's.
+    assert_eq!(reads, 0, "reads of the Parquet object");
+
+    let local = TestApp::with_csvs(&[("big", csv.as_bytes())], "").await;
+    let dir = version_dir(&local, "big").await;
+    let storage = moto.storage(&site.bucket, "site");
+    let version = storage
+        .current_manifest("big")
+        .await
+        .unwrap()
+        .unwrap()
+        .version;
+    let remote = storage.version_dir("big", &version).clone();
+    for name in ["orders.bin", "postings.bin", "words.bin", "geo.bin"] {
+        let got = storage.store.get(&remote.clone().join(name)).await.unwrap();
+        let got = got.bytes().await.unwrap();
+        assert!(
+            got == std::fs::read(dir.join(name)).unwrap(),
+            "{name} differs on S3"
+        );
+    }
 }
