@@ -130,3 +130,43 @@ async fn on_s3_sidecars_come_from_a_local_copy_with_the_same_bytes() {
         );
     }
 }
+
+/// The columns of a word index (`words.bin`), from its table of contents.
+fn indexed_columns(words: &[u8]) -> Vec<String> {
+    let len = u64::from_le_bytes(words[words.len() - 8..].try_into().unwrap()) as usize;
+    let contents = &words[words.len() - 8 - len..words.len() - 8];
+    let entries = qanat::dataset::postings::read_contents(contents).unwrap();
+    entries.into_iter().map(|e| e.column).collect()
+}
+
+/// A column whose distinct words pass what its share of the sort budget may hold is left out of
+/// the word index, and searches naming it fold its cells: the same rows.
+#[tokio::test]
+async fn a_column_of_too_many_words_is_searched_by_folding() {
+    // 80,000 distinct references: over the 4 MiB a column's words may always hold.
+    let mut csv = String::from("reference,parity\n");
+    for n in 0..80_000 {
+        let parity = if n % 2 == 0 { "pair" } else { "impair" };
+        csv.push_str(&format!("R-{n:06},{parity}\n"));
+    }
+    for (settings, indexed) in [("", true), ("[ingest]\nsort_bytes = 1\n", false)] {
+        let app = TestApp::with_csvs(&[("refs", csv.as_bytes())], settings).await;
+        let words = std::fs::read(version_dir(&app, "refs").await.join("words.bin")).unwrap();
+        let columns = indexed_columns(&words);
+        assert_eq!(
+            columns.contains(&"reference".to_string()),
+            indexed,
+            "{columns:?}"
+        );
+        assert!(columns.contains(&"parity".to_string()), "{columns:?}");
+        let d = "/api/datasets/refs/data";
+        let page = app.get(&format!("{d}?q=r%20012345")).await.json();
+        assert_eq!(page["meta"]["total"], 1, "{settings}");
+        assert_eq!(page["data"][0]["reference"], "R-012345");
+        let page = app
+            .get(&format!("{d}?reference__search=012346&parity__search=pair"))
+            .await
+            .json();
+        assert_eq!(page["meta"]["total"], 1, "{settings}");
+    }
+}
