@@ -70,8 +70,9 @@ impl<T: Record> Sorter<T> {
 
     pub fn push(&mut self, record: T) {
         if self.held.capacity() == 0 {
-            // Reserved once: grown by doubling, the vector would pass the budget. Pages not yet
-            // written are not resident, so a small table costs what it holds.
+            // Reserved once: grown by doubling, the vector would pass the budget, and copy
+            // itself on the way. Pages not yet written are not resident, so a small table costs
+            // what it holds.
             self.held.reserve_exact(self.cap + MIN_HELD);
         }
         self.held.push(record);
@@ -115,17 +116,19 @@ impl<T: Record> Sorter<T> {
 
     /// Every record pushed, in order.
     pub async fn finish(self) -> Result<Merged<T>> {
-        self.finish_mapped(|r| r).await
+        self.finish_with(None).await
     }
 
     /// Every record pushed, each passed through `map` first (which may change their order), in
     /// order: a run already spilled is read back, mapped, sorted and written again.
-    pub async fn finish_mapped(
-        mut self,
-        map: impl Fn(T) -> T + Send + 'static,
-    ) -> Result<Merged<T>> {
+    pub async fn finish_mapped(self, map: impl Fn(T) -> T + Send + 'static) -> Result<Merged<T>> {
+        self.finish_with(Some(Box::new(map))).await
+    }
+
+    async fn finish_with(mut self, map: Option<Map<T>>) -> Result<Merged<T>> {
         if !self.runs.is_empty() && !self.held.is_empty() {
-            // On disk too, so that mapping a run can reuse the memory the last one held.
+            // On disk too: a run then merges like the others, and mapping a run can reuse the
+            // memory the last one held.
             self.spill().await?;
         }
         let (held, runs) = (self.held, self.runs);
@@ -133,17 +136,28 @@ impl<T: Record> Sorter<T> {
     }
 }
 
-/// The records of runs sorted once mapped, merged.
+/// A change made to every record before the merge.
+type Map<T> = Box<dyn Fn(T) -> T + Send>;
+
+/// The records, from memory or from runs (each sorted again once mapped), merged.
 fn merged<T: Record>(
     mut held: Vec<T>,
     runs: Vec<File>,
-    map: impl Fn(T) -> T,
+    map: Option<Map<T>>,
 ) -> io::Result<Merged<T>> {
     if runs.is_empty() {
-        held.iter_mut().for_each(|r| *r = map(*r));
+        if let Some(map) = &map {
+            held.iter_mut().for_each(|r| *r = map(*r));
+        }
         held.sort_unstable();
         return Ok(Merged::new(held, Vec::new()));
     }
+    let Some(map) = map else {
+        // Sorted as spilled.
+        let runs = runs.into_iter();
+        let readers = runs.map(|run| BufReader::with_capacity(READ_AHEAD, run));
+        return Ok(Merged::new(Vec::new(), readers.collect()));
+    };
     let mut readers = Vec::with_capacity(runs.len());
     let mut bytes = vec![0u8; READ_AHEAD / T::BYTES * T::BYTES];
     for mut run in runs {
