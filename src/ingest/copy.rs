@@ -41,7 +41,9 @@ impl Tee {
                 None,
             ));
         }
-        let (file, path) = tempfile::NamedTempFile::new()?.into_parts();
+        let temp = tempfile::NamedTempFile::new()
+            .map_err(|e| crate::error::Error::internal(local_failed(e).to_string()))?;
+        let (file, path) = temp.into_parts();
         let local = tokio::io::BufWriter::with_capacity(1 << 20, tokio::fs::File::from_std(file));
         Ok((
             Tee {
@@ -62,11 +64,20 @@ fn external(e: impl std::error::Error + Send + Sync + 'static) -> ParquetError {
     ParquetError::External(Box::new(e))
 }
 
+/// A failure of the local copy, with where it was and what would fix it.
+fn local_failed(e: std::io::Error) -> ParquetError {
+    ParquetError::General(format!(
+        "the local copy of the Parquet file in `{}`: {e}; free space there or point TMPDIR \
+         elsewhere",
+        std::env::temp_dir().display()
+    ))
+}
+
 impl AsyncFileWriter for Tee {
     fn write(&mut self, bytes: Bytes) -> BoxFuture<'_, parquet::errors::Result<()>> {
         Box::pin(async move {
             if let Some(local) = &mut self.local {
-                local.write_all(&bytes).await.map_err(external)?;
+                local.write_all(&bytes).await.map_err(local_failed)?;
             }
             self.remote.write_all(&bytes).await.map_err(external)
         })
@@ -75,7 +86,7 @@ impl AsyncFileWriter for Tee {
     fn complete(&mut self) -> BoxFuture<'_, parquet::errors::Result<()>> {
         Box::pin(async move {
             if let Some(local) = &mut self.local {
-                local.flush().await.map_err(external)?;
+                local.flush().await.map_err(local_failed)?;
             }
             self.remote.shutdown().await.map_err(external)
         })

@@ -108,7 +108,8 @@ impl<T: Record> Sorter<T> {
             held.clear();
             Ok((run, held))
         })
-        .await??;
+        .await?
+        .map_err(on_disk)?;
         self.runs.push(run);
         self.held = held;
         Ok(())
@@ -132,8 +133,18 @@ impl<T: Record> Sorter<T> {
             self.spill().await?;
         }
         let (held, runs) = (self.held, self.runs);
-        Ok(tokio::task::spawn_blocking(move || merged(held, runs, map)).await??)
+        let merged = tokio::task::spawn_blocking(move || merged(held, runs, map)).await?;
+        merged.map_err(on_disk)
     }
+}
+
+/// A failure of the local disk while sorting, with where it was and what would fix it.
+fn on_disk(e: io::Error) -> Error {
+    Error::internal(format!(
+        "sorting the indexes on the local disk (`{}`): {e}; free space there, point TMPDIR \
+         elsewhere, or raise ingest.sort_bytes",
+        std::env::temp_dir().display()
+    ))
 }
 
 /// A change made to every record before the merge.

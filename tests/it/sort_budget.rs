@@ -170,3 +170,33 @@ async fn a_column_of_too_many_words_is_searched_by_folding() {
         assert_eq!(page["meta"]["total"], 1, "{settings}");
     }
 }
+
+/// A local disk that cannot take the sorts' runs fails the ingest with a message that says
+/// where and what would do, and publishes nothing.
+#[test]
+fn a_sort_that_cannot_spill_says_where_and_publishes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let datasets = dir.path().join("datasets");
+    std::fs::create_dir(&datasets).unwrap();
+    std::fs::write(datasets.join("big.csv"), csv()).unwrap();
+    std::fs::write(datasets.join("big.toml"), "source = \"big.csv\"\n").unwrap();
+    let storage = dir.path().join("storage");
+    let gone = dir.path().join("no-such-dir");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_qanat"))
+        .env_remove("QANAT_CONFIG")
+        .env("QANAT_DATASETS", &datasets)
+        .env("QANAT_STORAGE", &storage)
+        .env("QANAT_SORT_BYTES", "1")
+        .env("TMPDIR", &gone)
+        .args(["ingest", "big"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains(&format!("on the local disk (`{}`)", gone.display())),
+        "{err}"
+    );
+    assert!(err.contains("point TMPDIR elsewhere"), "{err}");
+    assert!(!storage.join("big").join("current.json").exists());
+}
