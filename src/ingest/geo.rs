@@ -16,7 +16,7 @@ use parquet::arrow::arrow_reader::ArrowReaderMetadata;
 use parquet::arrow::async_reader::{ParquetRecordBatchStream, ParquetRecordBatchStreamBuilder};
 use tokio::io::AsyncWriteExt;
 
-use super::postings::Version;
+use super::sidecars::Version;
 use super::spill::{Merged, Sink, Sorter, send_file, write_from};
 use crate::dataset::geo::{Extent, GEO_FILE, GridIndex};
 use crate::dataset::schema::ROW_COLUMN;

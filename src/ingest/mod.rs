@@ -15,6 +15,7 @@ pub mod postings;
 pub mod profile;
 pub mod reader;
 pub mod sheet;
+mod sidecars;
 pub mod sniff;
 pub mod source;
 mod spill;
@@ -429,40 +430,18 @@ async fn write_laid_out(
         tracing::info!(dataset = %spec.id, "rows sorted");
     }
     if let Written::Built(built, profile, local) = &written {
-        let (columns, rows) = (&inferred.columns, built.rows_stored);
-        // All read the file back column by column; the orders' sorts overlap the lists. The
-        // sort budget is shared: a quarter each to the lists and the orders, half to the words
-        // (folded a column a core); the spatial grid, built last, has all of it.
-        let budget = settings.sort_bytes;
-        let started = Instant::now();
-        let written = postings::Version {
+        let columns = &inferred.columns;
+        let points = coordinates(spec, columns, profile)?
+            .map(|(lat, lon)| (columns[lat].name.as_str(), columns[lon].name.as_str()));
+        let version = sidecars::Version {
             storage,
             id: &spec.id,
             version,
             // The copy holds the rows as written, not as sorted.
             local: local.as_ref().filter(|_| layout.sort_by.is_empty()),
         };
-        let (indexed, ordered, worded) = tokio::try_join!(
-            postings::write(written, columns, profile, rows, budget / 4),
-            orders::write(written, columns, rows, budget / 4),
-            words::write(written, columns, rows, budget / 2),
-        )?;
-        if let Some((lat, lon)) = coordinates(spec, columns, profile)? {
-            let (lat, lon) = (&columns[lat].name, &columns[lon].name);
-            let points = geo::write(written, (lat, lon), budget).await?;
-            tracing::info!(dataset = %spec.id, %lat, %lon, points, "spatial index written");
-        }
-        if !worded.is_empty() {
-            tracing::info!(dataset = %spec.id, columns = ?worded, "word index written");
-        }
-        tracing::info!(dataset = %spec.id, ms = started.elapsed().as_millis() as u64,
-            "sidecars written");
-        if !indexed.is_empty() {
-            tracing::info!(dataset = %spec.id, columns = ?indexed, "posting lists written");
-        }
-        if !ordered.is_empty() {
-            tracing::info!(dataset = %spec.id, columns = ?ordered, "orders written");
-        }
+        let (rows, budget) = (built.rows_stored, settings.sort_bytes);
+        sidecars::build(version, columns, profile, rows, points, budget).await?;
     }
     Ok(written)
 }

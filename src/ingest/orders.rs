@@ -12,7 +12,8 @@ use object_store::buffered::BufWriter;
 use parquet::arrow::arrow_reader::ArrowReaderMetadata;
 use tokio::io::AsyncWriteExt;
 
-use super::postings::{MIN_ROWS, Version, column_stream};
+use super::postings::{MIN_ROWS, column_stream};
+use super::sidecars::Version;
 use super::spill::{Merged, Sink, Sorter, write_from};
 use crate::dataset::orders::{self, Entry, ORDERS_FILE, STRIDE, contents, encode_block};
 use crate::dataset::schema::Column;

@@ -10,11 +10,10 @@ use std::sync::Arc;
 
 use arrow::array::{Array, AsArray};
 use futures::TryStreamExt;
-use object_store::ObjectStoreExt;
 use object_store::buffered::BufWriter;
 use object_store::path::Path;
 use parquet::arrow::ProjectionMask;
-use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
+use parquet::arrow::arrow_reader::ArrowReaderMetadata;
 use parquet::arrow::async_reader::{ParquetRecordBatchStream, ParquetRecordBatchStreamBuilder};
 use tokio::io::AsyncWriteExt;
 
@@ -22,7 +21,7 @@ use super::spill::{Merged, Sorter, send_file, write_from};
 use crate::dataset::manifest::ColumnProfile;
 use crate::dataset::postings::{Entry, POSTINGS_FILE, contents, put_varint, section_head};
 use crate::dataset::schema::{Column, ColumnType};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::storage::{FileReader, Storage};
 
 /// Tables smaller than this are scanned fast enough: no sidecar.
@@ -49,7 +48,7 @@ pub fn indexed<'a>(columns: &'a [Column], profile: &[ColumnProfile], rows: u64) 
 /// Builds and writes the sidecar of a written version, sorting within `budget` bytes; the
 /// columns indexed, none for a small table.
 pub(super) async fn write(
-    written: Version<'_>,
+    written: super::sidecars::Version<'_>,
     columns: &[Column],
     profile: &[ColumnProfile],
     rows: u64,
@@ -196,44 +195,6 @@ async fn lists_of(
         rows.settle().await?;
     }
     Ok((values, rows))
-}
-
-/// A version whose Parquet file is written: the sidecars are built from it and written beside
-/// it.
-#[derive(Clone, Copy)]
-pub(super) struct Version<'a> {
-    pub storage: &'a Storage,
-    pub id: &'a str,
-    pub version: &'a str,
-    /// A local copy of the file, read instead of the object.
-    pub local: Option<&'a super::copy::LocalCopy>,
-}
-
-impl Version<'_> {
-    /// The version's directory, its Parquet file and the file's footer, read once for every
-    /// column a sidecar reads.
-    pub(super) async fn open(&self) -> Result<(Path, FileReader, ArrowReaderMetadata)> {
-        let dir = self.storage.version_dir(self.id, self.version).clone();
-        let mut file = match self.local {
-            Some(copy) => FileReader {
-                store: Arc::new(object_store::local::LocalFileSystem::new()),
-                path: Path::from_absolute_path(copy.path())
-                    .map_err(|e| Error::internal(format!("the local copy: {e}")))?,
-                size: std::fs::metadata(copy.path())?.len(),
-            },
-            None => {
-                let data = dir.clone().join(super::DATA_FILE);
-                let size = self.storage.store.head(&data).await?.size;
-                FileReader {
-                    store: Arc::clone(&self.storage.store),
-                    path: data,
-                    size,
-                }
-            }
-        };
-        let meta = ArrowReaderMetadata::load_async(&mut file, ArrowReaderOptions::new()).await?;
-        Ok((dir, file, meta))
-    }
 }
 
 /// One column of a written file, in file order, in large batches.

@@ -13,7 +13,8 @@ use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ArrowReaderMetadata;
 use parquet::arrow::async_reader::ParquetRecordBatchStreamBuilder;
 
-use super::postings::{Sections, Version};
+use super::postings::Sections;
+use super::sidecars::Version;
 use super::spill::Sorter;
 use crate::dataset::schema::{Column, ColumnType, ROW_COLUMN};
 use crate::dataset::words::{WORDS_FILE, for_each_word};
