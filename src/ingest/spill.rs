@@ -161,13 +161,13 @@ fn merged<T: Record>(
             held.iter_mut().for_each(|r| *r = map(*r));
         }
         held.sort_unstable();
-        return Ok(Merged::new(held, Vec::new()));
+        return Merged::new(held, Vec::new());
     }
     let Some(map) = map else {
         // Sorted as spilled.
         let runs = runs.into_iter();
         let readers = runs.map(|run| BufReader::with_capacity(READ_AHEAD, run));
-        return Ok(Merged::new(Vec::new(), readers.collect()));
+        return Merged::new(Vec::new(), readers.collect());
     };
     let mut readers = Vec::with_capacity(runs.len());
     let mut bytes = vec![0u8; READ_AHEAD / T::BYTES * T::BYTES];
@@ -197,7 +197,7 @@ fn merged<T: Record>(
         run.seek(SeekFrom::Start(0))?;
         readers.push(BufReader::with_capacity(READ_AHEAD, run));
     }
-    Ok(Merged::new(Vec::new(), readers))
+    Merged::new(Vec::new(), readers)
 }
 
 fn write_run<T: Record>(run: File, records: &[T]) -> io::Result<File> {
@@ -217,17 +217,20 @@ pub struct Merged<T> {
     runs: Vec<BufReader<File>>,
     /// The next record of each run not yet taken, smallest first.
     heads: BinaryHeap<Reverse<(T, usize)>>,
-    started: bool,
 }
 
 impl<T: Record> Merged<T> {
-    fn new(held: Vec<T>, runs: Vec<BufReader<File>>) -> Self {
-        Merged {
+    /// The merge, with the first record of each run read.
+    fn new(held: Vec<T>, runs: Vec<BufReader<File>>) -> io::Result<Self> {
+        let mut merged = Merged {
             held: held.into_iter(),
             runs,
             heads: BinaryHeap::new(),
-            started: false,
+        };
+        for run in 0..merged.runs.len() {
+            merged.read(run)?;
         }
+        Ok(merged)
     }
 
     fn read(&mut self, run: usize) -> io::Result<()> {
@@ -250,14 +253,6 @@ impl<T: Record> Iterator for Merged<T> {
     fn next(&mut self) -> Option<io::Result<T>> {
         if self.runs.is_empty() {
             return self.held.next().map(Ok);
-        }
-        if !self.started {
-            self.started = true;
-            for run in 0..self.runs.len() {
-                if let Err(e) = self.read(run) {
-                    return Some(Err(e));
-                }
-            }
         }
         let Reverse((record, run)) = self.heads.pop()?;
         Some(self.read(run).map(|()| record))
