@@ -175,6 +175,8 @@ pub struct GridIndex {
 }
 
 const MAGIC: &[u8; 8] = b"QGEOIDX1";
+/// The magic, the grid's four floats and its three counts.
+const HEAD_BYTES: usize = 8 + 4 * 8 + 3 * 4;
 
 impl GridIndex {
     /// The index of these points (`(lat, lon, row)`, rows without a point left out), with about
@@ -273,6 +275,7 @@ impl GridIndex {
 
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = self.head(self.rows.len());
+        out.reserve_exact(self.rows.len() * 8);
         for c in &self.cells {
             out.extend_from_slice(&c.to_le_bytes());
         }
@@ -285,7 +288,7 @@ impl GridIndex {
     /// The bytes before the entries of an index of `n` points: the cells of the entries follow,
     /// ascending, then their rows, in the same order.
     pub fn head(&self, n: usize) -> Vec<u8> {
-        let mut out = Vec::with_capacity(52 + n * 8);
+        let mut out = Vec::with_capacity(HEAD_BYTES);
         out.extend_from_slice(MAGIC);
         for f in [self.min_lat, self.min_lon, self.cell_lat, self.cell_lon] {
             out.extend_from_slice(&f.to_le_bytes());
