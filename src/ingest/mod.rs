@@ -437,8 +437,7 @@ async fn write_laid_out(
             storage,
             id: &spec.id,
             version,
-            // The copy holds the rows as written, not as sorted.
-            local: local.as_ref().filter(|_| layout.sort_by.is_empty()),
+            local: local.as_ref(),
         };
         let (rows, budget) = (built.rows_stored, settings.sort_bytes);
         sidecars::build(version, columns, profile, rows, points, budget).await?;
@@ -632,8 +631,10 @@ async fn write_version(
     let props = layout.writer_properties()?;
     let object = storage.version_dir(id, version).clone().join(DATA_FILE);
     let out = object_store::buffered::BufWriter::new(Arc::clone(&storage.store), object);
-    // Kept locally too when the store is remote, for the indexes to read.
-    let (out, local) = copy::Tee::new(out, storage.is_remote())?;
+    // Kept locally too when the store is remote, for the indexes to read; not when a
+    // `sort_by` layout rewrites the file, whose indexes read the sorted rows from the store.
+    let copy = storage.is_remote() && layout.sort_by.is_empty();
+    let (out, local) = copy::Tee::new(out, copy)?;
     let mut writer = AsyncArrowWriter::try_new(out, schema, Some(props))?;
 
     let (tx, mut rx) = tokio::sync::mpsc::channel(2);
